@@ -1,0 +1,218 @@
+"""Where each service lives, and which hosts may receive a token.
+
+Every URL the core builds starts from a real service URL (``https://login.live.com/RST.srf``) and is
+passed through :meth:`Hosts.url`, which swaps the real scheme and host for the configured base. The
+default :class:`Hosts` changes nothing and trusts the Skype and Microsoft domains over HTTPS. A
+profile with overrides (the loopback emulator, a test server) trusts exactly its effective bases:
+the configured ones plus the defaults of the hosts it leaves alone.
+
+Trust is checked before any token-bearing request is built for a URL the *server* chose: a
+registration ``Location``, an ``ackrequired`` link, a ``syncState`` link, a redirect during login.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from os import PathLike
+from typing import Any
+
+import attrs
+
+from .errors import LocalProtocolError, UntrustedHostError
+
+__all__ = ["DEFAULT_TRUSTED_DOMAINS", "SERVICE_URLS", "Hosts"]
+
+#: The real service base URLs, by the name the core uses for them.
+SERVICE_URLS: Mapping[str, str] = {
+    "login": "https://login.skype.com/login",
+    "msacc": "https://login.live.com",
+    "edge": "https://edge.skype.com/rps/v1/rps/skypetoken",
+    "api": "https://api.skype.com",
+    "join": "https://join.skype.com",
+    "join_api": "https://api.join.skype.com/v1",
+    "messenger": "https://client-s.gateway.messenger.live.com/v1",
+}
+
+#: Domains whose hosts (and sub-hosts) are trusted over HTTPS when no override is configured.
+DEFAULT_TRUSTED_DOMAINS = (
+    "skype.com",
+    "live.com",
+    "microsoft.com",
+    "microsoftonline.com",
+    "skype.net",
+)
+
+
+def _normalise_base(base: str) -> str:
+    parts = urllib.parse.urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LocalProtocolError(f"not an absolute http(s) base URL: {base!r}")
+    if parts.query or parts.fragment:
+        raise LocalProtocolError(f"a base URL takes no query or fragment: {base!r}")
+    return urllib.parse.urlunsplit(
+        (parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", "")
+    )
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default_port = 443 if parts.scheme == "https" else 80
+    return parts.scheme, parts.hostname.lower(), port or default_port
+
+
+def _normalise_bases(bases: Iterable[str]) -> tuple[str, ...]:
+    return tuple(_normalise_base(b) for b in bases)
+
+
+def _normalise_overrides(value: Mapping[str, str]) -> Mapping[str, str]:
+    out: dict[str, str] = {}
+    for host, base in value.items():
+        if not isinstance(host, str) or not isinstance(base, str) or not host:
+            raise LocalProtocolError("host overrides map host names to base URLs (strings)")
+        out[host.lower()] = _normalise_base(base)
+    return out
+
+
+@attrs.frozen
+class Hosts:
+    """Service base URLs and the trust allow-list.
+
+    ``overrides`` maps a real host name (``login.live.com``) to the base URL used instead
+    (``http://127.0.0.1:8080/login.live.com``). ``extra_trusted`` adds bases that are trusted
+    without being a mapped host.
+    """
+
+    overrides: Mapping[str, str] = attrs.field(factory=dict, converter=_normalise_overrides)
+    extra_trusted: tuple[str, ...] = attrs.field(default=(), converter=_normalise_bases)
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | str | bytes) -> Hosts:
+        """Build from a host map, or from an object whose ``hosts`` member is one.
+
+        The second form is what ``skyproto emulator`` prints on start-up.
+        """
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                raise LocalProtocolError("hosts profile is not valid JSON") from exc
+        if not isinstance(data, Mapping):
+            raise LocalProtocolError("hosts profile must be a JSON object")
+        mapping = data.get("hosts", data)
+        if not isinstance(mapping, Mapping):
+            raise LocalProtocolError("the 'hosts' member must be a JSON object")
+        return cls(overrides=dict(mapping))
+
+    @classmethod
+    def from_file(cls, path: str | PathLike[str]) -> Hosts:
+        """Read a hosts profile (see :meth:`from_json`) from a file."""
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            raise LocalProtocolError(
+                f"cannot read hosts file {str(path)!r}: {exc.strerror}"
+            ) from exc
+        return cls.from_json(raw)
+
+    # -- mapping ------------------------------------------------------------------------------
+
+    def url(self, real_url: str) -> str:
+        """Map a real service URL onto the configured base for its host."""
+        parts = urllib.parse.urlsplit(real_url)
+        host = (parts.hostname or "").lower()
+        base = self.overrides.get(host)
+        if base is None:
+            return real_url
+        rest = parts.path
+        if parts.query:
+            rest += "?" + parts.query
+        return base + rest
+
+    def service(self, name: str) -> str:
+        """The base URL of a service named in :data:`SERVICE_URLS`, after mapping."""
+        try:
+            return self.url(SERVICE_URLS[name])
+        except KeyError:
+            raise LocalProtocolError(f"unknown service {name!r}") from None
+
+    @property
+    def login(self) -> str:
+        return self.service("login")
+
+    @property
+    def msacc(self) -> str:
+        return self.service("msacc")
+
+    @property
+    def edge(self) -> str:
+        return self.service("edge")
+
+    @property
+    def api(self) -> str:
+        return self.service("api")
+
+    @property
+    def join(self) -> str:
+        return self.service("join")
+
+    @property
+    def join_api(self) -> str:
+        return self.service("join_api")
+
+    @property
+    def messenger(self) -> str:
+        """The default messaging base ``H`` before registration moves it."""
+        return self.service("messenger")
+
+    # -- trust --------------------------------------------------------------------------------
+
+    @property
+    def trusted_bases(self) -> tuple[str, ...] | None:
+        """The exact trusted bases, or ``None`` when the default domain rule applies."""
+        if not self.overrides and not self.extra_trusted:
+            return None
+        bases = list(self.overrides.values()) + list(self.extra_trusted)
+        for real in SERVICE_URLS.values():
+            host = (urllib.parse.urlsplit(real).hostname or "").lower()
+            if host not in self.overrides:
+                bases.append(_normalise_base(real))
+        return tuple(dict.fromkeys(bases))
+
+    def is_trusted(self, url: str) -> bool:
+        """Whether a token may be sent to ``url``."""
+        origin = _origin(url)
+        if origin is None:
+            return False
+        scheme, host, _port = origin
+        bases = self.trusted_bases
+        if bases is None:
+            return scheme == "https" and any(
+                host == d or host.endswith("." + d) for d in DEFAULT_TRUSTED_DOMAINS
+            )
+        path = urllib.parse.urlsplit(url).path
+        for base in bases:
+            if _origin(base) != origin:
+                continue
+            base_path = urllib.parse.urlsplit(base).path
+            if not base_path or path == base_path or path.startswith(base_path + "/"):
+                return True
+        return False
+
+    def require_trusted(self, url: str, what: str) -> str:
+        """Return ``url`` if trusted, else raise :class:`UntrustedHostError` naming ``what``."""
+        if not self.is_trusted(url):
+            origin = _origin(url)
+            where = f"{origin[0]}://{origin[1]}:{origin[2]}" if origin else repr(url[:200])
+            raise UntrustedHostError(f"refusing to follow {what} to untrusted host {where}")
+        return url

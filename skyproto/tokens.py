@@ -1,0 +1,73 @@
+"""Credential and token values shared by the login, registration and session code.
+
+Secrets are attrs fields with ``repr=False``: a token's ``repr`` shows its expiry, never its value.
+Every expiry is an aware UTC ``datetime``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+
+from .errors import LocalProtocolError
+
+__all__ = [
+    "DEFAULT_TOKEN_LIFETIME",
+    "GUEST_TOKEN_LIFETIME",
+    "REFRESH_LEEWAY",
+    "Credentials",
+    "RegistrationToken",
+    "SkypeToken",
+    "utc",
+]
+
+#: Lifetime assumed when a login answer gives no expiry (the reference client crashes instead).
+DEFAULT_TOKEN_LIFETIME = dt.timedelta(hours=24)
+#: Lifetime of a guest token; the join service gives none.
+GUEST_TOKEN_LIFETIME = dt.timedelta(hours=24)
+#: A token this close to its expiry counts as expired, so a request never races the deadline.
+REFRESH_LEEWAY = dt.timedelta(minutes=5)
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """``value`` as an aware UTC datetime; naive values are refused, not guessed."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise LocalProtocolError("datetimes must be timezone-aware")
+    return value.astimezone(dt.UTC)
+
+
+def _expired(expiry: dt.datetime, now: dt.datetime, leeway: dt.timedelta) -> bool:
+    return utc(now) >= expiry - leeway
+
+
+@attrs.frozen
+class Credentials:
+    """A user name and password. The password never appears in a ``repr``."""
+
+    user: str
+    password: str = attrs.field(repr=False)
+
+
+@attrs.frozen
+class SkypeToken:
+    """The Skype token a login returns, with its expiry."""
+
+    token: str = attrs.field(repr=False)
+    expiry: dt.datetime = attrs.field(converter=utc)
+
+    def expired(self, now: dt.datetime, leeway: dt.timedelta = REFRESH_LEEWAY) -> bool:
+        """Whether the token is past, or within ``leeway`` of, its expiry at ``now``."""
+        return _expired(self.expiry, now, leeway)
+
+
+@attrs.frozen
+class RegistrationToken:
+    """The registration token: the whole ``registrationToken=…`` fragment, as sent back."""
+
+    token: str = attrs.field(repr=False)
+    expiry: dt.datetime = attrs.field(converter=utc)
+
+    def expired(self, now: dt.datetime, leeway: dt.timedelta = REFRESH_LEEWAY) -> bool:
+        """Whether the token is past, or within ``leeway`` of, its expiry at ``now``."""
+        return _expired(self.expiry, now, leeway)
