@@ -19,6 +19,7 @@ which keeps every policy here deterministic and testable with canned responses a
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Generator
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -52,13 +53,21 @@ Flow: TypeAlias = Generator[Effect, Any, T]
 def now() -> Generator[Effect, Any, dt.datetime]:
     """Sub-flow: the current time, as an aware UTC datetime."""
     value = yield Now()
-    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
         raise LocalProtocolError("the driver must answer Now() with an aware datetime")
     return value.astimezone(dt.UTC)
 
 
 def sleep(seconds: float) -> Generator[Effect, Any, None]:
-    """Sub-flow: wait ``seconds`` (no effect when not positive)."""
+    """Sub-flow: wait ``seconds`` (no effect when not positive).
+
+    A duration that is not a finite number raises :class:`LocalProtocolError`: an endless or
+    undefined wait is a bug in the policy that asked for it.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise LocalProtocolError(f"sleep takes a number of seconds, not {type(seconds).__name__}")
+    if not math.isfinite(seconds):
+        raise LocalProtocolError("sleep takes a finite number of seconds")
     if seconds > 0:
         yield Sleep(seconds)
 
@@ -80,29 +89,47 @@ class Stepper(Generic[T]):
         while not step.done:
             step.send(answer_for(step.pending))
         result = step.result
+
+    The flow starts at once. It is :attr:`done` when it returned, raised, or was closed; an
+    exception it raises propagates out of the call that advanced it, and :attr:`result` then
+    raises :class:`LocalProtocolError`. So does yielding something that is not an effect (the
+    flow is closed first). Every misuse (answering a finished flow, reading the result too
+    early) raises :class:`LocalProtocolError` and leaves the flow as it was.
     """
 
     def __init__(self, flow: Flow[T]) -> None:
         self._flow = flow
         self._pending: Effect | None = None
         self._done = False
+        self._outcome = "running"  # then "returned", "raised" or "closed"
         self._result: T | None = None
         self._advance(lambda: next(flow))
 
     def _advance(self, step: Any) -> None:
         try:
-            self._pending = step()
+            effect = step()
         except StopIteration as stop:
-            self._done = True
-            self._pending = None
+            self._finish("returned")
             self._result = stop.value
+            return
         except BaseException:
-            self._done = True
-            self._pending = None
+            self._finish("raised")
             raise
+        if not isinstance(effect, HttpRequest | Sleep | Now):
+            self._flow.close()
+            self._finish("raised")
+            # Only the type: an arbitrary object's repr could carry a secret.
+            raise LocalProtocolError(f"the flow yielded {type(effect).__name__}, not an effect")
+        self._pending = effect
+
+    def _finish(self, outcome: str) -> None:
+        self._done = True
+        self._pending = None
+        self._outcome = outcome
 
     @property
     def done(self) -> bool:
+        """Whether the flow has finished (returned, raised or been closed)."""
         return self._done
 
     @property
@@ -114,9 +141,11 @@ class Stepper(Generic[T]):
 
     @property
     def result(self) -> T:
-        """The flow's return value, once :attr:`done`."""
-        if not self._done:
+        """The flow's return value, once it has returned."""
+        if self._outcome == "running":
             raise LocalProtocolError("the flow has not finished")
+        if self._outcome != "returned":
+            raise LocalProtocolError(f"the flow {self._outcome} without a result")
         return self._result  # type: ignore[return-value]
 
     def send(self, value: Any) -> Effect | None:
@@ -129,17 +158,29 @@ class Stepper(Generic[T]):
     def receive(self, response: HttpResponse) -> Effect | None:
         """Answer the pending request with ``response``."""
         if not isinstance(self.pending, HttpRequest):
-            raise LocalProtocolError(f"the flow is waiting on {self.pending!r}, not a request")
+            raise LocalProtocolError(
+                f"the flow is waiting on {type(self.pending).__name__}, not a request"
+            )
+        if not isinstance(response, HttpResponse):
+            raise LocalProtocolError(
+                f"a request is answered by an HttpResponse, not {type(response).__name__}"
+            )
         return self.send(response)
 
     def throw(self, exc: BaseException) -> Effect | None:
         """Raise ``exc`` inside the flow at its pending effect."""
         if self._done:
             raise LocalProtocolError("the flow has finished")
+        if not isinstance(exc, BaseException):
+            raise LocalProtocolError("throw takes an exception instance")
         self._advance(lambda: self._flow.throw(exc))
         return self._pending
 
     def close(self) -> None:
-        self._flow.close()
-        self._done = True
-        self._pending = None
+        """Stop the flow (its ``finally`` blocks run); closing a finished flow does nothing."""
+        if self._done:
+            return
+        try:
+            self._flow.close()
+        finally:
+            self._finish("closed")

@@ -4,14 +4,17 @@ Both classes are frozen attrs values. Headers are an ordered tuple of ``(name, v
 repeated headers (``Set-Cookie``) and their order survive untouched. Bodies are bytes. Nothing here
 performs I/O: the transports turn these values into wire traffic and back.
 
-Redaction lives here too, in one place: :func:`redact_headers` and :func:`describe` are what every
-``repr`` and every traffic log line goes through, so a secret can only leak if it is added to
-:data:`SECRET_HEADERS` or :data:`SECRET_FIELDS` incorrectly.
+Redaction lives here too, in one place: :func:`redact_headers`, :func:`redact_url` and
+:func:`describe` are what every ``repr``, error message and traffic log line goes through, so a
+secret can only leak if it is missing from :data:`SECRET_HEADERS` or :data:`SECRET_FIELDS`.
+Bodies are redacted by kind: JSON fields by name at any depth, form and query fields by name,
+and in other text (SOAP, HTML, scripts) the ``Password``/``BinarySecurityToken``/``BinarySecret``
+elements, the ``value`` of elements whose ``name`` or ``id`` is a secret field, and
+``field: 'value'`` and ``field=value`` pairs with a secret field name.
 """
 
 from __future__ import annotations
 
-import http.cookies
 import json
 import re
 import urllib.parse
@@ -35,6 +38,7 @@ __all__ = [
     "encode_form",
     "encode_query",
     "redact_headers",
+    "redact_url",
 ]
 
 Headers = tuple[tuple[str, str], ...]
@@ -45,6 +49,7 @@ SECRET_HEADERS = frozenset(
     {
         "authorization",
         "authentication",
+        "proxy-authorization",
         "x-skypetoken",
         "registrationtoken",
         "set-registrationtoken",
@@ -54,32 +59,58 @@ SECRET_HEADERS = frozenset(
     }
 )
 
-#: Form, JSON and query field names (lower-case) whose values are credentials.
+#: Form, JSON, query and page field names (lower-case) whose values are credentials.
 SECRET_FIELDS = frozenset(
     {
         "passwd",
         "password",
         "passwordhash",
         "access_token",
+        "accesstoken",
         "skypetoken",
         "refresh_token",
         "refresh-token",
+        "refreshtoken",
         "t",
         "ppft",
+        "sft",
         "token",
         "registrationtoken",
     }
 )
 
+#: Headers whose values are URLs: shown, but with secret query fields redacted.
+_URL_HEADERS = frozenset({"location", "content-location", "referer"})
+
 _REDACTED = "<redacted>"
+_REDACTED_IN_URL = urllib.parse.quote(_REDACTED)
 _SOAP_SECRET = re.compile(
-    r"(<(?:[\w-]+:)?(?:Password|BinarySecurityToken)\b[^>]*>)(.*?)(</(?:[\w-]+:)?(?:Password|BinarySecurityToken)>)",
+    r"(<(?:[\w-]+:)?(Password|BinarySecurityToken|BinarySecret)\b[^>]*>)(.*?)(</(?:[\w-]+:)?\2\s*>)",
     re.DOTALL,
 )
-_HTML_SECRET_INPUT = re.compile(
-    r"""(<input\b[^>]*\b(?:name|id)=["']?(?:skypetoken|t|PPFT)["']?[^>]*\bvalue=["'])([^"']*)""",
+# A start tag, quoted attribute values may hold ">".
+_TAG = re.compile(r"""<[A-Za-z][\w:.-]*(?:"[^"]*"|'[^']*'|[^'">])*>""")
+_ATTRIBUTE = re.compile(r"""([^\s"'=<>/]+)(?:(\s*=\s*)("[^"]*"|'[^']*'|[^\s"'<>`]+))?""")
+_FIELD_NAMES = "|".join(re.escape(name) for name in sorted(SECRET_FIELDS, key=len, reverse=True))
+# `name: 'value'` and `"name": "value"` in scripts and JSON-like text.
+_SCRIPT_SECRET = re.compile(
+    rf"""((?<![\w$-])(["']?)(?:{_FIELD_NAMES})\2\s*:\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""",
+    re.IGNORECASE | re.DOTALL,
+)
+# `name=value` in free text (an unlabelled form, a URL in a page).
+_ASSIGNED_SECRET = re.compile(
+    rf"""((?<![\w$.-])(?:{_FIELD_NAMES})\s*=\s*)("[^"]*"|'[^']*'|[^\s&;,"'<>]*)""",
     re.IGNORECASE,
 )
+_URL_PAIR = re.compile(r"(^|[?&;#])([^=&;#?]*)=([^&;#]*)")
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*?:)([^/?#@]*)(@)")
+_ABSOLUTE_TARGET = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# What a browser's URL encoder leaves alone in a request target; "%" keeps existing escapes.
+_TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
+_FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
+_BODILESS_STATUSES = frozenset({204, 304})
+_COOKIE_NAME_FORBIDDEN = frozenset(" \t=;,\r\n\x00")
+_COOKIE_VALUE_FORBIDDEN = frozenset(";\r\n\x00")
 
 
 def _normalise_headers(headers: HeaderInput) -> Headers:
@@ -87,15 +118,32 @@ def _normalise_headers(headers: HeaderInput) -> Headers:
         return ()
     items = headers.items() if isinstance(headers, Mapping) else headers
     out: list[tuple[str, str]] = []
-    for name, value in items:
+    for item in items:
+        if isinstance(item, str | bytes):
+            raise LocalProtocolError("headers are (name, value) pairs")
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise LocalProtocolError("headers are (name, value) pairs") from None
         if value is None:
             continue  # a header whose value is missing is left out, never sent as "None"
         if not isinstance(name, str) or not isinstance(value, str):
             raise LocalProtocolError("header names and values must be str")
-        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-            raise LocalProtocolError(f"header {name!r} contains a line break")
+        if not name:
+            raise LocalProtocolError("a header name cannot be empty")
+        if any(c in text for c in "\r\n\x00" for text in (name, value)):
+            # Only the name: the value may be a credential.
+            raise LocalProtocolError(f"header {name!r} contains a line break or NUL")
         out.append((name, value))
     return tuple(out)
+
+
+def _to_bytes(body: bytes | bytearray | memoryview) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    raise LocalProtocolError(f"a body is bytes, not {type(body).__name__}")
 
 
 def _header(headers: Headers, name: str) -> str | None:
@@ -112,8 +160,16 @@ def _header_all(headers: Headers, name: str) -> list[str]:
 
 
 def dump_json(data: Any) -> bytes:
-    """Serialise ``data`` the way the reference client does: ``", "``/``": "`` and ASCII escapes."""
-    return json.dumps(data, ensure_ascii=True, separators=(", ", ": ")).encode("ascii")
+    """Serialise ``data`` the way the reference client does: ``", "``/``": "`` and ASCII escapes.
+
+    Values JSON cannot carry (NaN, infinities, arbitrary objects) raise
+    :class:`LocalProtocolError`.
+    """
+    try:
+        text = json.dumps(data, ensure_ascii=True, separators=(", ", ": "), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise LocalProtocolError(f"cannot encode the JSON body: {type(exc).__name__}") from None
+    return text.encode("ascii")
 
 
 def encode_form(fields: Mapping[str, str | None] | Iterable[tuple[str, str | None]]) -> bytes:
@@ -129,8 +185,23 @@ def encode_query(params: Mapping[str, str | None] | Iterable[tuple[str, str | No
 
 
 def cookie_header(cookies: Mapping[str, str | None]) -> str | None:
-    """Build a ``Cookie`` header value from ``name -> value`` pairs, or ``None`` when empty."""
-    parts = [f"{name}={value}" for name, value in cookies.items() if value is not None]
+    """Build a ``Cookie`` header value from ``name -> value`` pairs, or ``None`` when empty.
+
+    A name that is empty or holds whitespace, ``=``, ``;`` or ``,``, or a value that holds ``;``,
+    cannot be written unambiguously and raises :class:`LocalProtocolError` (naming the cookie,
+    never its value).
+    """
+    parts: list[str] = []
+    for name, value in cookies.items():
+        if value is None:
+            continue
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise LocalProtocolError("cookie names and values must be str")
+        if not name or _COOKIE_NAME_FORBIDDEN.intersection(name):
+            raise LocalProtocolError(f"cookie name {name!r} cannot go in a Cookie header")
+        if _COOKIE_VALUE_FORBIDDEN.intersection(value):
+            raise LocalProtocolError(f"the value of cookie {name!r} cannot go in a Cookie header")
+        parts.append(f"{name}={value}")
     return "; ".join(parts) if parts else None
 
 
@@ -140,34 +211,69 @@ def _with_query(
     query = encode_query(params)
     if not query:
         return url
-    return f"{url}{'&' if '?' in url else '?'}{query}"
+    base, hash_sign, fragment = url.partition("#")
+    if "?" not in base:
+        base += "?"
+    elif not base.endswith(("?", "&")):
+        base += "&"
+    return f"{base}{query}{hash_sign}{fragment}"
 
 
 def _split_target(url: str) -> tuple[str, str, str]:
-    """Return ``(scheme, authority, target)`` of an absolute URL, target being path and query."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise LocalProtocolError(f"not an absolute http(s) URL: {url!r}")
+    """Return ``(scheme, host header, target)`` of an absolute URL, target being path and query.
+
+    The ``Host`` value is the lower-cased host, with the port only when it is not the scheme's
+    default. URLs with user info are refused: nothing here sends credentials that way.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise LocalProtocolError(f"not a valid URL: {redact_url(url)!r}") from None
+    hostname = parts.hostname
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise LocalProtocolError(f"not an absolute http(s) URL: {redact_url(url)!r}")
+    if "@" in parts.netloc:
+        raise LocalProtocolError("URLs with user info are not sent")
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    if port is not None and port != (443 if parts.scheme == "https" else 80):
+        host = f"{host}:{port}"
     target = parts.path or "/"
     if parts.query:
         target = f"{target}?{parts.query}"
-    return parts.scheme, parts.netloc, target
+    return parts.scheme, host, target
 
 
 def _wire_path(target: str) -> str:
-    # Braces are not legal in a request target; endpoint ids carry them.
-    return target.replace("{", "%7B").replace("}", "%7D")
+    """``target`` as it goes on the wire: what a request target cannot hold, percent-encoded.
+
+    Braces (endpoint ids carry them), ``|``, spaces and non-ASCII characters (as UTF-8) are
+    escaped, the way the reference client's HTTP library does; existing ``%XX`` escapes, ``:``
+    and ``@`` are kept as they are.
+    """
+    return urllib.parse.quote(target, safe=_TARGET_SAFE)
 
 
-def _redact_fields(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(k, _REDACTED if k.lower() in SECRET_FIELDS else v) for k, v in pairs]
+def _is_secret_field(name: str) -> bool:
+    return name.strip().lower() in SECRET_FIELDS
+
+
+def _redact_pairs(text: str, marker: str) -> str:
+    """Replace the values of secret ``name=value`` pairs in a query, fragment or form body."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = urllib.parse.unquote_plus(match.group(2))
+        if not _is_secret_field(name):
+            return match.group(0)
+        return f"{match.group(1)}{match.group(2)}={marker}"
+
+    return _URL_PAIR.sub(replace, text)
 
 
 def _redact_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            k: _REDACTED if str(k).lower() in SECRET_FIELDS else _redact_json(v)
-            for k, v in value.items()
+            k: _REDACTED if _is_secret_field(str(k)) else _redact_json(v) for k, v in value.items()
         }
     if isinstance(value, list):
         return [_redact_json(v) for v in value]
@@ -175,22 +281,72 @@ def _redact_json(value: Any) -> Any:
 
 
 def redact_headers(headers: Headers) -> Headers:
-    """Return ``headers`` with every credential-bearing value replaced by a marker."""
-    return tuple(
-        (name, _REDACTED if name.lower() in SECRET_HEADERS else value) for name, value in headers
-    )
+    """Return ``headers`` with every credential-bearing value replaced by a marker.
+
+    Values of :data:`SECRET_HEADERS` are hidden whole; URL-valued headers (``Location``) keep
+    their URL with secret query fields hidden, as :func:`redact_url` does.
+    """
+    out: list[tuple[str, str]] = []
+    for name, value in headers:
+        key = name.lower()
+        if key in SECRET_HEADERS:
+            value = _REDACTED
+        elif key in _URL_HEADERS:
+            value = redact_url(value)
+        out.append((name, value))
+    return tuple(out)
 
 
-def _redact_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if not parts.query:
+def redact_url(url: str) -> str:
+    """``url`` with the values of secret query and fragment fields, and any password, hidden.
+
+    Everything else is kept exactly as written. Works on any string, parsable or not.
+    """
+    url = _URL_PASSWORD.sub(rf"\1{_REDACTED_IN_URL}\3", url, count=1)
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    if cut < 0:
         return url
-    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    if not any(k.lower() in SECRET_FIELDS for k, _ in pairs):
-        return url
-    return urllib.parse.urlunsplit(
-        parts._replace(query=urllib.parse.urlencode(_redact_fields(pairs)))
-    )
+    return url[:cut] + _redact_pairs(url[cut:], _REDACTED_IN_URL)
+
+
+_redact_url = redact_url  # the name the transports' drivers import
+
+
+def _redact_tag(match: re.Match[str]) -> str:
+    tag = match.group(0)
+    name_end = re.match(r"<[^\s/>]*", tag)
+    split = name_end.end() if name_end else 1
+    head, rest = tag[:split], tag[split:]
+    attributes = {
+        m.group(1).lower(): (m.group(3) or "").strip("\"'") for m in _ATTRIBUTE.finditer(rest)
+    }
+    if not any(_is_secret_field(attributes.get(key, "")) for key in ("name", "id")):
+        return tag
+
+    def replace(m: re.Match[str]) -> str:
+        if m.group(1).lower() != "value" or m.group(3) is None:
+            return m.group(0)
+        quote = m.group(3)[0] if m.group(3)[0] in "\"'" else ""
+        return f"{m.group(1)}{m.group(2)}{quote}{_REDACTED}{quote}"
+
+    return head + _ATTRIBUTE.sub(replace, rest)
+
+
+def _redact_script(match: re.Match[str]) -> str:
+    quote = match.group(3)[0]
+    return f"{match.group(1)}{quote}{_REDACTED}{quote}"
+
+
+def _redact_text(text: str) -> str:
+    """Redaction for bodies that are not JSON or a labelled form: SOAP, HTML, scripts, text."""
+    text = _SOAP_SECRET.sub(rf"\1{_REDACTED}\4", text)
+    text = _TAG.sub(_redact_tag, text)
+    text = _SCRIPT_SECRET.sub(_redact_script, text)
+    return _ASSIGNED_SECRET.sub(rf"\1{_REDACTED}", text)
+
+
+def _is_json_type(kind: str) -> bool:
+    return kind in ("application/json", "text/json") or kind.endswith("+json")
 
 
 def _redact_body(body: bytes, content_type: str | None, limit: int) -> str:
@@ -198,21 +354,15 @@ def _redact_body(body: bytes, content_type: str | None, limit: int) -> str:
         return ""
     text = body.decode("utf-8", "replace")
     kind = (content_type or "").split(";")[0].strip().lower()
-    if kind == "application/json" or (not kind and text[:1] in "[{"):
+    if kind == "application/x-www-form-urlencoded":
+        text = _redact_pairs(text, _REDACTED)
+    elif _is_json_type(kind) or text.lstrip()[:1] in ("{", "["):
         try:
             text = json.dumps(_redact_json(json.loads(text)))
-        except ValueError:
-            text = "<unparsable JSON body>"
-    elif kind == "application/x-www-form-urlencoded":
-        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True)
-        text = urllib.parse.urlencode(_redact_fields(pairs))
+        except (ValueError, RecursionError):
+            text = "<unparsable JSON body>" if _is_json_type(kind) else _redact_text(text)
     else:
-        text = _SOAP_SECRET.sub(rf"\1{_REDACTED}\3", text)
-        text = _HTML_SECRET_INPUT.sub(rf"\1{_REDACTED}", text)
-        if "<" not in text and "=" in text and "&" in text:
-            # An unlabelled form body (the SOAP envelope is the only unlabelled XML one).
-            pairs = urllib.parse.parse_qsl(text, keep_blank_values=True)
-            text = urllib.parse.urlencode(_redact_fields(pairs))
+        text = _redact_text(text)
     if len(text) > limit:
         text = f"{text[:limit]}... ({len(body)} bytes)"
     return text
@@ -221,9 +371,9 @@ def _redact_body(body: bytes, content_type: str | None, limit: int) -> str:
 def describe(message: HttpRequest | HttpResponse, *, body_limit: int = 2000) -> str:
     """A multi-line, redacted rendering of a request or response, for traffic logs."""
     if isinstance(message, HttpRequest):
-        first = f"{message.method} {_redact_url(message.url)}"
+        first = f"{message.method} {redact_url(message.url)}"
     else:
-        first = f"HTTP {message.status}" + (f" ({_redact_url(message.url)})" if message.url else "")
+        first = f"HTTP {message.status}" + (f" ({redact_url(message.url)})" if message.url else "")
     lines = [first]
     lines += [f"  {name}: {value}" for name, value in redact_headers(message.headers)]
     body = _redact_body(message.body, message.header("content-type"), body_limit)
@@ -232,8 +382,44 @@ def describe(message: HttpRequest | HttpResponse, *, body_limit: int = 2000) -> 
     return "\n".join(lines)
 
 
+def _split_url(url: str) -> urllib.parse.SplitResult:
+    try:
+        return urllib.parse.urlsplit(url)
+    except ValueError:
+        raise LocalProtocolError(f"not a valid URL: {redact_url(url)!r}") from None
+
+
+def _add_cookie_pairs(headers: list[tuple[str, str]], pairs: str) -> list[tuple[str, str]]:
+    """``headers`` with ``pairs`` appended to its ``Cookie`` header, or in a new one."""
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == "cookie":
+            joined = f"{value}; {pairs}" if value.strip() else pairs
+            return [*headers[:index], (name, joined), *headers[index + 1 :]]
+    return [*headers, ("Cookie", pairs)]
+
+
 def _body_summary(body: bytes) -> str:
     return f"<{len(body)} bytes>"
+
+
+def _wire_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        try:
+            out.append((name.encode("ascii"), value.encode("latin-1")))
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"header {name!r} cannot be encoded for the wire") from None
+    return out
+
+
+def _h11_event(make: Any, what: str) -> Any:
+    # h11 puts offending header values in its messages; they may be credentials.
+    try:
+        return make()
+    except h11.LocalProtocolError:
+        raise LocalProtocolError(
+            f"h11 refused the {what}: a header or the target is invalid"
+        ) from None
 
 
 @attrs.frozen(repr=False)
@@ -246,7 +432,7 @@ class HttpRequest:
     method: str
     url: str
     headers: Headers = attrs.field(default=(), converter=_normalise_headers)
-    body: bytes = b""
+    body: bytes = attrs.field(default=b"", converter=_to_bytes)
     timeout: float | None = None
 
     @classmethod
@@ -263,7 +449,12 @@ class HttpRequest:
         cookies: Mapping[str, str | None] | None = None,
         timeout: float | None = None,
     ) -> HttpRequest:
-        """Build a request from the usual parts. At most one of ``json``, ``form`` and ``content``."""
+        """Build a request from the usual parts. At most one of ``json``, ``form`` and ``content``.
+
+        ``json`` and ``form`` add their ``Content-Type`` unless ``headers`` already has one;
+        ``content`` adds none. ``cookies`` go into one ``Cookie`` header, after the pairs of a
+        ``Cookie`` header given in ``headers``.
+        """
         if sum(x is not None for x in (json, form, content)) > 1:
             raise LocalProtocolError("give at most one of json, form and content")
         _split_target(url)
@@ -271,34 +462,39 @@ class HttpRequest:
             url = _with_query(url, params)
         hdrs = list(_normalise_headers(headers))
         body = b""
+        content_type: str | None = None
         if json is not None:
             body = dump_json(json)
-            hdrs.append(("Content-Type", "application/json"))
+            content_type = "application/json"
         elif form is not None:
             body = encode_form(form)
-            hdrs.append(("Content-Type", "application/x-www-form-urlencoded"))
+            content_type = "application/x-www-form-urlencoded"
         elif content is not None:
             body = content.encode("utf-8") if isinstance(content, str) else content
+        if content_type is not None and _header(tuple(hdrs), "content-type") is None:
+            hdrs.append(("Content-Type", content_type))
         if cookies:
-            value = cookie_header(cookies)
-            if value is not None:
-                hdrs.append(("Cookie", value))
+            pairs = cookie_header(cookies)
+            if pairs is not None:
+                hdrs = _add_cookie_pairs(hdrs, pairs)
         return cls(method.upper(), url, tuple(hdrs), body, timeout)
 
     @property
     def host(self) -> str:
-        """The lower-cased host name the request goes to."""
-        return (urllib.parse.urlsplit(self.url).hostname or "").lower()
+        """The lower-cased host name the request goes to ("" when the URL has none)."""
+        return (_split_url(self.url).hostname or "").lower()
 
     @property
     def path(self) -> str:
-        return urllib.parse.urlsplit(self.url).path
+        """The path of the URL, as written."""
+        return _split_url(self.url).path
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or ``None``."""
         return _header(self.headers, name)
 
     def header_all(self, name: str) -> list[str]:
+        """Every value of header ``name`` (case-insensitive), in order."""
         return _header_all(self.headers, name)
 
     def with_headers(self, headers: HeaderInput) -> HttpRequest:
@@ -306,7 +502,8 @@ class HttpRequest:
         return attrs.evolve(self, headers=self.headers + _normalise_headers(headers))
 
     def query(self) -> list[tuple[str, str]]:
-        return urllib.parse.parse_qsl(urllib.parse.urlsplit(self.url).query, keep_blank_values=True)
+        """The query parameters of the URL, decoded, in order."""
+        return urllib.parse.parse_qsl(_split_url(self.url).query, keep_blank_values=True)
 
     def form(self) -> list[tuple[str, str]]:
         """The body read as form fields, in order."""
@@ -317,41 +514,61 @@ class HttpRequest:
         return urllib.parse.parse_qsl(text, keep_blank_values=True)
 
     def json(self) -> Any:
+        """The body parsed as JSON; :class:`RemoteProtocolError` when it is not JSON."""
         return _load_json(self.body, "request")
 
     def cookies(self) -> dict[str, str]:
-        """The cookies the ``Cookie`` header(s) carry; the first value of a name wins."""
+        """The cookies the ``Cookie`` header(s) carry, names and values trimmed.
+
+        The first value of a name wins; a pair without ``=`` or with an empty name is skipped.
+        """
         jar: dict[str, str] = {}
         for value in self.header_all("cookie"):
             for part in value.split(";"):
-                name, sep, val = part.strip().partition("=")
+                name, sep, val = part.partition("=")
+                name = name.strip()
                 if sep and name and name not in jar:
-                    jar[name] = val
+                    jar[name] = val.strip()
         return jar
 
     def to_h11(self) -> tuple[h11.Request, h11.Data | None]:
-        """The h11 events that put this request on the wire (``Host`` and framing added)."""
-        _, authority, target = _split_target(self.url)
-        headers = [(k, v) for k, v in self.headers if k.lower() not in ("host", "content-length")]
-        headers.insert(0, ("Host", authority))
+        """The h11 events that put this request on the wire.
+
+        ``Host`` goes first, derived from the URL; ``Content-Length`` frames a body (and a
+        body-less ``POST``, ``PUT`` or ``PATCH``). A ``Host``, ``Content-Length`` or
+        ``Transfer-Encoding`` among :attr:`headers` is replaced. Characters a request target
+        cannot hold (braces among them) are percent-encoded. :class:`LocalProtocolError` when the
+        URL or a header cannot go on the wire; its message never quotes a header value.
+        """
+        _, host, target = _split_target(self.url)
+        headers = [(k, v) for k, v in self.headers if k.lower() not in _FRAMING_HEADERS]
+        headers.insert(0, ("Host", host))
         if self.body or self.method in ("POST", "PUT", "PATCH"):
             headers.append(("Content-Length", str(len(self.body))))
-        event = h11.Request(method=self.method, target=_wire_path(target), headers=headers)
+        wire = _wire_headers(headers)
+        event = _h11_event(
+            lambda: h11.Request(method=self.method, target=_wire_path(target), headers=wire),
+            "request",
+        )
         return event, (h11.Data(data=self.body) if self.body else None)
 
     @classmethod
     def from_h11(cls, event: h11.Request, body: bytes, *, scheme: str = "http") -> HttpRequest:
-        """Rebuild a request from what an h11 server received."""
+        """Rebuild a request from what an h11 server received (origin- or absolute-form)."""
         headers = tuple(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()
         )
-        host = _header(headers, "host") or "localhost"
-        url = f"{scheme}://{host}{event.target.decode('latin-1')}"
+        target = event.target.decode("latin-1")
+        if _ABSOLUTE_TARGET.match(target):
+            url = target
+        else:
+            host = _header(headers, "host") or "localhost"
+            url = f"{scheme}://{host}{target if target.startswith('/') else '/' + target}"
         return cls(event.method.decode("ascii"), url, headers, body)
 
     def __repr__(self) -> str:
         return (
-            f"HttpRequest(method={self.method!r}, url={_redact_url(self.url)!r}, "
+            f"HttpRequest(method={self.method!r}, url={redact_url(self.url)!r}, "
             f"headers={redact_headers(self.headers)!r}, body={_body_summary(self.body)}, "
             f"timeout={self.timeout!r})"
         )
@@ -363,7 +580,7 @@ class HttpResponse:
 
     status: int
     headers: Headers = attrs.field(default=(), converter=_normalise_headers)
-    body: bytes = b""
+    body: bytes = attrs.field(default=b"", converter=_to_bytes)
     url: str = ""
 
     @classmethod
@@ -377,6 +594,7 @@ class HttpResponse:
         content_type: str | None = None,
         url: str = "",
     ) -> HttpResponse:
+        """Build a response; ``json`` implies ``Content-Type: application/json``."""
         hdrs = list(_normalise_headers(headers))
         body = b""
         if json is not None:
@@ -389,13 +607,16 @@ class HttpResponse:
         return cls(status, tuple(hdrs), body, url)
 
     def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or ``None``."""
         return _header(self.headers, name)
 
     def header_all(self, name: str) -> list[str]:
+        """Every value of header ``name`` (case-insensitive), in order."""
         return _header_all(self.headers, name)
 
     @property
     def text(self) -> str:
+        """The body decoded as UTF-8, undecodable bytes replaced."""
         return self.body.decode("utf-8", "replace")
 
     def json(self) -> Any:
@@ -403,30 +624,39 @@ class HttpResponse:
         return _load_json(self.body, "response")
 
     def set_cookies(self) -> dict[str, str]:
-        """The cookies this response sets, by name; a later ``Set-Cookie`` of a name wins."""
+        """The cookies this response sets, by name; a later ``Set-Cookie`` of a name wins.
+
+        Each header is read as RFC 6265 section 5.2 says: the text before the first ``;`` is the
+        cookie's ``name=value``, both trimmed, quotes kept; what follows are attributes, not
+        cookies. A header without ``=`` or with an empty name sets nothing.
+        """
         jar: dict[str, str] = {}
-        for value in self.header_all("set-cookie"):
-            parsed: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
-            try:
-                parsed.load(value)
-            except http.cookies.CookieError:
-                # Not RFC 6265 clean; take the leading name=value pair as browsers do.
-                name, sep, val = value.split(";", 1)[0].strip().partition("=")
-                if sep and name:
-                    jar[name] = val
-                continue
-            for name, morsel in parsed.items():
-                jar[name] = morsel.value
+        for header in self.header_all("set-cookie"):
+            name, sep, value = header.split(";", 1)[0].partition("=")
+            name = name.strip()
+            if sep and name:
+                jar[name] = value.strip()
         return jar
 
     def to_h11(self) -> tuple[h11.Response, h11.Data | None]:
-        headers = [(k, v) for k, v in self.headers if k.lower() != "content-length"]
-        headers.append(("Content-Length", str(len(self.body))))
-        event = h11.Response(status_code=self.status, headers=headers)
+        """The h11 events that put this response on the wire, framed by ``Content-Length``.
+
+        A 204 or 304 carries no body and no ``Content-Length``; giving one a body raises
+        :class:`LocalProtocolError`.
+        """
+        headers = [(k, v) for k, v in self.headers if k.lower() not in _FRAMING_HEADERS]
+        if self.status in _BODILESS_STATUSES:
+            if self.body:
+                raise LocalProtocolError(f"a {self.status} response carries no body")
+        else:
+            headers.append(("Content-Length", str(len(self.body))))
+        wire = _wire_headers(headers)
+        event = _h11_event(lambda: h11.Response(status_code=self.status, headers=wire), "response")
         return event, (h11.Data(data=self.body) if self.body else None)
 
     @classmethod
     def from_h11(cls, event: h11.Response, body: bytes, *, url: str = "") -> HttpResponse:
+        """Rebuild a response from what an h11 client received, for the request to ``url``."""
         headers = tuple(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()
         )
@@ -435,12 +665,12 @@ class HttpResponse:
     def __repr__(self) -> str:
         return (
             f"HttpResponse(status={self.status!r}, headers={redact_headers(self.headers)!r}, "
-            f"body={_body_summary(self.body)}, url={_redact_url(self.url)!r})"
+            f"body={_body_summary(self.body)}, url={redact_url(self.url)!r})"
         )
 
 
 def _load_json(body: bytes, what: str) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise RemoteProtocolError(f"{what} body is not valid JSON") from exc

@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import enum
+import re
 import urllib.parse
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from ._flow import Flow, request
+from ._flow import Flow, now, request
 from ._http import HeaderInput, HttpRequest, HttpResponse
-from .errors import SkypeApiException, SkypeRateLimitException
+from .errors import LocalProtocolError, SkypeApiException, SkypeRateLimitException
 
 __all__ = [
     "DEFAULT_ACCEPTED",
@@ -40,6 +41,9 @@ DEFAULT_ACCEPTED: frozenset[int] = frozenset({200, 201, 202, 204, 207})
 EXTERNAL_ACCEPTED: frozenset[int] = frozenset({200, 201, 204, 207})
 #: Statuses accepted by the registration handshake, which uses 404 for "go elsewhere".
 REGISTRATION_ACCEPTED: frozenset[int] = frozenset({200, 201, 404})
+
+# delta-seconds (RFC 9110 says digits; a decimal fraction is tolerated).
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 class AuthKind(enum.Enum):
@@ -71,12 +75,20 @@ def build_request(
     timeout: float | None = None,
     user_agent: str = USER_AGENT,
 ) -> HttpRequest:
-    """Build a request with the project's ``User-Agent`` and, if given, an auth header."""
-    extra: list[tuple[str, str | None]] = [("User-Agent", user_agent)]
+    """Build a request with the project's ``User-Agent`` and, if given, an auth header.
+
+    Header order: ``User-Agent``, the auth header, then ``headers``. A ``User-Agent`` in
+    ``headers`` replaces the default one (a request never carries two).
+    """
+    given: list[tuple[str, str | None]] = []
+    if headers is not None:
+        given.extend(headers.items() if isinstance(headers, Mapping) else headers)
+    extra: list[tuple[str, str | None]] = []
+    if not any(isinstance(name, str) and name.lower() == "user-agent" for name, _ in given):
+        extra.append(("User-Agent", user_agent))
     if auth is not None:
         extra.append(auth_header(*auth))
-    if headers is not None:
-        extra.extend(headers.items() if isinstance(headers, Mapping) else headers)
+    extra.extend(given)
     return HttpRequest.build(
         method,
         url,
@@ -91,32 +103,42 @@ def build_request(
 
 
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds, or an HTTP date given ``now``."""
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds, or an HTTP date given ``now``.
+
+    ``None`` when the value is absent or unreadable, or is a date and ``now`` is not given. A
+    date in the past gives 0. ``now`` must be timezone-aware (:class:`LocalProtocolError`).
+    """
+    if now is not None and (not isinstance(now, dt.datetime) or now.utcoffset() is None):
+        raise LocalProtocolError("now must be a timezone-aware datetime")
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
+    if _DELTA_SECONDS.fullmatch(value):
         seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 else None
+        return seconds if seconds != float("inf") else None
     if now is None:
         return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return max(0.0, (when - now).total_seconds())
 
 
+def _is_delta_seconds(value: str | None) -> bool:
+    return value is not None and _DELTA_SECONDS.fullmatch(value.strip()) is not None
+
+
 def _display_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    """``url`` without its query, fragment and user info, as error messages show it."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL)"
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def check_status(
@@ -158,10 +180,21 @@ def external_call(
     """An unauthenticated call (public lookups, config): no token is attached.
 
     Returns the response when its status is in ``accepted``; 429 raises
-    :class:`SkypeRateLimitException`, anything else :class:`SkypeApiException`.
+    :class:`SkypeRateLimitException`, anything else :class:`SkypeApiException`. Only a 429 whose
+    ``Retry-After`` is an HTTP date makes the flow ask for the time (a :class:`~skyproto.Now`
+    effect), to turn the date into seconds.
     """
     req = build_request(
         method, url, params=params, headers=headers, json=json, form=form, timeout=timeout
     )
     response = yield from request(req)
-    return check_status(response, accepted, method=method, url=url)
+    current: dt.datetime | None = None
+    retry_after = response.header("retry-after")
+    if (
+        response.status == 429
+        and response.status not in accepted
+        and retry_after is not None
+        and not _is_delta_seconds(retry_after)
+    ):
+        current = yield from now()
+    return check_status(response, accepted, method=method, url=url, now=current)

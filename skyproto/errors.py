@@ -44,6 +44,7 @@ class SkypeException(Exception):
     """Base of every exception skyproto raises on purpose."""
 
     def __init__(self, message: str) -> None:
+        message = str(message)
         super().__init__(message)
         self.message = message
 
@@ -84,6 +85,12 @@ class SkypeRateLimitException(SkypeApiException):
     ) -> None:
         super().__init__(message, response)
         self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        base = super().__repr__()
+        if self.retry_after is None:
+            return base
+        return f"{base[:-1]}, retry_after={self.retry_after!r})"
 
 
 class SkypeAuthException(_WithResponse):

@@ -13,6 +13,7 @@ registration ``Location``, an ``ackrequired`` link, a ``syncState`` link, a redi
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from os import PathLike
@@ -20,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from ._http import redact_url
 from .errors import LocalProtocolError, UntrustedHostError
 
 __all__ = ["DEFAULT_TRUSTED_DOMAINS", "SERVICE_URLS", "Hosts"]
@@ -45,38 +47,86 @@ DEFAULT_TRUSTED_DOMAINS = (
 )
 
 
+# A DNS name or an IPv4 address, the way an override key names a real host.
+_HOST_NAME = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+)
+# Characters that make URL parsers disagree about where the host ends (or that no host holds).
+_AMBIGUOUS = re.compile(r"[\\\s\x00-\x1f\x7f]|[^\x00-\x7f]")
+# What some server or URL parser takes for a path separator.
+_SEPARATORS = re.compile(r"[/\\]|%2[fF]|%5[cC]")
+
+
+def _has_dot_segments(path: str) -> bool:
+    """Whether ``path`` has a ``.`` or ``..`` segment, however it is spelt or separated."""
+    return any(urllib.parse.unquote(part) in (".", "..") for part in _SEPARATORS.split(path))
+
+
+def _authority_is_ambiguous(url: str) -> bool:
+    """Whether the scheme and authority of ``url`` hold characters parsers read differently."""
+    start = url.find("://")
+    if start < 0:
+        return True
+    end = start + 3
+    while end < len(url) and url[end] not in "/?#":
+        end += 1
+    return bool(_AMBIGUOUS.search(url[:end])) or "@" in url[start + 3 : end]
+
+
 def _normalise_base(base: str) -> str:
-    parts = urllib.parse.urlsplit(base)
+    if not isinstance(base, str):
+        raise LocalProtocolError("a base URL must be a str")
+    shown = redact_url(base)  # a password in user info is not echoed
+    if _AMBIGUOUS.search(base):
+        raise LocalProtocolError(f"a base URL takes no spaces, backslashes or non-ASCII: {shown!r}")
+    try:
+        parts = urllib.parse.urlsplit(base)
+        parts.port  # noqa: B018 (parses and range-checks the port)
+    except ValueError:
+        raise LocalProtocolError(f"not a valid base URL: {shown!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise LocalProtocolError(f"not an absolute http(s) base URL: {base!r}")
-    if parts.query or parts.fragment:
-        raise LocalProtocolError(f"a base URL takes no query or fragment: {base!r}")
+        raise LocalProtocolError(f"not an absolute http(s) base URL: {shown!r}")
+    if "@" in parts.netloc:
+        raise LocalProtocolError(f"a base URL takes no user info: {shown!r}")
+    if parts.query or parts.fragment or base.endswith(("?", "#")):
+        raise LocalProtocolError(f"a base URL takes no query or fragment: {shown!r}")
+    if _has_dot_segments(parts.path):
+        raise LocalProtocolError(f"a base URL takes no '.' or '..' segments: {shown!r}")
     return urllib.parse.urlunsplit(
         (parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", "")
     )
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an absolute http(s) URL that every parser reads alike."""
+    if _authority_is_ambiguous(url):
+        return None
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
         return None
     default_port = 443 if parts.scheme == "https" else 80
     return parts.scheme, parts.hostname.lower(), port or default_port
 
 
 def _normalise_bases(bases: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(bases, str | bytes):
+        raise LocalProtocolError("extra_trusted is a sequence of base URLs, not one string")
     return tuple(_normalise_base(b) for b in bases)
 
 
 def _normalise_overrides(value: Mapping[str, str]) -> Mapping[str, str]:
+    if not isinstance(value, Mapping):
+        raise LocalProtocolError("host overrides map host names to base URLs")
     out: dict[str, str] = {}
     for host, base in value.items():
         if not isinstance(host, str) or not isinstance(base, str) or not host:
             raise LocalProtocolError("host overrides map host names to base URLs (strings)")
+        if not _HOST_NAME.fullmatch(host.lower()):
+            raise LocalProtocolError(f"an override key is a bare host name, not {host!r}")
         out[host.lower()] = _normalise_base(base)
     return out
 
@@ -120,9 +170,8 @@ class Hosts:
             with open(path, "rb") as fh:
                 raw = fh.read()
         except OSError as exc:
-            raise LocalProtocolError(
-                f"cannot read hosts file {str(path)!r}: {exc.strerror}"
-            ) from exc
+            reason = exc.strerror or type(exc).__name__
+            raise LocalProtocolError(f"cannot read hosts file {str(path)!r}: {reason}") from exc
         return cls.from_json(raw)
 
     # -- mapping ------------------------------------------------------------------------------
@@ -190,7 +239,15 @@ class Hosts:
         return tuple(dict.fromkeys(bases))
 
     def is_trusted(self, url: str) -> bool:
-        """Whether a token may be sent to ``url``."""
+        """Whether a token may be sent to ``url``.
+
+        Refused outright: anything but absolute ``http``/``https`` URLs, URLs with user info, and
+        URLs holding backslashes, whitespace, control or non-ASCII characters (parsers disagree
+        about where such a host ends). By default any ``https`` host in
+        :data:`DEFAULT_TRUSTED_DOMAINS` is trusted; with overrides, exactly the
+        :attr:`trusted_bases` are, same scheme, host and port, under the base's path, and a
+        path with ``.`` or ``..`` segments is refused.
+        """
         origin = _origin(url)
         if origin is None:
             return False
@@ -201,6 +258,8 @@ class Hosts:
                 host == d or host.endswith("." + d) for d in DEFAULT_TRUSTED_DOMAINS
             )
         path = urllib.parse.urlsplit(url).path
+        if _has_dot_segments(path):
+            return False
         for base in bases:
             if _origin(base) != origin:
                 continue
@@ -213,6 +272,10 @@ class Hosts:
         """Return ``url`` if trusted, else raise :class:`UntrustedHostError` naming ``what``."""
         if not self.is_trusted(url):
             origin = _origin(url)
-            where = f"{origin[0]}://{origin[1]}:{origin[2]}" if origin else repr(url[:200])
+            if origin is None:
+                where = "(an unparsable or ambiguous URL)"
+            else:
+                host = f"[{origin[1]}]" if ":" in origin[1] else origin[1]
+                where = f"{origin[0]}://{host}:{origin[2]}"
             raise UntrustedHostError(f"refusing to follow {what} to untrusted host {where}")
         return url

@@ -32,13 +32,27 @@ REFRESH_LEEWAY = dt.timedelta(minutes=5)
 
 def utc(value: dt.datetime) -> dt.datetime:
     """``value`` as an aware UTC datetime; naive values are refused, not guessed."""
-    if value.tzinfo is None or value.utcoffset() is None:
+    if not isinstance(value, dt.datetime):
+        raise LocalProtocolError(f"expected a datetime, not {type(value).__name__}")
+    if value.utcoffset() is None:
         raise LocalProtocolError("datetimes must be timezone-aware")
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise LocalProtocolError("the datetime is out of range in UTC") from None
 
 
 def _expired(expiry: dt.datetime, now: dt.datetime, leeway: dt.timedelta) -> bool:
-    return utc(now) >= expiry - leeway
+    if not isinstance(leeway, dt.timedelta):
+        raise LocalProtocolError(f"leeway is a timedelta, not {type(leeway).__name__}")
+    # A difference of two datetimes always fits a timedelta; ``expiry - leeway`` may not.
+    return expiry - utc(now) <= leeway
+
+
+def _token_text(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    # Only the type is named: the value is a secret.
+    if not isinstance(value, str):
+        raise LocalProtocolError(f"{attribute.name} must be a str, not {type(value).__name__}")
 
 
 @attrs.frozen
@@ -46,14 +60,14 @@ class Credentials:
     """A user name and password. The password never appears in a ``repr``."""
 
     user: str
-    password: str = attrs.field(repr=False)
+    password: str = attrs.field(repr=False, validator=_token_text)
 
 
 @attrs.frozen
 class SkypeToken:
     """The Skype token a login returns, with its expiry."""
 
-    token: str = attrs.field(repr=False)
+    token: str = attrs.field(repr=False, validator=_token_text)
     expiry: dt.datetime = attrs.field(converter=utc)
 
     def expired(self, now: dt.datetime, leeway: dt.timedelta = REFRESH_LEEWAY) -> bool:
@@ -65,7 +79,7 @@ class SkypeToken:
 class RegistrationToken:
     """The registration token: the whole ``registrationToken=…`` fragment, as sent back."""
 
-    token: str = attrs.field(repr=False)
+    token: str = attrs.field(repr=False, validator=_token_text)
     expiry: dt.datetime = attrs.field(converter=utc)
 
     def expired(self, now: dt.datetime, leeway: dt.timedelta = REFRESH_LEEWAY) -> bool:

@@ -2,7 +2,17 @@
 
 ``skyproto.transports.requests`` (sync), ``skyproto.transports.httpx`` (sync and async) and
 ``skyproto.transports.stdlib`` (sockets, ``ssl`` and h11; sync) each implement one ``send``
-method. :func:`run_sync` and :func:`run_async` drive a flow through any object with that method.
+method. :func:`run_sync` and :func:`run_async` drive a flow through any object with that method::
+
+    with RequestsTransport() as transport:
+        response = run_sync(external_call("GET", url, timeout=10), transport)
+
+Every transport sends exactly the core's header lines plus ``Host`` and ``Content-Length``,
+follows no redirect, keeps no cookie, returns the body as it came (no ``Content-Encoding``
+decoding) and turns every client failure into :class:`~skyproto.TransportError`
+(:class:`~skyproto.TransportTimeout` for timeouts), whose message never holds a header or a
+body. The drivers throw that error into the flow, which may retry; they always close the flow.
+Importing a transport whose client library is missing raises an ``ImportError`` naming the extra.
 """
 
 from ._drive import AsyncTransport, SyncTransport, run_async, run_sync

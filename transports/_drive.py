@@ -1,19 +1,38 @@
-"""The two drivers: carry out a flow's effects with a transport, a clock and a sleeper.
+"""The two drivers, which carry out a flow's effects, and the helpers the transports share.
 
-They are twins on purpose; a change to one is a change to both.
+:func:`run_sync` and :func:`run_async` are twins: a change to one is a change to both. For each
+effect the flow yields they do one thing:
+
+- :class:`~skyproto.HttpRequest`: ``transport.send(request)``; the response is sent back in. A
+  :class:`~skyproto.TransportError` is thrown into the flow at its ``yield`` instead, so the flow
+  may retry or give up; if the flow lets it propagate, it leaves the driver unchanged.
+- :class:`~skyproto.Sleep`: ``sleep(seconds)``. Negative seconds count as 0; a duration that is
+  not a finite number raises :class:`~skyproto.LocalProtocolError` (an endless wait is a bug).
+- :class:`~skyproto.Now`: ``clock()``, an aware UTC datetime.
+
+Anything else the flow yields is a bug in the flow, not something it could handle, so the driver
+raises :class:`~skyproto.LocalProtocolError` itself rather than throwing it in. So does a
+transport of the wrong colour (a coroutine from ``run_sync``'s transport, or a plain value from
+``run_async``'s). Other exceptions from the transport, the clock or the sleeper propagate as they
+are. Whatever happens, the flow is closed before the driver returns or raises, so its ``finally``
+blocks run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+import h11
+
 from skyproto._flow import Flow, Now, Sleep
-from skyproto._http import HttpRequest, HttpResponse
-from skyproto.errors import LocalProtocolError, TransportError
+from skyproto._http import HttpRequest, HttpResponse, _redact_url
+from skyproto.errors import LocalProtocolError, TransportError, TransportTimeout
 
 __all__ = ["AsyncTransport", "SyncTransport", "run_async", "run_sync", "utc_now"]
 
@@ -21,10 +40,14 @@ T = TypeVar("T")
 
 
 class SyncTransport(Protocol):
+    """Anything that can carry one request and return its response, blocking."""
+
     def send(self, request: HttpRequest) -> HttpResponse: ...
 
 
 class AsyncTransport(Protocol):
+    """Anything that can carry one request and return its response, on an event loop."""
+
     async def send(self, request: HttpRequest) -> HttpResponse: ...
 
 
@@ -38,29 +61,33 @@ def run_sync(
     transport: SyncTransport,
     *,
     clock: Callable[[], dt.datetime] = utc_now,
-    sleep: Callable[[float], Any] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> T:
-    """Run ``flow`` to completion and return its result."""
+    """Run ``flow`` to completion, blocking, and return its result."""
     try:
-        effect = next(flow)
+        outcome: Any = None
+        failure: TransportError | None = None
         while True:
-            outcome: Any = None
             try:
-                if isinstance(effect, HttpRequest):
+                effect = flow.send(outcome) if failure is None else flow.throw(failure)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            outcome, failure = None, None
+            if isinstance(effect, HttpRequest):
+                try:
                     outcome = transport.send(effect)
-                elif isinstance(effect, Sleep):
-                    sleep(effect.seconds)
-                elif isinstance(effect, Now):
-                    outcome = clock()
-                else:
-                    raise LocalProtocolError(f"unknown effect {effect!r}")
-            except TransportError as exc:
-                effect = flow.throw(exc)
-                continue
-            effect = flow.send(outcome)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+                except TransportError as exc:
+                    failure = exc
+                if inspect.isawaitable(outcome):
+                    _discard(outcome)
+                    raise LocalProtocolError("run_sync needs a sync transport; use run_async")
+            elif isinstance(effect, Sleep):
+                sleep(_seconds(effect))
+            elif isinstance(effect, Now):
+                outcome = clock()
+            else:
+                raise _unknown(effect)
     finally:
         flow.close()
 
@@ -70,28 +97,101 @@ async def run_async(
     transport: AsyncTransport,
     *,
     clock: Callable[[], dt.datetime] = utc_now,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> T:
-    """Run ``flow`` to completion on an event loop and return its result."""
+    """Run ``flow`` to completion on the running event loop and return its result."""
     try:
-        effect = next(flow)
+        outcome: Any = None
+        failure: TransportError | None = None
         while True:
-            outcome: Any = None
             try:
-                if isinstance(effect, HttpRequest):
-                    outcome = await transport.send(effect)
-                elif isinstance(effect, Sleep):
-                    await sleep(effect.seconds)
-                elif isinstance(effect, Now):
-                    outcome = clock()
-                else:
-                    raise LocalProtocolError(f"unknown effect {effect!r}")
-            except TransportError as exc:
-                effect = flow.throw(exc)
-                continue
-            effect = flow.send(outcome)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+                effect = flow.send(outcome) if failure is None else flow.throw(failure)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            outcome, failure = None, None
+            if isinstance(effect, HttpRequest):
+                pending = transport.send(effect)
+                if not inspect.isawaitable(pending):
+                    raise LocalProtocolError("run_async needs an async transport; use run_sync")
+                try:
+                    outcome = await pending
+                except TransportError as exc:
+                    failure = exc
+            elif isinstance(effect, Sleep):
+                await sleep(_seconds(effect))
+            elif isinstance(effect, Now):
+                outcome = clock()
+            else:
+                raise _unknown(effect)
     finally:
         flow.close()
+
+
+def _seconds(effect: Sleep) -> float:
+    seconds = effect.seconds
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or math.isnan(seconds):
+        raise LocalProtocolError("Sleep.seconds must be a number")
+    if math.isinf(seconds):
+        raise LocalProtocolError("Sleep.seconds must be finite")
+    return max(0.0, float(seconds))
+
+
+def _unknown(effect: object) -> LocalProtocolError:
+    # Only the type: an arbitrary object's repr could carry a secret.
+    return LocalProtocolError(f"a flow yielded {type(effect).__name__}, which is not an effect")
+
+
+def _discard(awaitable: object) -> None:
+    close = getattr(awaitable, "close", None)
+    if callable(close):
+        close()  # a coroutine never awaited would warn
+
+
+# Shared by the transports.
+
+
+def wire_head(request: HttpRequest) -> h11.Request:
+    """The request line and header lines exactly as they go on the wire.
+
+    They are what the core decided plus ``Host`` and ``Content-Length``, nothing else. Every
+    transport sends these, so all four put the same bytes on the wire.
+    """
+    try:
+        head, _ = request.to_h11()
+    except LocalProtocolError:
+        raise
+    except (h11.LocalProtocolError, ValueError) as exc:
+        raise LocalProtocolError(
+            f"cannot encode {request.method} {_redact_url(request.url)} for the wire"
+        ) from exc
+    return head
+
+
+def wire_headers(head: h11.Request) -> list[tuple[str, str]]:
+    """``head``'s header lines as text, names as given and in order."""
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in head.headers.raw_items()
+    ]
+
+
+def transport_error(
+    request: HttpRequest, exc: BaseException, *, timed_out: bool = False
+) -> TransportError:
+    """The :class:`TransportError` (:class:`TransportTimeout` if ``timed_out``) for ``exc``.
+
+    The message names the method, the URL (secret query fields redacted), the kind of ``exc`` and
+    the first operating-system error among its causes, never a header or the body.
+    """
+    kinds = type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    for _ in range(10):  # chains of causes are short, but never trust one to end
+        if cause is None:
+            break
+        if isinstance(cause, OSError):  # the system's word: refused, reset, timed out, TLS
+            kinds = f"{kinds} ({type(cause).__name__})"
+            break
+        cause = cause.__cause__ or cause.__context__
+    kind = TransportTimeout if timed_out else TransportError
+    return kind(f"{kinds}: {request.method} {_redact_url(request.url)}")

@@ -1,6 +1,20 @@
-"""Sync and async transports over httpx. Install with ``pip install skyproto[httpx]``."""
+"""Sync and async transports over httpx. Install with ``pip install 'skyproto[httpx]'``.
+
+Each request is built as an ``httpx.Request`` carrying exactly the core's header lines, then sent
+with ``client.send(..., auth=None, follow_redirects=False)``: the client's default headers,
+cookies, params, base URL and auth are never applied to it. What the user configured on the
+client still applies: its transport or mounts (pools, proxies, TLS ``verify``), event hooks and,
+for requests whose ``timeout`` is ``None``, its default timeout.
+
+Cookies: the core's requests never carry the client's jar. A client these transports create
+refuses to store cookies at all. httpx stores ``Set-Cookie`` answers in the jar of a client you
+pass in (skyproto never sends them); give it ``cookies=refusing_cookie_jar()`` to keep it empty.
+"""
 
 from __future__ import annotations
+
+import http.cookiejar
+import urllib.parse
 
 try:
     import httpx
@@ -10,47 +24,62 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from skyproto._http import HttpRequest, HttpResponse
-from skyproto.errors import TransportError, TransportTimeout
 
-__all__ = ["AsyncHttpxTransport", "HttpxTransport"]
+from ._drive import transport_error, wire_head, wire_headers
+
+__all__ = ["AsyncHttpxTransport", "HttpxTransport", "refusing_cookie_jar"]
+
+
+def refusing_cookie_jar() -> http.cookiejar.CookieJar:
+    """A cookie jar that neither stores nor returns any cookie."""
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _to_httpx(client: httpx.Client | httpx.AsyncClient, request: HttpRequest) -> httpx.Request:
-    req = client.build_request(request.method, request.url, content=request.body or None)
-    # Replace whatever the client would add with exactly what the core decided.
-    framing = {k: v for k, v in req.headers.items() if k in ("host", "content-length")}
-    req.headers = httpx.Headers([*framing.items(), *request.headers])
-    req.extensions["timeout"] = httpx.Timeout(request.timeout).as_dict()
-    return req
+    head = wire_head(request)
+    parts = urllib.parse.urlsplit(request.url)
+    url = httpx.URL(f"{parts.scheme}://{parts.netloc}").copy_with(raw_path=head.target)
+    timeout = client.timeout if request.timeout is None else httpx.Timeout(request.timeout)
+    return httpx.Request(
+        request.method,
+        url,
+        headers=wire_headers(head),
+        content=request.body or None,
+        extensions={"timeout": timeout.as_dict()},
+    )
 
 
-def _error(exc: httpx.HTTPError, request: HttpRequest) -> TransportError:
-    kind = TransportTimeout if isinstance(exc, httpx.TimeoutException) else TransportError
-    return kind(f"{type(exc).__name__}: {request.method} {request.url}")
+def _response(request: HttpRequest, response: httpx.Response, body: bytes) -> HttpResponse:
+    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw)
+    return HttpResponse(response.status_code, headers, body, request.url)
 
 
 class HttpxTransport:
-    """Send requests with an ``httpx.Client`` (yours, or a new one)."""
+    """Send requests with an ``httpx.Client`` (yours, configured as you like, or a new one).
+
+    ``close()`` closes the client only if this transport created it.
+    """
 
     def __init__(self, client: httpx.Client | None = None) -> None:
         self._owned = client is None
-        self.client = client if client is not None else httpx.Client()
+        self.client = client if client is not None else httpx.Client(cookies=refusing_cookie_jar())
 
     def send(self, request: HttpRequest) -> HttpResponse:
-        self.client.cookies.clear()
+        outgoing = _to_httpx(self.client, request)
         try:
-            resp = self.client.send(_to_httpx(self.client, request), follow_redirects=False)
+            response = self.client.send(outgoing, stream=True, auth=None, follow_redirects=False)
             try:
-                body = resp.read()
+                body = b"".join(response.iter_raw())
             finally:
-                resp.close()
-        except httpx.HTTPError as exc:
-            raise _error(exc, request) from exc
-        finally:
-            self.client.cookies.clear()
-        return HttpResponse(resp.status_code, tuple(resp.headers.multi_items()), body, request.url)
+                response.close()
+        except httpx.TimeoutException as exc:
+            raise transport_error(request, exc, timed_out=True) from exc
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            raise transport_error(request, exc) from exc
+        return _response(request, response, body)
 
     def close(self) -> None:
+        """Close the client, if this transport created it."""
         if self._owned:
             self.client.close()
 
@@ -62,27 +91,35 @@ class HttpxTransport:
 
 
 class AsyncHttpxTransport:
-    """Send requests with an ``httpx.AsyncClient`` (yours, or a new one)."""
+    """Send requests with an ``httpx.AsyncClient`` (yours, configured as you like, or a new one).
+
+    ``aclose()`` closes the client only if this transport created it.
+    """
 
     def __init__(self, client: httpx.AsyncClient | None = None) -> None:
         self._owned = client is None
-        self.client = client if client is not None else httpx.AsyncClient()
+        self.client = (
+            client if client is not None else httpx.AsyncClient(cookies=refusing_cookie_jar())
+        )
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        self.client.cookies.clear()
+        outgoing = _to_httpx(self.client, request)
         try:
-            resp = await self.client.send(_to_httpx(self.client, request), follow_redirects=False)
+            response = await self.client.send(
+                outgoing, stream=True, auth=None, follow_redirects=False
+            )
             try:
-                body = await resp.aread()
+                body = b"".join([chunk async for chunk in response.aiter_raw()])
             finally:
-                await resp.aclose()
-        except httpx.HTTPError as exc:
-            raise _error(exc, request) from exc
-        finally:
-            self.client.cookies.clear()
-        return HttpResponse(resp.status_code, tuple(resp.headers.multi_items()), body, request.url)
+                await response.aclose()
+        except httpx.TimeoutException as exc:
+            raise transport_error(request, exc, timed_out=True) from exc
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            raise transport_error(request, exc) from exc
+        return _response(request, response, body)
 
     async def aclose(self) -> None:
+        """Close the client, if this transport created it."""
         if self._owned:
             await self.client.aclose()
 

@@ -1,9 +1,27 @@
-"""Sync transport over a ``requests.Session``. Install with ``pip install skyproto[requests]``."""
+"""Sync transport over a ``requests.Session``. Install with ``pip install 'skyproto[requests]'``.
+
+The request goes straight to the session's adapter for its URL (``session.get_adapter``), which
+is what keeps it thin and honest: the session's cookie jar, default headers, params, auth,
+hooks and redirect handling never see it. What the user configured on the session still applies:
+mounted adapters (pools, retries), ``verify``, ``cert``, ``proxies`` and, with ``trust_env``, the
+environment's proxies and its CA bundle (the latter only while ``verify`` is left at ``True``).
+
+Two urllib3 habits remain: it upper-cases percent-escapes in the request target (``%7b`` goes
+out as ``%7B``; the core writes them upper-case anyway), and response headers come back grouped
+by name, the values of a repeated name (``Set-Cookie``) separate and in order. Needs urllib3 2.
+"""
 
 from __future__ import annotations
 
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 try:
     import requests
+    import urllib3
+    from urllib3 import HTTPHeaderDict
+    from urllib3.util import SKIP_HEADER
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
         "skyproto.transports.requests needs the 'requests' package: "
@@ -11,48 +29,67 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from skyproto._http import HttpRequest, HttpResponse
-from skyproto.errors import TransportError, TransportTimeout
+
+from ._drive import transport_error, wire_head, wire_headers
 
 __all__ = ["RequestsTransport"]
 
 
 class RequestsTransport:
-    """Send requests with ``session`` (yours, configured as you like, or a new one).
+    """Send requests through ``session`` (yours, configured as you like, or a new one).
 
-    Redirects are not followed and no cookie is kept between requests: the core decides both.
+    A request whose ``timeout`` is ``None`` gets the adapter's own default (none, unless your
+    adapter sets one). ``close()`` closes the session only if this transport created it.
     """
 
     def __init__(self, session: requests.Session | None = None) -> None:
         self._owned = session is None
         self.session = session if session is not None else requests.Session()
-        # requests adds Accept, Accept-Encoding, Connection and User-Agent by default.
-        if self._owned:
-            self.session.headers.clear()
 
     def send(self, request: HttpRequest) -> HttpResponse:
-        self.session.cookies.clear()
-        prepared = requests.Request(
-            request.method, request.url, headers=dict(_merge(request)), data=request.body or None
-        ).prepare()
-        prepared.url = request.url  # exactly as the core built it
-        for name in [n for n in prepared.headers if n.lower() not in _framing(request)]:
-            del prepared.headers[name]
-        prepared.headers.update(_merge(request))
+        head = wire_head(request)
+        prepared = requests.PreparedRequest()
+        prepared.method = request.method
+        parts = urllib.parse.urlsplit(request.url)
+        prepared.url = f"{parts.scheme}://{parts.netloc}{head.target.decode('ascii')}"
+        # The exact lines, plus markers that stop urllib3 adding User-Agent or Accept-Encoding.
+        lines = wire_headers(head)
+        present = {name.lower() for name, _ in lines}
+        lines += [
+            (name, SKIP_HEADER)
+            for name in ("User-Agent", "Accept-Encoding")
+            if name.lower() not in present
+        ]
+        prepared.headers = _ExactHeaders(lines)  # type: ignore[assignment]
+        prepared.body = request.body or None
+        settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
+        # Unlike requests itself, an explicit session.verify beats the environment's CA bundle.
+        verify = settings["verify"] if self.session.verify is True else self.session.verify
+        verify = True if verify is None else verify
+        # Without a timeout of ours, the adapter's own default stands.
+        timeout: dict[str, Any] = {} if request.timeout is None else {"timeout": request.timeout}
         try:
-            with self.session.send(
-                prepared, allow_redirects=False, timeout=request.timeout, stream=True
-            ) as resp:
-                body = resp.raw.read(decode_content=True)
-                headers = [(k, v) for k, v in resp.raw.headers.items()]
-        except requests.Timeout as exc:
-            raise TransportTimeout(f"timed out: {request.method} {request.url}") from exc
-        except (requests.RequestException, OSError) as exc:
-            raise TransportError(f"{type(exc).__name__}: {request.method} {request.url}") from exc
-        finally:
-            self.session.cookies.clear()
-        return HttpResponse(resp.status_code, tuple(headers), body, request.url)
+            response = self.session.get_adapter(prepared.url).send(
+                prepared,
+                stream=True,
+                verify=verify,
+                cert=settings["cert"],
+                proxies=settings["proxies"],
+                **timeout,
+            )
+            try:
+                body = response.raw.read(decode_content=False)
+                headers = tuple(response.raw.headers.items())
+            finally:
+                response.close()
+        except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
+            raise transport_error(request, exc, timed_out=True) from exc
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise transport_error(request, exc) from exc
+        return HttpResponse(response.status_code, headers, body, request.url)
 
     def close(self) -> None:
+        """Close the session, if this transport created it."""
         if self._owned:
             self.session.close()
 
@@ -63,20 +100,29 @@ class RequestsTransport:
         self.close()
 
 
-def _framing(request: HttpRequest) -> set[str]:
-    return {"content-length", "transfer-encoding"} | {k.lower() for k, _ in request.headers}
+class _ExactHeaders(HTTPHeaderDict):
+    """An ``HTTPHeaderDict`` that replays its lines in the order given.
 
+    urllib3 sends a header dict's lines grouped by name, in the case of the name's first
+    appearance; this sends them exactly as given instead. If anything changed the lines since
+    (proxy headers merged in, an adapter subclass adding some), it falls back to grouping.
+    """
 
-def _merge(request: HttpRequest) -> list[tuple[str, str]]:
-    # requests takes a dict; repeated names are joined as HTTP allows for all but Set-Cookie.
-    merged: dict[str, str] = {}
-    names: dict[str, str] = {}
-    for name, value in request.headers:
-        key = name.lower()
-        if key in merged:
-            sep = "; " if key == "cookie" else ", "
-            merged[key] = f"{merged[key]}{sep}{value}"
-        else:
-            merged[key] = value
-            names[key] = name
-    return [(names[k], v) for k, v in merged.items()]
+    def __init__(self, lines: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        self._lines = list(lines)
+        for name, value in self._lines:
+            self.add(name, value)
+
+    def copy(self) -> _ExactHeaders:
+        clone = super().copy()
+        clone._lines = list(self._lines)
+        return clone
+
+    def iteritems(self) -> Iterator[tuple[str, str]]:
+        grouped = list(super().iteritems())
+        if sorted((k.lower(), v) for k, v in grouped) == sorted(
+            (k.lower(), v) for k, v in self._lines
+        ):
+            return iter(self._lines)
+        return iter(grouped)

@@ -1,6 +1,8 @@
-"""Sync transport built from the standard library's ``socket`` and ``ssl`` plus h11.
+"""Sync transport built from the standard library's ``socket`` and ``ssl``, plus h11.
 
-One connection per request, closed when the response has been read: simple, and nothing leaks.
+One connection per request, closed once the response has been read: simple, and nothing leaks.
+No proxy support. ``timeout`` bounds the whole exchange (connect, TLS handshake, send, receive),
+not each read.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import urllib.parse
 import h11
 
 from skyproto._http import HttpRequest, HttpResponse
-from skyproto.errors import TransportError, TransportTimeout
+
+from ._drive import transport_error, wire_head
 
 __all__ = ["StdlibTransport"]
 
@@ -21,7 +24,11 @@ _CHUNK = 65536
 
 
 class StdlibTransport:
-    """Send requests over plain sockets; ``ssl_context`` decides TLS trust for ``https`` URLs."""
+    """Send requests over plain sockets.
+
+    ``ssl_context`` decides TLS trust for ``https`` URLs (default: the system's trust store).
+    ``default_timeout`` applies to requests whose ``timeout`` is ``None``; ``None`` waits forever.
+    """
 
     def __init__(
         self, ssl_context: ssl.SSLContext | None = None, *, default_timeout: float | None = None
@@ -30,25 +37,25 @@ class StdlibTransport:
         self.default_timeout = default_timeout
 
     def send(self, request: HttpRequest) -> HttpResponse:
+        head = wire_head(request)
         timeout = request.timeout if request.timeout is not None else self.default_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         parts = urllib.parse.urlsplit(request.url)
         host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            with socket.create_connection((host, port), timeout=timeout) as raw:
-                sock: socket.socket = raw
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            sock = socket.create_connection((host, port), timeout=_left(deadline))
+            try:
                 if parts.scheme == "https":
-                    sock = self.ssl_context.wrap_socket(raw, server_hostname=host)
-                try:
-                    return _exchange(sock, request, deadline)
-                finally:
-                    if sock is not raw:
-                        sock.close()
+                    sock.settimeout(_left(deadline))
+                    sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
+                return _exchange(sock, head, request, deadline)
+            finally:
+                sock.close()
         except TimeoutError as exc:
-            raise TransportTimeout(f"timed out: {request.method} {request.url}") from exc
-        except (OSError, h11.ProtocolError) as exc:
-            raise TransportError(f"{type(exc).__name__}: {request.method} {request.url}") from exc
+            raise transport_error(request, exc, timed_out=True) from exc
+        except (OSError, ValueError, h11.ProtocolError) as exc:
+            raise transport_error(request, exc) from exc
 
     def close(self) -> None:
         """Nothing to release: every connection is closed after its request."""
@@ -60,33 +67,38 @@ class StdlibTransport:
         self.close()
 
 
-def _exchange(sock: socket.socket, request: HttpRequest, deadline: float | None) -> HttpResponse:
+def _left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` (``None``: no deadline); ``TimeoutError`` once it has passed."""
+    if deadline is None:
+        return None
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("deadline passed")
+    return remaining
+
+
+def _exchange(
+    sock: socket.socket, head: h11.Request, request: HttpRequest, deadline: float | None
+) -> HttpResponse:
     conn = h11.Connection(our_role=h11.CLIENT)
-    head, data = request.to_h11()
-    out = conn.send(head)
-    if data is not None:
-        out += conn.send(data)
-    out += conn.send(h11.EndOfMessage())
+    out = conn.send(head) or b""
+    if request.body:
+        out += conn.send(h11.Data(data=request.body)) or b""
+    out += conn.send(h11.EndOfMessage()) or b""
+    sock.settimeout(_left(deadline))
     sock.sendall(out)
     response: h11.Response | None = None
     body = bytearray()
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("deadline passed")
-                sock.settimeout(remaining)
+            sock.settimeout(_left(deadline))
             conn.receive_data(sock.recv(_CHUNK))
-        elif isinstance(event, h11.InformationalResponse):
-            continue
         elif isinstance(event, h11.Response):
             response = event
         elif isinstance(event, h11.Data):
             body += event.data
-        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-            break
-    if response is None:
-        raise h11.RemoteProtocolError("connection closed before a response")
-    return HttpResponse.from_h11(response, bytes(body), url=request.url)
+        elif isinstance(event, h11.EndOfMessage) and response is not None:
+            return HttpResponse.from_h11(response, bytes(body), url=request.url)
+        elif not isinstance(event, h11.InformationalResponse):
+            raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} from the server")

@@ -1,0 +1,370 @@
+"""A small, real HTTP/1.1 server for tests: h11 over sockets, one thread per connection.
+
+It listens on 127.0.0.1 (an ephemeral port), records every request exactly as h11 parsed it
+(method, target, header lines in order with their original case, body, and which connection it
+came on), and answers from a programmable handler::
+
+    with H11Server(lambda req: Reply(302, [("Location", "/next")])) as server:
+        ...  # send requests to server.url + "/path"
+        assert server.received[0].method == "GET"
+
+A :class:`Reply` can delay its answer, close the connection afterwards, or replace the answer by
+raw bytes (a truncated response, garbage, or ``b""`` for an abrupt close). :class:`ThrowawayCA`
+makes the certificates for an HTTPS server (``H11Server(..., tls=ca.server_context())``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import attrs
+import h11
+
+__all__ = [
+    "H11Server",
+    "Received",
+    "Reply",
+    "ThrowawayCA",
+    "header_names",
+    "refused_url",
+    "replies",
+]
+
+_POLL = 0.02  # how often idle threads look at the stop flag, in seconds
+_CHUNK = 65536
+
+
+@attrs.frozen
+class Received:
+    """One request as the server received it."""
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    connection: int  # 0 for the first connection accepted, 1 for the next, ...
+
+    def header_all(self, name: str) -> list[str]:
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]
+
+    def header(self, name: str) -> str | None:
+        values = self.header_all(name)
+        return values[0] if values else None
+
+
+@attrs.frozen
+class Reply:
+    """What the server answers.
+
+    ``Content-Length`` is added unless ``headers`` frame the body themselves. ``delay`` seconds
+    pass before anything is sent. With ``pace`` set, the answer goes out ``piece`` bytes at a
+    time, ``pace`` seconds apart. With ``raw`` set, those bytes are sent verbatim instead of a
+    response and the connection is closed. ``close`` closes it after a normal response.
+    """
+
+    status: int = 200
+    headers: Sequence[tuple[str, str]] = ()
+    body: bytes = b""
+    delay: float = 0.0
+    close: bool = False
+    raw: bytes | None = None
+    pace: float = 0.0
+    piece: int = 8
+
+
+Handler = Callable[[Received], Reply]
+
+
+def replies(*answers: Reply) -> Handler:
+    """A handler that gives ``answers`` in order, then repeats the last one."""
+    queue = list(answers)
+    lock = threading.Lock()
+
+    def handler(_: Received) -> Reply:
+        with lock:
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return handler
+
+
+class H11Server:
+    """The server; a context manager, started on entry and stopped (threads joined) on exit."""
+
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.handler: Handler = handler if handler is not None else (lambda _: Reply())
+        self.tls = tls
+        self.received: list[Received] = []
+        #: Exceptions raised while serving (bad requests, handler errors), for tests to inspect.
+        self.errors: list[BaseException] = []
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(_POLL)
+        self.port: int = self._listener.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The base URL, without a trailing slash."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> H11Server:
+        self._acceptor.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._acceptor.is_alive():
+            self._acceptor.join(timeout=5)
+        self._listener.close()
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=5)
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                index = self.connections
+                self.connections += 1
+                thread = threading.Thread(target=self._serve, args=(sock, index), daemon=True)
+                self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket, index: int) -> None:
+        try:
+            sock.settimeout(_POLL)
+            if self.tls is not None:
+                sock.settimeout(5)
+                sock = self.tls.wrap_socket(sock, server_side=True)
+                sock.settimeout(_POLL)
+            self._converse(sock, index)
+        except OSError as exc:  # the peer went away, or refused our certificate
+            self._record_error(exc)
+        except h11.ProtocolError as exc:
+            self._record_error(exc)
+        finally:
+            sock.close()
+
+    def _converse(self, sock: socket.socket, index: int) -> None:
+        conn = h11.Connection(our_role=h11.SERVER)
+        while not self._stop.is_set():
+            received = self._read_request(conn, sock, index)
+            if received is None:
+                return
+            with self._lock:
+                self.received.append(received)
+            try:
+                reply = self.handler(received)
+            except Exception as exc:  # reported to the test through .errors
+                self._record_error(exc)
+                reply = Reply(500, body=f"handler failed: {type(exc).__name__}".encode())
+            if reply.delay and self._stop.wait(reply.delay):
+                return
+            if reply.raw is not None:
+                self._send(sock, reply.raw, reply)
+                return
+            if not self._send(sock, _encode(conn, reply), reply):
+                return
+            if reply.close or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+
+    def _read_request(
+        self, conn: h11.Connection, sock: socket.socket, index: int
+    ) -> Received | None:
+        head: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = self._recv(sock)
+                if data is None:
+                    return None
+                conn.receive_data(data)
+            elif isinstance(event, h11.Request):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage) and head is not None:
+                return Received(
+                    method=head.method.decode("ascii"),
+                    target=head.target.decode("latin-1"),
+                    headers=tuple(
+                        (k.decode("latin-1"), v.decode("latin-1"))
+                        for k, v in head.headers.raw_items()
+                    ),
+                    body=bytes(body),
+                    connection=index,
+                )
+            else:  # ConnectionClosed, or PAUSED after a protocol switch: nothing more to serve
+                return None
+
+    def _send(self, sock: socket.socket, data: bytes, reply: Reply) -> bool:
+        """Send ``data`` as ``reply`` paces it; ``False`` if the server stopped meanwhile."""
+        if reply.pace <= 0:
+            sock.sendall(data)
+            return True
+        for start in range(0, len(data), reply.piece):
+            if start and self._stop.wait(reply.pace):
+                return False
+            sock.sendall(data[start : start + reply.piece])
+        return True
+
+    def _recv(self, sock: socket.socket) -> bytes | None:
+        while not self._stop.is_set():
+            try:
+                return sock.recv(_CHUNK)
+            except TimeoutError:
+                continue
+        return None
+
+    def _record_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self.errors.append(exc)
+
+
+def _encode(conn: h11.Connection, reply: Reply) -> bytes:
+    headers = list(reply.headers)
+    names = {name.lower() for name, _ in headers}
+    if not names & {"content-length", "transfer-encoding"}:
+        headers.append(("Content-Length", str(len(reply.body))))
+    if reply.close and "connection" not in names:
+        headers.append(("Connection", "close"))
+    out = conn.send(h11.Response(status_code=reply.status, headers=headers)) or b""
+    if reply.body:
+        out += conn.send(h11.Data(data=reply.body)) or b""
+    out += conn.send(h11.EndOfMessage()) or b""
+    return out
+
+
+def refused_url() -> str:
+    """A URL on a loopback port where, right now, nothing listens."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class ThrowawayCA:
+    """A certificate authority made up for one test run, and a server certificate it signed.
+
+    The server certificate is for ``127.0.0.1`` and ``localhost``. Files are written to
+    ``directory`` (give it ``tmp_path``): ``ca_path`` is the CA in PEM, for clients that want a
+    path (``requests``' ``verify``).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        end = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "skyproto test CA")])
+        ca_cert = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        leaf_cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name)
+            .public_key(leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.DNSName("localhost"),
+                    ]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        pem = serialization.Encoding.PEM
+        self.ca_pem = ca_cert.public_bytes(pem)
+        self.ca_path = directory / "ca.pem"
+        self.ca_path.write_bytes(self.ca_pem)
+        self._chain_path = directory / "server.pem"
+        self._chain_path.write_bytes(
+            leaf_key.private_bytes(
+                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            + leaf_cert.public_bytes(pem)
+        )
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server-side context presenting the signed certificate."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self._chain_path)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client-side context that trusts this CA (and only it)."""
+        return ssl.create_default_context(cadata=self.ca_pem.decode("ascii"))
+
+
+def header_names(headers: Iterable[tuple[str, str]]) -> list[str]:
+    """The lower-cased names of ``headers``, in order."""
+    return [name.lower() for name, _ in headers]

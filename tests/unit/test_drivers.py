@@ -1,0 +1,452 @@
+"""The twin drivers, run_sync and run_async, against fake transports, clocks and sleepers.
+
+Every behaviour is checked on both twins through one harness, so a difference between them fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import inspect
+import math
+import warnings
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from skyproto.transports import run_async, run_sync
+from skyproto.transports._drive import utc_now
+
+from skyproto import (
+    Flow,
+    HttpRequest,
+    HttpResponse,
+    LocalProtocolError,
+    Now,
+    Sleep,
+    TransportError,
+    TransportTimeout,
+)
+from skyproto._flow import now, request, sleep
+
+T0 = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+REQ = HttpRequest("GET", "https://api.skype.com/users/self/profile")
+OK = HttpResponse(200, (("Content-Type", "text/plain"),), b"fine", REQ.url)
+Answer = HttpResponse | BaseException
+
+
+class Harness:
+    """One twin, with a scripted transport, a fake clock and a recording sleeper."""
+
+    def __init__(self, twin: str, answers: list[Answer] | None = None) -> None:
+        self.twin = twin
+        self.answers = list(answers or [])
+        self.sent: list[HttpRequest] = []
+        self.slept: list[float] = []
+        self.clock_reads = 0
+
+    def _answer(self, req: HttpRequest) -> HttpResponse:
+        self.sent.append(req)
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def _clock(self) -> dt.datetime:
+        self.clock_reads += 1
+        return T0 + dt.timedelta(seconds=sum(self.slept))
+
+    async def run(self, flow: Flow[Any]) -> Any:
+        if self.twin == "sync":
+            harness = self
+
+            class SyncFake:
+                def send(self, req: HttpRequest) -> HttpResponse:
+                    return harness._answer(req)
+
+            return run_sync(flow, SyncFake(), clock=self._clock, sleep=self.slept.append)
+
+        harness = self
+
+        class AsyncFake:
+            async def send(self, req: HttpRequest) -> HttpResponse:
+                await asyncio.sleep(0)
+                return harness._answer(req)
+
+        async def fake_sleep(seconds: float) -> None:
+            self.slept.append(seconds)
+
+        return await run_async(flow, AsyncFake(), clock=self._clock, sleep=fake_sleep)
+
+
+@pytest.fixture(params=["sync", "async"])
+def twin(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class Tracked:
+    """Wraps a flow function so a test can see how the generator ended."""
+
+    def __init__(self) -> None:
+        self.finally_ran = False
+        self.caught: list[BaseException] = []
+        self.gen: Generator[Any, Any, Any] | None = None
+
+    def closed(self) -> bool:
+        assert self.gen is not None
+        return inspect.getgeneratorstate(self.gen) == inspect.GEN_CLOSED
+
+
+def one_request(track: Tracked) -> Flow[bytes]:
+    try:
+        response = yield from request(REQ)
+        return response.body
+    finally:
+        track.finally_ran = True
+
+
+def retrying(track: Tracked, attempts: int) -> Flow[str]:
+    for attempt in range(attempts):
+        try:
+            response = yield from request(REQ)
+        except TransportError as exc:
+            track.caught.append(exc)
+            continue
+        return f"{response.status} after {attempt + 1}"
+    return "gave up"
+
+
+def start(track: Tracked, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+    track.gen = gen
+    return gen
+
+
+async def test_request_and_response_round_trip(twin: str) -> None:
+    track = Tracked()
+    harness = Harness(twin, [OK])
+    assert await harness.run(start(track, one_request(track))) == b"fine"
+    assert harness.sent == [REQ]
+    assert track.finally_ran
+    assert track.closed()
+
+
+async def test_flow_without_effects_returns_at_once(twin: str) -> None:
+    def immediate() -> Flow[int]:
+        return 42
+        yield  # pragma: no cover - makes this a generator
+
+    harness = Harness(twin)
+    assert await harness.run(immediate()) == 42
+    assert harness.sent == []
+
+
+async def test_transport_error_is_thrown_in_and_the_flow_may_continue(twin: str) -> None:
+    track = Tracked()
+    refused = TransportError("ConnectionRefusedError: GET https://api.skype.com/x")
+    late = TransportTimeout("ReadTimeout: GET https://api.skype.com/x")
+    harness = Harness(twin, [refused, late, OK])
+    assert await harness.run(start(track, retrying(track, 5))) == "200 after 3"
+    assert track.caught == [refused, late]
+    assert track.caught[0] is refused  # the very object the transport raised
+    assert harness.sent == [REQ, REQ, REQ]
+    assert track.closed()
+
+
+async def test_transport_error_the_flow_does_not_catch_leaves_the_driver(twin: str) -> None:
+    track = Tracked()
+    refused = TransportError("ConnectionRefusedError: GET https://api.skype.com/x")
+    harness = Harness(twin, [refused])
+    with pytest.raises(TransportError) as caught:
+        await harness.run(start(track, one_request(track)))
+    assert caught.value is refused
+    assert track.finally_ran
+    assert track.closed()
+
+
+async def test_thrown_error_arrives_at_the_yield_that_asked(twin: str) -> None:
+    where: list[str] = []
+
+    def flow() -> Flow[str]:
+        try:
+            yield REQ
+        except TransportError:
+            where.append("first")
+        try:
+            yield REQ
+        except TransportError:  # pragma: no cover - the second request succeeds
+            where.append("second")
+        return "done"
+
+    harness = Harness(twin, [TransportError("x"), OK])
+    assert await harness.run(flow()) == "done"
+    assert where == ["first"]
+
+
+async def test_other_transport_exceptions_are_not_thrown_in(twin: str) -> None:
+    seen: list[BaseException] = []
+    track = Tracked()
+
+    def flow() -> Flow[str]:
+        try:
+            yield REQ
+        except Exception as exc:  # pragma: no cover - must not happen
+            seen.append(exc)
+            return "swallowed"
+        finally:
+            track.finally_ran = True
+        return "unreachable"  # pragma: no cover
+
+    harness = Harness(twin, [RuntimeError("bug in a transport")])
+    with pytest.raises(RuntimeError, match="bug in a transport"):
+        await harness.run(start(track, flow()))
+    assert seen == []
+    assert track.finally_ran
+    assert track.closed()
+
+
+async def test_exception_raised_by_the_flow_propagates_and_closes_it(twin: str) -> None:
+    def flow() -> Flow[None]:
+        yield REQ
+        raise LookupError("the flow's own error")
+
+    harness = Harness(twin, [OK])
+    gen = flow()
+    with pytest.raises(LookupError, match="the flow's own error"):
+        await harness.run(gen)
+    assert inspect.getgeneratorstate(gen) == inspect.GEN_CLOSED
+
+
+async def test_flow_failing_before_its_first_effect(twin: str) -> None:
+    def flow() -> Flow[None]:
+        raise LocalProtocolError("bad argument")
+        yield  # pragma: no cover
+
+    with pytest.raises(LocalProtocolError, match="bad argument"):
+        await Harness(twin).run(flow())
+
+
+async def test_sleep_effect_uses_the_injected_sleeper(twin: str) -> None:
+    def flow() -> Flow[list[float]]:
+        yield from sleep(1.5)
+        yield Sleep(2)
+        yield Sleep(-3.0)  # a negative wait is no wait, in both twins
+        return []
+
+    harness = Harness(twin)
+    assert await harness.run(flow()) == []
+    assert harness.slept == [1.5, 2.0, 0.0]
+    assert all(type(s) is float for s in harness.slept)
+
+
+@pytest.mark.parametrize("seconds", [math.inf, -math.inf, math.nan, "1", None, True])
+async def test_sleep_effect_with_a_bad_duration_is_refused(twin: str, seconds: Any) -> None:
+    track = Tracked()
+
+    def flow() -> Flow[None]:
+        try:
+            yield Sleep(seconds)
+        finally:
+            track.finally_ran = True
+
+    harness = Harness(twin)
+    with pytest.raises(LocalProtocolError, match=r"Sleep\.seconds must be"):
+        await harness.run(flow())
+    assert harness.slept == []
+    assert track.finally_ran
+
+
+async def test_now_effect_uses_the_injected_clock(twin: str) -> None:
+    def flow() -> Flow[tuple[dt.datetime, dt.datetime]]:
+        first = yield from now()
+        yield Sleep(30)
+        second = yield from now()
+        return first, second
+
+    harness = Harness(twin)
+    first, second = await harness.run(flow())
+    assert first == T0
+    assert second == T0 + dt.timedelta(seconds=30)
+    assert harness.clock_reads == 2
+
+
+async def test_raw_now_effect_gets_the_clock_value_unchanged(twin: str) -> None:
+    def flow() -> Flow[Any]:
+        value = yield Now()
+        return value
+
+    assert await Harness(twin).run(flow()) == T0
+
+
+async def test_unknown_effect_is_raised_by_the_driver_not_thrown_in(twin: str) -> None:
+    track = Tracked()
+
+    def flow() -> Flow[str]:
+        try:
+            yield "skypetoken=very-secret"  # type: ignore[misc]
+        except LocalProtocolError:  # pragma: no cover - the driver must not throw it in
+            return "caught inside"
+        finally:
+            track.finally_ran = True
+        return "unreachable"  # pragma: no cover
+
+    with pytest.raises(LocalProtocolError) as caught:
+        await Harness(twin).run(start(track, flow()))
+    assert str(caught.value) == "a flow yielded str, which is not an effect"
+    assert "very-secret" not in repr(caught.value)
+    assert track.finally_ran
+    assert track.closed()
+
+
+def test_run_sync_refuses_an_async_transport() -> None:
+    class AsyncOnly:
+        async def send(self, req: HttpRequest) -> HttpResponse:  # pragma: no cover
+            return OK
+
+    track = Tracked()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(LocalProtocolError, match="run_sync needs a sync transport"):
+            run_sync(start(track, one_request(track)), AsyncOnly())  # type: ignore[arg-type]
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+    assert track.closed()
+
+
+async def test_run_async_refuses_a_sync_transport() -> None:
+    class SyncOnly:
+        def send(self, req: HttpRequest) -> HttpResponse:
+            return OK
+
+    track = Tracked()
+    with pytest.raises(LocalProtocolError, match="run_async needs an async transport"):
+        await run_async(start(track, one_request(track)), SyncOnly())  # type: ignore[arg-type]
+    assert track.closed()
+
+
+async def test_run_async_does_not_block_the_event_loop() -> None:
+    """While the driver waits on its transport and its sleeps, other tasks keep running."""
+
+    class SlowTransport:
+        async def send(self, req: HttpRequest) -> HttpResponse:
+            await asyncio.sleep(0.05)
+            return OK
+
+    def flow() -> Flow[int]:
+        yield from request(REQ)
+        yield Sleep(0.05)  # carried out by the default sleeper, asyncio.sleep
+        response = yield from request(REQ)
+        return response.status
+
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    async def driven() -> int:
+        try:
+            return await run_async(flow(), SlowTransport())
+        finally:
+            stop.set()
+
+    status, _ = await asyncio.gather(driven(), ticker())
+    assert status == 200
+    assert ticks >= 10  # about 30 in 0.15 s; a blocked loop would give 1
+
+
+async def test_run_async_cancellation_closes_the_flow() -> None:
+    started = asyncio.Event()
+
+    class Hanging:
+        async def send(self, req: HttpRequest) -> HttpResponse:
+            started.set()
+            await asyncio.sleep(60)
+            return OK  # pragma: no cover
+
+    track = Tracked()
+    task = asyncio.create_task(run_async(start(track, one_request(track)), Hanging()))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert track.finally_ran
+    assert track.closed()
+
+
+def test_default_clock_is_aware_utc() -> None:
+    value = utc_now()
+    assert value.tzinfo is dt.UTC
+
+
+def test_run_sync_default_sleeper_really_waits() -> None:
+    import time
+
+    def flow() -> Flow[float]:
+        begin = time.monotonic()
+        yield Sleep(0.02)
+        return time.monotonic() - begin
+
+    class Unused:
+        def send(self, req: HttpRequest) -> HttpResponse:  # pragma: no cover
+            raise AssertionError
+
+    assert run_sync(flow(), Unused()) >= 0.02
+
+
+@given(
+    script=st.lists(
+        st.sampled_from(["ok", "error", "timeout", "sleep", "now"]), min_size=0, max_size=8
+    )
+)
+def test_twins_agree_on_any_script(script: list[str]) -> None:
+    """Both twins send the same requests, sleep the same and return the same value."""
+
+    def flow() -> Flow[list[str]]:
+        log: list[str] = []
+        for step in script:
+            if step == "sleep":
+                yield Sleep(1)
+                log.append("slept")
+            elif step == "now":
+                log.append((yield from now()).isoformat())
+            else:
+                try:
+                    response = yield from request(REQ)
+                except TransportTimeout:
+                    log.append("timeout")
+                except TransportError:
+                    log.append("error")
+                else:
+                    log.append(str(response.status))
+        return log
+
+    def answers() -> list[Answer]:
+        table: dict[str, Answer] = {
+            "ok": OK,
+            "error": TransportError("refused"),
+            "timeout": TransportTimeout("late"),
+        }
+        return [table[step] for step in script if step in table]
+
+    results = []
+    for twin in ("sync", "async"):
+        harness = Harness(twin, answers())
+        result = asyncio.run(harness.run(flow()))
+        results.append((result, harness.sent, harness.slept, harness.answers))
+    assert results[0] == results[1]
+    expected: list[str] = []
+    sleeps = 0
+    for step in script:
+        if step == "now":
+            expected.append((T0 + dt.timedelta(seconds=sleeps)).isoformat())
+        else:
+            sleeps += step == "sleep"
+            expected.append({"ok": "200", "sleep": "slept"}.get(step, step))
+    assert results[0][0] == expected
+    assert results[0][3] == []  # every scripted answer was used
