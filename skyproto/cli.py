@@ -1,0 +1,325 @@
+"""The ``skyproto`` command line.
+
+Usage: ``skyproto [--hosts FILE] [--ca-bundle FILE] [--transport NAME] [--verbose] VERB ...``
+
+Each verb is a :class:`Verb`: a name, a help line, a function that adds its arguments to its own
+sub-parser, and a function ``run(args, ctx) -> int`` that does the work with a :class:`CliContext`.
+``ctx.run(flow)`` builds the chosen transport and drives a flow with it, so a verb is usually a few
+lines around one flow. To add a verb, write those two functions and list the verb in :data:`VERBS`.
+
+This module is the edge of the program: it reads files, talks to the network through a transport
+and runs an event loop. Transports, drivers and ``asyncio`` are loaded with
+:func:`importlib.import_module` when a command needs them, so importing the core (this module
+included) pulls in no HTTP client and no event loop.
+
+Exit codes: 0 success, 1 a :class:`~skyproto.SkypeException` (the last stderr line reads
+``error: <ExceptionClass>: <message>``), 2 a usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TextIO, TypeVar, cast
+
+import attrs
+
+from ._flow import Flow
+from ._http import HttpRequest, HttpResponse, describe
+from .errors import LocalProtocolError, SkypeException
+from .hosts import Hosts
+from .mac256 import mac256
+
+__all__ = ["TRANSPORTS", "VERBS", "CliContext", "Verb", "build_parser", "main"]
+
+T = TypeVar("T")
+
+#: ``--transport`` choices; the first is the default.
+TRANSPORTS = ("requests", "httpx", "httpx-async", "stdlib")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+# -- the shapes of the dynamically loaded transports and drivers ---------------------------------
+
+
+class SyncSender(Protocol):
+    def send(self, request: HttpRequest) -> HttpResponse: ...
+
+
+class AsyncSender(Protocol):
+    async def send(self, request: HttpRequest) -> HttpResponse: ...
+
+
+class _ClosingSender(SyncSender, Protocol):
+    def close(self) -> None: ...
+
+
+class _ClosingAsyncSender(AsyncSender, Protocol):
+    async def aclose(self) -> None: ...
+
+
+class _Drivers(Protocol):
+    """The part of ``skyproto.transports`` the CLI uses."""
+
+    def run_sync(self, flow: Flow[T], transport: SyncSender) -> T: ...
+
+    async def run_async(self, flow: Flow[T], transport: AsyncSender) -> T: ...
+
+
+class _AsyncioModule(Protocol):
+    def run(self, main: Any) -> Any: ...
+
+
+def _load(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        # The transport modules name the extra to install in their message.
+        raise LocalProtocolError(f"cannot load {module}: {exc}") from None
+
+
+# -- traffic tracing -------------------------------------------------------------------------------
+
+
+class TracingTransport:
+    """Wrap a sync transport and write each redacted exchange to ``stream``."""
+
+    def __init__(self, inner: SyncSender, stream: TextIO) -> None:
+        self.inner = inner
+        self.stream = stream
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        _trace(self.stream, "> ", describe(request))
+        response = self.inner.send(request)
+        _trace(self.stream, "< ", describe(response))
+        return response
+
+
+class AsyncTracingTransport:
+    """Wrap an async transport and write each redacted exchange to ``stream``."""
+
+    def __init__(self, inner: AsyncSender, stream: TextIO) -> None:
+        self.inner = inner
+        self.stream = stream
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        _trace(self.stream, "> ", describe(request))
+        response = await self.inner.send(request)
+        _trace(self.stream, "< ", describe(response))
+        return response
+
+
+def _trace(stream: TextIO, marker: str, text: str) -> None:
+    for line in text.splitlines():
+        stream.write(marker + line + "\n")
+    stream.flush()
+
+
+# -- context ---------------------------------------------------------------------------------------
+
+
+@attrs.define
+class CliContext:
+    """What every verb gets: the global options and the output streams."""
+
+    hosts: Hosts = attrs.field(factory=Hosts)
+    transport: str = TRANSPORTS[0]
+    ca_bundle: str | None = None
+    verbose: bool = False
+    stdout: TextIO = attrs.field(factory=lambda: sys.stdout)
+    stderr: TextIO = attrs.field(factory=lambda: sys.stderr)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> CliContext:
+        """Build the context from the parsed global options (reads the hosts file)."""
+        hosts = Hosts.from_file(args.hosts) if args.hosts else Hosts()
+        return cls(
+            hosts=hosts,
+            transport=args.transport,
+            ca_bundle=args.ca_bundle,
+            verbose=args.verbose,
+            stdout=stdout,
+            stderr=stderr,
+        )
+
+    def out(self, text: str) -> None:
+        """Print a line of the command's result on stdout."""
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def err(self, text: str) -> None:
+        """Print a line of diagnostics on stderr."""
+        self.stderr.write(text + "\n")
+        self.stderr.flush()
+
+    @property
+    def is_async(self) -> bool:
+        return self.transport == "httpx-async"
+
+    def ssl_context(self) -> Any:
+        """An ``ssl.SSLContext`` trusting ``--ca-bundle`` (or the system store without one)."""
+        ssl = importlib.import_module("ssl")
+        try:
+            return ssl.create_default_context(cafile=self.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise LocalProtocolError(
+                f"cannot load CA bundle {self.ca_bundle!r}: {reason}"
+            ) from None
+
+    def make_transport(self) -> Any:
+        """A new transport of the chosen kind, with the TLS trust of ``--ca-bundle``.
+
+        The caller closes it (``close()``, or ``await aclose()`` for ``httpx-async``).
+        """
+        if self.transport not in TRANSPORTS:
+            raise LocalProtocolError(f"unknown transport {self.transport!r}")
+        # Build the SSL context first even where it is not passed on: a bad bundle fails early.
+        context = self.ssl_context() if self.ca_bundle else None
+        if self.transport == "requests":
+            module = _load("skyproto.transports.requests")
+            transport = module.RequestsTransport()
+            if self.ca_bundle:
+                transport.session.verify = self.ca_bundle
+            return transport
+        if self.transport == "stdlib":
+            module = _load("skyproto.transports.stdlib")
+            return module.StdlibTransport(ssl_context=context)
+        module = _load("skyproto.transports.httpx")
+        httpx = _load("httpx")
+        verify: Any = context if context is not None else True
+        if self.is_async:
+            return module.AsyncHttpxTransport(httpx.AsyncClient(verify=verify))
+        return module.HttpxTransport(httpx.Client(verify=verify))
+
+    def run(self, flow: Flow[T]) -> T:
+        """Drive ``flow`` to its result with a new transport of the chosen kind, then close it."""
+        drivers = cast(_Drivers, _load("skyproto.transports"))
+        transport = self.make_transport()
+        if self.is_async:
+            asyncio = cast(_AsyncioModule, _load("asyncio"))
+            result: T = asyncio.run(self._run_async(drivers, flow, transport))
+            return result
+        sender: SyncSender = transport
+        if self.verbose:
+            sender = TracingTransport(sender, self.stderr)
+        try:
+            return drivers.run_sync(flow, sender)
+        finally:
+            cast(_ClosingSender, transport).close()
+
+    async def _run_async(self, drivers: _Drivers, flow: Flow[T], transport: Any) -> T:
+        sender: AsyncSender = transport
+        if self.verbose:
+            sender = AsyncTracingTransport(sender, self.stderr)
+        try:
+            return await drivers.run_async(flow, sender)
+        finally:
+            await cast(_ClosingAsyncSender, transport).aclose()
+
+
+# -- verbs -----------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Verb:
+    """One sub-command: ``configure`` adds its arguments, ``run`` does the work."""
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace, CliContext], int]
+    configure: Callable[[argparse.ArgumentParser], None] = attrs.field(default=lambda parser: None)
+
+
+def _configure_mac256(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("challenge", help="the challenge, usually a decimal Unix time")
+
+
+def _run_mac256(args: argparse.Namespace, ctx: CliContext) -> int:
+    ctx.out(mac256(args.challenge))
+    return EXIT_OK
+
+
+#: Every verb, in the order ``--help`` lists them.
+VERBS: tuple[Verb, ...] = (
+    Verb(
+        "mac256",
+        "print the lock-and-key response to a challenge",
+        _run_mac256,
+        _configure_mac256,
+    ),
+)
+
+
+# -- entry point -----------------------------------------------------------------------------------
+
+
+def build_parser(verbs: Sequence[Verb] | None = None) -> argparse.ArgumentParser:
+    """The argument parser: global options, then one sub-parser per verb (default :data:`VERBS`)."""
+    parser = argparse.ArgumentParser(
+        prog="skyproto", description="Speak the Skype HTTP client protocol."
+    )
+    parser.add_argument(
+        "--hosts", metavar="FILE", help="JSON hosts profile mapping service hosts to base URLs"
+    )
+    parser.add_argument(
+        "--ca-bundle", metavar="FILE", help="PEM file of CA certificates to trust for HTTPS"
+    )
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default=TRANSPORTS[0],
+        help=f"HTTP stack to use (default: {TRANSPORTS[0]})",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="write the HTTP traffic, with secrets redacted, to stderr",
+    )
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb in VERBS if verbs is None else verbs:
+        sub = subparsers.add_parser(verb.name, help=verb.help, description=verb.help)
+        verb.configure(sub)
+        sub.set_defaults(verb_run=verb.run)
+    return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "(no message)"
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run the command line and return its exit code (streams default to ``sys``'s)."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+    try:
+        ctx = CliContext.from_args(args, stdout=out, stderr=err)
+        run: Callable[[argparse.Namespace, CliContext], int] = args.verb_run
+        return run(args, ctx)
+    except SkypeException as exc:
+        err.write(f"error: {type(exc).__name__}: {_one_line(exc.message)}\n")
+        err.flush()
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        err.flush()
+        return EXIT_INTERRUPTED
