@@ -1,0 +1,32 @@
+"""The user id behind a Skype token (PROTOCOL.md §2.7).
+
+A profile answer that is not a JSON object, or whose ``username`` is missing or empty, is a
+:class:`~skyproto.RemoteProtocolError` (the reference stores ``None`` and carries on).
+"""
+
+from __future__ import annotations
+
+from .._flow import Flow, now, request
+from ..calls import DEFAULT_ACCEPTED, AuthKind, build_request, check_status
+from ..errors import RemoteProtocolError
+from ..hosts import Hosts
+from ..tokens import SkypeToken
+from ._pages import require_text
+
+__all__ = ["fetch_user_id"]
+
+
+def fetch_user_id(token: SkypeToken, *, hosts: Hosts) -> Flow[str]:
+    """Flow: the user id (``fred.2``, ``live:fred_1``, ``guest:…``) that ``token`` belongs to."""
+    url = hosts.require_trusted(hosts.api + "/users/self/profile", "the profile request")
+    req = build_request("GET", url, auth=(AuthKind.SKYPE_TOKEN, token.token))
+    response = yield from request(req)
+    current = yield from now()
+    check_status(response, DEFAULT_ACCEPTED, method="GET", url=url, now=current)
+    try:
+        data = response.json()
+    except RemoteProtocolError:
+        raise RemoteProtocolError("profile response is not JSON", response) from None
+    if not isinstance(data, dict):
+        raise RemoteProtocolError("profile response is not a JSON object", response)
+    return require_text(data.get("username"), "the profile's username", response)
