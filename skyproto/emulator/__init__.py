@@ -1,0 +1,33 @@
+"""A loopback emulator of the Skype services that SkPy and skyproto talk to.
+
+* :class:`Emulator` is pure: ``handle(request, now) -> response``, no sockets, no clock.
+* :class:`EmulatorServer` serves it over HTTP (or HTTPS, with a generated CA) on loopback.
+* :class:`Scenario` holds the knobs (redirects, wrong password, faults, events, lifetimes...).
+* :func:`serve` is the ``skyproto emulator`` command.
+
+See ``docs/emulator.md``.
+"""
+
+from .core import Emulator
+from .event_stream import DEFAULT_EVENTS, EVENT_KINDS
+from .profile import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, SERVED_HOSTS, Account
+from .scenario import ROUTE_GROUPS, ROUTES, Fault, Scenario, parse_scenario
+from .server import EmulatorServer, LoggedRequest, serve
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_EVENTS",
+    "DEFAULT_MEETING_ID",
+    "EVENT_KINDS",
+    "ROUTES",
+    "ROUTE_GROUPS",
+    "SERVED_HOSTS",
+    "Account",
+    "Emulator",
+    "EmulatorServer",
+    "Fault",
+    "LoggedRequest",
+    "Scenario",
+    "parse_scenario",
+    "serve",
+]
