@@ -8,7 +8,14 @@ effect yielded                value sent back
 :class:`~skyproto.HttpRequest`  the :class:`~skyproto.HttpResponse` received
 :class:`Sleep`                ``None``, once the time has passed
 :class:`Now`                  the current time, an aware UTC ``datetime``
+:class:`Shared`               the result of the sub-flow ``start()``, run once
+                              per ``(owner, key)`` however many flows ask
+:class:`Deliver`              ``None``, once ``handler(event)`` has returned
+                              (and, if it returned an awaitable, that is done)
 ============================  ===============================================
+
+An exception raised by a :class:`Shared` sub-flow or by a :class:`Deliver` handler is thrown into
+the flow at its ``yield``, like a transport failure.
 
 A transport failure is thrown into the flow as :class:`~skyproto.TransportError` at the ``yield``
 that asked for the request, so a flow may retry or give up. When the generator returns, its value
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Hashable
 from typing import Any, Generic, TypeAlias, TypeVar
 
 import attrs
@@ -28,7 +35,19 @@ import attrs
 from ._http import HttpRequest, HttpResponse
 from .errors import LocalProtocolError
 
-__all__ = ["Effect", "Flow", "Now", "Sleep", "Stepper", "now", "sleep"]
+__all__ = [
+    "Deliver",
+    "Effect",
+    "Flow",
+    "Now",
+    "Shared",
+    "Sleep",
+    "Stepper",
+    "deliver",
+    "now",
+    "shared",
+    "sleep",
+]
 
 T = TypeVar("T")
 
@@ -45,9 +64,33 @@ class Now:
     """Ask the driver for the current time (aware, UTC)."""
 
 
-Effect: TypeAlias = HttpRequest | Sleep | Now
+@attrs.frozen(eq=False)
+class Shared:
+    """Ask the driver for the result of the sub-flow ``start()``, shared per ``(owner, key)``.
+
+    A sync driver simply runs ``start()`` to completion. An async driver runs it once per
+    ``(owner, key)`` at a time: flows that ask while it is in flight all await the same result
+    (or exception), so concurrent callers share one token refresh instead of starting one each.
+    ``owner`` is held weakly and must support weak references.
+    """
+
+    owner: object
+    key: Hashable
+    start: Callable[[], Generator[Any, Any, Any]] = attrs.field(repr=False)
+
+
+@attrs.frozen(eq=False)
+class Deliver:
+    """Ask the driver to call ``handler(event)`` (awaiting it when it returns an awaitable)."""
+
+    event: object
+    handler: Callable[[Any], object] = attrs.field(repr=False)
+
+
+Effect: TypeAlias = HttpRequest | Sleep | Now | Shared | Deliver
 #: A flow yields effects, receives their outcomes and returns ``T``.
 Flow: TypeAlias = Generator[Effect, Any, T]
+EFFECT_TYPES = (HttpRequest, Sleep, Now, Shared, Deliver)
 
 
 def now() -> Generator[Effect, Any, dt.datetime]:
@@ -70,6 +113,18 @@ def sleep(seconds: float) -> Generator[Effect, Any, None]:
         raise LocalProtocolError("sleep takes a finite number of seconds")
     if seconds > 0:
         yield Sleep(seconds)
+
+
+def shared(owner: object, key: Hashable, start: Callable[[], Flow[T]]) -> Flow[T]:
+    """Sub-flow: the result of ``start()``, shared with concurrent flows asking for the same
+    ``(owner, key)`` (see :class:`Shared`)."""
+    result: T = yield Shared(owner, key, start)
+    return result
+
+
+def deliver(event: object, handler: Callable[[Any], object]) -> Flow[None]:
+    """Sub-flow: hand ``event`` to ``handler`` through the driver (see :class:`Deliver`)."""
+    yield Deliver(event, handler)
 
 
 def request(req: HttpRequest) -> Generator[Effect, Any, HttpResponse]:
@@ -115,7 +170,7 @@ class Stepper(Generic[T]):
         except BaseException:
             self._finish("raised")
             raise
-        if not isinstance(effect, HttpRequest | Sleep | Now):
+        if not isinstance(effect, EFFECT_TYPES):
             self._flow.close()
             self._finish("raised")
             # Only the type: an arbitrary object's repr could carry a secret.

@@ -270,16 +270,26 @@ def list_endpoints(reg: Registration) -> Flow[list[str]]:
     return ids
 
 
-def poll(reg: Registration, endpoint_id: str = "SELF", *, hold: float = 30.0) -> Flow[HttpResponse]:
+def poll(
+    reg: Registration,
+    endpoint_id: str = "SELF",
+    *,
+    hold: float = 30.0,
+    timeout: float | None = None,
+) -> Flow[HttpResponse]:
     """Wait for events (§5.6) and return the raw answer for the events decoder.
 
     The server holds the request for up to ``hold`` seconds; the request's timeout hint is
     ``hold + POLL_TIMEOUT_MARGIN`` so that an idle poll is not mistaken for a dead connection.
+    A shorter ``timeout`` gives up earlier (an event loop with a deadline uses it).
     """
     if hold <= 0:
         raise LocalProtocolError("hold must be positive")
+    if timeout is not None and not timeout > 0:
+        raise LocalProtocolError("timeout must be positive")
+    limit = hold + POLL_TIMEOUT_MARGIN if timeout is None else timeout
     url = _endpoint_url(reg, endpoint_id, "/subscriptions/0/poll")
-    return (yield from _call(reg, "POST", url, timeout=hold + POLL_TIMEOUT_MARGIN))
+    return (yield from _call(reg, "POST", url, timeout=limit))
 
 
 def _host_of(url: str) -> str:

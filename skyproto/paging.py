@@ -43,6 +43,7 @@ __all__ = [
     "conversations",
     "exhaust",
     "page",
+    "page_items",
 ]
 
 logger = logging.getLogger("skyproto")
@@ -99,6 +100,13 @@ class PagingState:
         while len(links) > max(1, max_listings):
             del links[next(iter(links))]
         return PagingState(links)
+
+    def rebased(self, base: str) -> PagingState:
+        """A copy without the listings under ``base`` (a messaging base the session left)."""
+        prefix = base.rstrip("/") + "/"
+        return PagingState(
+            {k: v for k, v in self.links.items() if not k.partition(" ")[2].startswith(prefix)}
+        )
 
     def without(self, method: str, url: str) -> PagingState:
         """A copy that starts the listing ``(method, url)`` over."""
@@ -157,7 +165,8 @@ def page(
     return state, body
 
 
-def _items(body: dict[str, Any], items_key: str) -> list[Any]:
+def page_items(body: dict[str, Any], items_key: str) -> list[Any]:
+    """The list under ``items_key`` of a page (empty when absent)."""
     items = body.get(items_key)
     if items is None:
         return []
@@ -189,7 +198,7 @@ def exhaust(
         state, body = yield from page(
             state, method, url, reg=reg, hosts=hosts, params=params, headers=headers
         )
-        items = _items(body, items_key)
+        items = page_items(body, items_key)
         if not items:
             return state, collected
         collected.extend(items)
@@ -207,4 +216,4 @@ def conversations(
     state, body = yield from page(
         state, "GET", url, reg=reg, hosts=hosts, params=CONVERSATION_PARAMS
     )
-    return state, _items(body, "conversations")
+    return state, page_items(body, "conversations")

@@ -1,4 +1,24 @@
-"""The session: its saved state, and (later in this module) the re-authentication policy.
+"""The session: its saved state, and the re-authentication policy.
+
+Session
+-------
+:class:`Session` owns a :class:`SessionState` and runs every authenticated call through one policy,
+written as flows (so the time comes from the driver and nothing here sleeps or sends):
+
+* **Skype token missing, expired or within** :data:`~skyproto.tokens.REFRESH_LEEWAY` **of its
+  expiry**: log in again with the session's credentials (:class:`~skyproto.Credentials`, a
+  :class:`GuestCredentials`, or a callable returning one, asked only when a login is due). With no
+  credentials, :class:`~skyproto.SkypeTokenException`.
+* **Registration token missing or expiring**: register again (the handshake, the endpoint config and
+  the endpoint listing, as the reference client does).
+* **401 on a call**: one fresh login (and, for registration-token calls, a fresh registration),
+  then the call once more.
+* **404, or errorCode 729, on an endpoint call**: register again, then the call once more.
+
+Each recovery happens at most once per call, so a call costs at most three attempts. Logins and
+registrations go through :class:`~skyproto.Shared` effects keyed by a generation counter: under
+``run_async``, callers that find the same stale token wait for one refresh instead of starting one
+each; a caller whose token was replaced meanwhile just uses the new one.
 
 Saved state
 -----------
@@ -35,10 +55,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
-from typing import Any, get_args
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar, get_args
 
 import attrs
 import cattrs
@@ -51,21 +72,33 @@ from cattrs.cols import (
 )
 from cattrs.preconf.json import make_converter
 
-from ._http import dump_json
-from .errors import SkypeTokenException
+from . import endpoint as _endpoint
+from . import paging as _paging
+from ._flow import Flow, now, shared
+from ._http import HeaderInput, HttpResponse, dump_json
+from .auth import LoginMethod, fetch_user_id, guest_login, login
+from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException
 from .hosts import Hosts
+from .ids import Status
 from .paging import PagingState
-from .registration import Registration
-from .tokens import RegistrationToken, SkypeToken, utc
+from .registration import DEFAULT_MAX_REDIRECTS, Registration, register
+from .tokens import Credentials, RegistrationToken, SkypeToken, utc
 
 __all__ = [
+    "MAX_CALL_ATTEMPTS",
     "SNAPSHOT_VERSION",
+    "CredentialSource",
+    "GuestCredentials",
+    "Listing",
+    "Session",
     "SessionState",
     "dump_snapshot",
     "load_snapshot",
     "snapshot_converter",
     "usable_token",
 ]
+
+logger = logging.getLogger("skyproto")
 
 #: The snapshot format :func:`dump_snapshot` writes and :func:`load_snapshot` reads.
 SNAPSHOT_VERSION = 1
@@ -85,6 +118,13 @@ class SessionState:
     endpoints: tuple[str, ...] = attrs.field(default=(), converter=_endpoint_ids)
     paging: PagingState = attrs.field(factory=PagingState)
     guest: bool = False
+
+    @property
+    def endpoint_id(self) -> str:
+        """The endpoint the session's calls address: the registered one, else ``SELF``."""
+        if self.registration is not None and self.registration.endpoint_id is not None:
+            return self.registration.endpoint_id
+        return "SELF"
 
 
 # -- the converter ------------------------------------------------------------------------------
@@ -408,3 +448,397 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
                 "which is not trusted"
             )
     return state
+
+
+# -- the live session ---------------------------------------------------------------------------
+
+#: Attempts one call gets at most: the first, one after a fresh login, one after a registration.
+MAX_CALL_ATTEMPTS = 3
+GUEST_PREFIX = "guest:"
+
+
+@attrs.frozen
+class GuestCredentials:
+    """Join the conversation behind ``join`` (a join URL or bare id) as a guest called ``name``."""
+
+    join: str
+    name: str
+
+
+#: What a session logs in with: credentials, or a callable asked for them when a login is due.
+CredentialSource = (
+    Credentials | GuestCredentials | Callable[[], "Credentials | GuestCredentials | None"]
+)
+
+T = TypeVar("T")
+
+
+class Session:
+    """A session's state and its re-authentication policy; every operation is a flow.
+
+    ``credentials`` may be a callable, asked only when a login is due, so a password need not
+    stay in memory. It is never shown by ``repr``. Run the flows with a driver::
+
+        session = Session(hosts, credentials=Credentials("fred@example.com", password))
+        run_sync(session.connect(), transport)
+        run_sync(session.ping(), transport)
+    """
+
+    def __init__(
+        self,
+        hosts: Hosts | None = None,
+        *,
+        credentials: CredentialSource | None = None,
+        method: LoginMethod = LoginMethod.AUTO,
+        state: SessionState | None = None,
+        endpoint_name: str = "skype",
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
+    ) -> None:
+        if not isinstance(method, LoginMethod):
+            raise LocalProtocolError(f"method must be a LoginMethod, not {type(method).__name__}")
+        self.hosts = hosts if hosts is not None else Hosts()
+        self.method = method
+        self.state = state if state is not None else SessionState()
+        self.endpoint_name = endpoint_name
+        self.max_redirects = max_redirects
+        self._credentials = credentials
+        self._logins = 0
+        self._registrations = 0
+
+    def __repr__(self) -> str:
+        state = self.state
+        return (
+            f"Session(user_id={state.user_id!r}, logged_in={state.skype_token is not None}, "
+            f"registered={state.registration is not None}, guest={state.guest})"
+        )
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        data: bytes | str,
+        *,
+        now: dt.datetime,
+        hosts: Hosts | None = None,
+        credentials: CredentialSource | None = None,
+        method: LoginMethod = LoginMethod.AUTO,
+    ) -> Session:
+        """A session resumed from :meth:`snapshot` output, checked with :func:`load_snapshot`."""
+        hosts = hosts if hosts is not None else Hosts()
+        state = load_snapshot(data, now=now, hosts=hosts)
+        return cls(hosts, credentials=credentials, method=method, state=state)
+
+    def snapshot(self) -> bytes:
+        """The versioned JSON snapshot of the current state (no password is ever in it)."""
+        return dump_snapshot(self.state)
+
+    @property
+    def user_id(self) -> str | None:
+        """The account's user id, once known."""
+        return self.state.user_id
+
+    @property
+    def registration(self) -> Registration | None:
+        """The current registration, if any."""
+        return self.state.registration
+
+    # -- tokens ---------------------------------------------------------------------------------
+
+    def skype_token(self) -> Flow[SkypeToken]:
+        """Flow: a Skype token valid for at least the refresh leeway, logging in if needed."""
+        current = yield from now()
+        token = self.state.skype_token
+        if token is not None and not token.expired(current):
+            return token
+        return (yield from self._fresh_login(token))
+
+    def ensure_registration(self) -> Flow[Registration]:
+        """Flow: a registration valid for at least the leeway, registering (and logging in) if
+        needed."""
+        current = yield from now()
+        reg = self.state.registration
+        if reg is not None and not reg.token.expired(current):
+            return reg
+        return (yield from self._fresh_registration(reg))
+
+    def _fresh_login(self, stale: SkypeToken | None) -> Flow[SkypeToken]:
+        current = self.state.skype_token
+        if current is not None and current is not stale:
+            return current  # someone else logged in since ``stale`` was read
+        token: SkypeToken = yield from shared(self, ("login", self._logins), self._login)
+        return token
+
+    def _fresh_registration(self, stale: Registration | None) -> Flow[Registration]:
+        current = self.state.registration
+        if current is not None and current is not stale:
+            return current
+        reg: Registration = yield from shared(
+            self, ("register", self._registrations), self._register
+        )
+        return reg
+
+    def _source(self) -> Credentials | GuestCredentials:
+        source = self._credentials
+        if callable(source) and not isinstance(source, Credentials | GuestCredentials):
+            source = source()
+        if source is None:
+            raise SkypeTokenException("no valid Skype token, and no credentials to log in with")
+        if not isinstance(source, Credentials | GuestCredentials):
+            raise LocalProtocolError(
+                f"credentials must be Credentials or GuestCredentials, not {type(source).__name__}"
+            )
+        return source
+
+    def _login(self) -> Flow[SkypeToken]:
+        source = self._source()
+        if isinstance(source, GuestCredentials):
+            token = yield from guest_login(source.join, source.name, hosts=self.hosts)
+        else:
+            token = yield from login(source, hosts=self.hosts, method=self.method)
+        user_id = yield from fetch_user_id(token, hosts=self.hosts)
+        if self.state.user_id is not None and user_id != self.state.user_id:
+            # A different account: nothing of the old one may be reused with this token.
+            self.state = SessionState()
+        self.state = attrs.evolve(
+            self.state,
+            user_id=user_id,
+            skype_token=token,
+            guest=user_id.startswith(GUEST_PREFIX),
+        )
+        self._logins += 1
+        return token
+
+    def _register(self) -> Flow[Registration]:
+        token = yield from self.skype_token()
+        old = self.state.registration
+        messenger = old.messenger if old is not None else None
+        try:
+            reg = yield from register(
+                token, hosts=self.hosts, messenger=messenger, max_redirects=self.max_redirects
+            )
+        except SkypeApiException as exc:
+            if exc.status != 401:
+                raise
+            token = yield from self._fresh_login(token)
+            reg = yield from register(
+                token, hosts=self.hosts, messenger=messenger, max_redirects=self.max_redirects
+            )
+        paging = self.state.paging
+        if old is not None and old.messenger != reg.messenger:
+            paging = paging.rebased(old.messenger)
+        self.state = attrs.evolve(self.state, registration=reg, paging=paging)
+        self._registrations += 1
+        if reg.endpoint_id is not None:
+            yield from _endpoint.configure_endpoint(reg, reg.endpoint_id, name=self.endpoint_name)
+        ids = yield from _endpoint.list_endpoints(reg)
+        self.state = attrs.evolve(self.state, endpoints=tuple(ids))
+        return reg
+
+    # -- calls under the policy -----------------------------------------------------------------
+
+    def call(
+        self, operation: Callable[[Registration], Flow[T]], *, reregister_on_404: bool = True
+    ) -> Flow[T]:
+        """Flow: ``operation(registration)`` under the policy (401: log in and register again;
+        404 or errorCode 729: register again; each once)."""
+        reg = yield from self.ensure_registration()
+        logged_in = registered = False
+        for _ in range(MAX_CALL_ATTEMPTS):
+            token_used = self.state.skype_token
+            try:
+                return (yield from operation(reg))
+            except SkypeApiException as exc:
+                gone = isinstance(exc, _endpoint.EndpointGoneError) or (
+                    exc.status == 404 and reregister_on_404
+                )
+                if exc.status == 401 and not logged_in:
+                    logged_in = True
+                    yield from self._fresh_login(token_used)
+                elif gone and not registered:
+                    registered = True
+                else:
+                    raise
+                reg = yield from self._fresh_registration(reg)
+        raise LocalProtocolError("unreachable: the call loop is bounded by its recoveries")
+
+    def call_with_token(self, operation: Callable[[SkypeToken], Flow[T]]) -> Flow[T]:
+        """Flow: ``operation(skype_token)`` under the policy (401: one fresh login)."""
+        token = yield from self.skype_token()
+        try:
+            return (yield from operation(token))
+        except SkypeApiException as exc:
+            if exc.status != 401:
+                raise
+        token = yield from self._fresh_login(token)
+        return (yield from operation(token))
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def connect(self) -> Flow[SessionState]:
+        """Flow: log in if needed, register if needed (config and endpoint listing included)."""
+        yield from self.skype_token()
+        if self.state.user_id is None:
+            user_id = yield from self.call_with_token(
+                lambda token: fetch_user_id(token, hosts=self.hosts)
+            )
+            self.state = attrs.evolve(
+                self.state, user_id=user_id, guest=user_id.startswith(GUEST_PREFIX)
+            )
+        yield from self.ensure_registration()
+        return self.state
+
+    def configure(self) -> Flow[HttpResponse]:
+        """Flow: publish the endpoint's presence document (PROTOCOL.md §5.2)."""
+        return (
+            yield from self.call(
+                lambda reg: _endpoint.configure_endpoint(
+                    reg, self.state.endpoint_id, name=self.endpoint_name
+                )
+            )
+        )
+
+    def ping(self, timeout: int = 12) -> Flow[HttpResponse]:
+        """Flow: keep the endpoint alive for ``timeout`` seconds."""
+        return (yield from self.call(lambda reg: _endpoint.ping(reg, "SELF", timeout)))
+
+    def subscribe(self) -> Flow[HttpResponse]:
+        """Flow: subscribe the endpoint to conversation and thread events."""
+        return (yield from self.call(lambda reg: _endpoint.subscribe(reg, "SELF")))
+
+    def subscribe_presence(self, contact_ids: Collection[str]) -> Flow[HttpResponse]:
+        """Flow: ask for presence events of ``contact_ids``."""
+        ids = tuple(contact_ids) if not isinstance(contact_ids, str) else contact_ids
+        return (yield from self.call(lambda reg: _endpoint.subscribe_presence(reg, ids)))
+
+    def set_presence(self, status: Status = Status.Online) -> Flow[HttpResponse]:
+        """Flow: set this account's presence."""
+        return (yield from self.call(lambda reg: _endpoint.set_presence(reg, status)))
+
+    def list_endpoints(self) -> Flow[list[str]]:
+        """Flow: every endpoint id of the account; also kept in ``state.endpoints``."""
+        ids = yield from self.call(_endpoint.list_endpoints)
+        self.state = attrs.evolve(self.state, endpoints=tuple(ids))
+        return ids
+
+    def poll(self, hold: float = 30.0, *, timeout: float | None = None) -> Flow[HttpResponse]:
+        """Flow: one long poll. Only the expiry and 401 rules apply: a 404 is the caller's
+        (the event loop subscribes again)."""
+        return (
+            yield from self.call(
+                lambda reg: _endpoint.poll(reg, "SELF", hold=hold, timeout=timeout),
+                reregister_on_404=False,
+            )
+        )
+
+    def reregister(self) -> Flow[Registration]:
+        """Flow: register again now (the event loop's answer to a forgotten endpoint)."""
+        return (yield from self._fresh_registration(self.state.registration))
+
+    def ack(self, url: str) -> Flow[bool]:
+        """Flow: acknowledge an event; ``False`` (nothing sent) for an untrusted URL."""
+        return (yield from self.call(lambda reg: _endpoint.ack(reg, url, hosts=self.hosts)))
+
+    def mark_consumed(self, chat_id: str, horizon: str) -> Flow[HttpResponse]:
+        """Flow: set a conversation's consumption horizon."""
+        return (yield from self.call(lambda reg: _endpoint.mark_consumed(reg, chat_id, horizon)))
+
+    def listing(
+        self,
+        path: str,
+        *,
+        items_key: str,
+        method: str = "GET",
+        params: _paging.Params = None,
+        headers: HeaderInput = None,
+        max_pages: int = _paging.DEFAULT_MAX_PAGES,
+    ) -> Listing:
+        """A syncState listing of ``path`` under the messaging base (e.g. ``/users/ME/...``)."""
+        return Listing(
+            self,
+            path,
+            items_key=items_key,
+            method=method,
+            params=params,
+            headers=headers,
+            max_pages=max_pages,
+        )
+
+    def conversations(self, *, max_pages: int = _paging.DEFAULT_MAX_PAGES) -> Listing:
+        """The recent-conversations listing (PROTOCOL.md §6)."""
+        return self.listing(
+            "/users/ME/conversations",
+            items_key="conversations",
+            params=_paging.CONVERSATION_PARAMS,
+            max_pages=max_pages,
+        )
+
+
+class Listing:
+    """A syncState listing, one page per :meth:`next_page` flow; its links live in the session.
+
+    Drive it with ``skyproto.transports.iterate_pages`` (sync) or ``aiterate_pages`` (async), or
+    run :meth:`next_page` until it returns ``None``. It ends at an empty page, at a page that
+    brings no new link, or after ``max_pages`` pages.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        path: str,
+        *,
+        items_key: str,
+        method: str = "GET",
+        params: _paging.Params = None,
+        headers: HeaderInput = None,
+        max_pages: int = _paging.DEFAULT_MAX_PAGES,
+    ) -> None:
+        if not path.startswith("/"):
+            raise LocalProtocolError("a listing path starts with '/'")
+        if max_pages < 1:
+            raise LocalProtocolError("max_pages must be at least 1")
+        self.session = session
+        self.path = path
+        self.items_key = items_key
+        self.method = method.upper()
+        self.params = params
+        self.headers = headers
+        self.max_pages = max_pages
+        self.pages = 0
+        self.finished = False
+
+    def __repr__(self) -> str:
+        return f"Listing({self.method} {self.path}, pages={self.pages}, finished={self.finished})"
+
+    def next_page(self) -> Flow[list[Any] | None]:
+        """Flow: the next page's items, or ``None`` once the listing has ended."""
+        if self.finished:
+            return None
+        if self.pages >= self.max_pages:
+            logger.warning(
+                "listing %s %s did not end within %d pages", self.method, self.path, self.max_pages
+            )
+            self.finished = True
+            return None
+        session = self.session
+
+        def fetch(reg: Registration) -> Flow[tuple[PagingState, dict[str, Any]]]:
+            return _paging.page(
+                session.state.paging,
+                self.method,
+                reg.messenger + self.path,
+                reg=reg,
+                hosts=session.hosts,
+                params=self.params,
+                headers=self.headers,
+            )
+
+        reg_before = yield from session.ensure_registration()
+        url = reg_before.messenger + self.path
+        link_before = session.state.paging.link(self.method, url)
+        paging, body = yield from session.call(fetch)
+        session.state = attrs.evolve(session.state, paging=paging)
+        self.pages += 1
+        items = _paging.page_items(body, self.items_key)
+        url = (session.state.registration or reg_before).messenger + self.path
+        if not items or paging.link(self.method, url) == link_before:
+            self.finished = True
+        return items if items else None

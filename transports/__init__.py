@@ -2,7 +2,8 @@
 
 ``skyproto.transports.requests`` (sync), ``skyproto.transports.httpx`` (sync and async) and
 ``skyproto.transports.stdlib`` (sockets, ``ssl`` and h11; sync) each implement one ``send``
-method. :func:`run_sync` and :func:`run_async` drive a flow through any object with that method::
+method. :func:`run_sync` and :func:`run_async` (and the page iterators :func:`iterate_pages` and
+:func:`aiterate_pages`) drive a flow through any object with that method::
 
     with RequestsTransport() as transport:
         response = run_sync(external_call("GET", url, timeout=10), transport)
@@ -15,6 +16,20 @@ body. The drivers throw that error into the flow, which may retry; they always c
 Importing a transport whose client library is missing raises an ``ImportError`` naming the extra.
 """
 
-from ._drive import AsyncTransport, SyncTransport, run_async, run_sync
+from ._drive import (
+    AsyncTransport,
+    SyncTransport,
+    aiterate_pages,
+    iterate_pages,
+    run_async,
+    run_sync,
+)
 
-__all__ = ["AsyncTransport", "SyncTransport", "run_async", "run_sync"]
+__all__ = [
+    "AsyncTransport",
+    "SyncTransport",
+    "aiterate_pages",
+    "iterate_pages",
+    "run_async",
+    "run_sync",
+]

@@ -9,6 +9,13 @@ effect the flow yields they do one thing:
 - :class:`~skyproto.Sleep`: ``sleep(seconds)``. Negative seconds count as 0; a duration that is
   not a finite number raises :class:`~skyproto.LocalProtocolError` (an endless wait is a bug).
 - :class:`~skyproto.Now`: ``clock()``, an aware UTC datetime.
+- :class:`~skyproto.Shared`: the result of running ``start()`` with the same transport, clock and
+  sleeper. ``run_async`` runs it once per ``(owner, key)`` at a time and lets every flow that asks
+  meanwhile await that one run; cancelling one waiter does not cancel the run.
+- :class:`~skyproto.Deliver`: ``handler(event)``; ``run_async`` awaits what it returns when that is
+  awaitable, and ``run_sync`` refuses an awaitable.
+
+An exception from a shared sub-flow or a handler is thrown into the flow, like a transport error.
 
 Anything else the flow yields is a bug in the flow, not something it could handle, so the driver
 raises :class:`~skyproto.LocalProtocolError` itself rather than throwing it in. So does a
@@ -25,16 +32,28 @@ import datetime as dt
 import inspect
 import math
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import h11
 
-from skyproto._flow import Flow, Now, Sleep
+from skyproto._flow import Deliver, Flow, Now, Shared, Sleep
 from skyproto._http import HttpRequest, HttpResponse, _redact_url
 from skyproto.errors import LocalProtocolError, TransportError, TransportTimeout
 
-__all__ = ["AsyncTransport", "SyncTransport", "run_async", "run_sync", "utc_now"]
+if TYPE_CHECKING:
+    from skyproto.session import Listing
+
+__all__ = [
+    "AsyncTransport",
+    "SyncTransport",
+    "aiterate_pages",
+    "iterate_pages",
+    "run_async",
+    "run_sync",
+    "utc_now",
+]
 
 T = TypeVar("T")
 
@@ -66,7 +85,7 @@ def run_sync(
     """Run ``flow`` to completion, blocking, and return its result."""
     try:
         outcome: Any = None
-        failure: TransportError | None = None
+        failure: BaseException | None = None
         while True:
             try:
                 effect = flow.send(outcome) if failure is None else flow.throw(failure)
@@ -86,6 +105,20 @@ def run_sync(
                 sleep(_seconds(effect))
             elif isinstance(effect, Now):
                 outcome = clock()
+            elif isinstance(effect, Shared):
+                try:
+                    outcome = run_sync(effect.start(), transport, clock=clock, sleep=sleep)
+                except Exception as exc:
+                    failure = exc
+            elif isinstance(effect, Deliver):
+                try:
+                    returned = effect.handler(effect.event)
+                except Exception as exc:
+                    failure = exc
+                else:
+                    if inspect.isawaitable(returned):
+                        _discard(returned)
+                        raise LocalProtocolError("run_sync needs a sync handler; use run_async")
             else:
                 raise _unknown(effect)
     finally:
@@ -102,7 +135,7 @@ async def run_async(
     """Run ``flow`` to completion on the running event loop and return its result."""
     try:
         outcome: Any = None
-        failure: TransportError | None = None
+        failure: BaseException | None = None
         while True:
             try:
                 effect = flow.send(outcome) if failure is None else flow.throw(failure)
@@ -122,10 +155,60 @@ async def run_async(
                 await sleep(_seconds(effect))
             elif isinstance(effect, Now):
                 outcome = clock()
+            elif isinstance(effect, Shared):
+                try:
+                    outcome = await _shared_async(effect, transport, clock, sleep)
+                except Exception as exc:
+                    failure = exc
+            elif isinstance(effect, Deliver):
+                try:
+                    returned = effect.handler(effect.event)
+                    if inspect.isawaitable(returned):
+                        await returned
+                except Exception as exc:
+                    failure = exc
             else:
                 raise _unknown(effect)
     finally:
         flow.close()
+
+
+# In-flight shared sub-flows of the async driver, per owner (weakly) and key.
+_in_flight: weakref.WeakKeyDictionary[object, dict[Hashable, asyncio.Task[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _shared_async(
+    effect: Shared,
+    transport: AsyncTransport,
+    clock: Callable[[], dt.datetime],
+    sleep: Callable[[float], Awaitable[object]],
+) -> Any:
+    try:
+        tasks = _in_flight.setdefault(effect.owner, {})
+    except TypeError:
+        raise LocalProtocolError(
+            f"a Shared owner must support weak references ({type(effect.owner).__name__} does not)"
+        ) from None
+    loop = asyncio.get_running_loop()
+    task = tasks.get(effect.key)
+    if task is None or task.done() or task.get_loop() is not loop:
+        task = loop.create_task(run_async(effect.start(), transport, clock=clock, sleep=sleep))
+        tasks[effect.key] = task
+        task.add_done_callback(_finished(tasks, effect.key))
+    # Shielded: one waiter being cancelled must not cancel the refresh the others wait on.
+    return await asyncio.shield(task)
+
+
+def _finished(tasks: dict[Hashable, asyncio.Task[Any]], key: Hashable) -> Callable[[Any], None]:
+    def forget(task: asyncio.Task[Any]) -> None:
+        if tasks.get(key) is task:
+            del tasks[key]
+        if not task.cancelled():
+            task.exception()  # retrieved, so a failure nobody awaited any more is not reported
+
+    return forget
 
 
 def _seconds(effect: Sleep) -> float:
@@ -146,6 +229,37 @@ def _discard(awaitable: object) -> None:
     close = getattr(awaitable, "close", None)
     if callable(close):
         close()  # a coroutine never awaited would warn
+
+
+def iterate_pages(
+    listing: Listing,
+    transport: SyncTransport,
+    *,
+    clock: Callable[[], dt.datetime] = utc_now,
+    sleep: Callable[[float], object] = time.sleep,
+) -> Iterator[list[Any]]:
+    """Yield each page's items of ``listing`` (a :class:`~skyproto.session.Listing`) until it
+    ends."""
+    while True:
+        items = run_sync(listing.next_page(), transport, clock=clock, sleep=sleep)
+        if items is None:
+            return
+        yield items
+
+
+async def aiterate_pages(
+    listing: Listing,
+    transport: AsyncTransport,
+    *,
+    clock: Callable[[], dt.datetime] = utc_now,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> AsyncIterator[list[Any]]:
+    """The async twin of :func:`iterate_pages`."""
+    while True:
+        items = await run_async(listing.next_page(), transport, clock=clock, sleep=sleep)
+        if items is None:
+            return
+        yield items
 
 
 # Shared by the transports.
