@@ -2,11 +2,14 @@
 
 The core builds :class:`HttpRequest` values, reads :class:`HttpResponse` values and decides what
 happens next; it opens no socket, reads no clock and never sleeps. Flows are generators that yield
-requests (and :class:`Sleep`/:class:`Now` effects); ``skyproto.transports`` runs them.
+requests (and :class:`Sleep`, :class:`Now`, :class:`Shared` and :class:`Deliver` effects);
+``skyproto.transports`` runs them. :class:`Session` holds the tokens and the re-authentication
+policy, and :class:`EventLoop` turns a session into a stream of typed events.
 """
 
-from ._flow import Effect, Flow, Now, Sleep, Stepper
+from ._flow import Deliver, Effect, Flow, Now, Shared, Sleep, Stepper
 from ._http import HttpRequest, HttpResponse
+from .auth import LoginMethod
 from .calls import AuthKind, external_call
 from .errors import (
     LocalProtocolError,
@@ -21,31 +24,91 @@ from .errors import (
     TransportTimeout,
     UntrustedHostError,
 )
+from .events import (
+    CallEvent,
+    ConversationUpdateEvent,
+    EditMessageEvent,
+    EndpointPresenceEvent,
+    Event,
+    Message,
+    MessageEvent,
+    MessageKind,
+    NewMessageEvent,
+    PresenceEvent,
+    ThreadUpdateEvent,
+    TypedEvent,
+    TypingEvent,
+    UnknownEvent,
+    decode_events,
+)
 from .hosts import Hosts
+from .ids import Status, chat_from_url, no_prefix, user_from_url
+from .loop import EventLoop, LoopPolicy, LoopStats
+from .mac256 import lock_and_key, mac256
+from .paging import PagingState
+from .registration import Registration
+from .session import GuestCredentials, Listing, Session, SessionState
+from .tokens import Credentials, RegistrationToken, SkypeToken
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuthKind",
+    "CallEvent",
+    "ConversationUpdateEvent",
+    "Credentials",
+    "Deliver",
+    "EditMessageEvent",
     "Effect",
+    "EndpointPresenceEvent",
+    "Event",
+    "EventLoop",
     "Flow",
+    "GuestCredentials",
     "Hosts",
     "HttpRequest",
     "HttpResponse",
+    "Listing",
     "LocalProtocolError",
+    "LoginMethod",
+    "LoopPolicy",
+    "LoopStats",
+    "Message",
+    "MessageEvent",
+    "MessageKind",
+    "NewMessageEvent",
     "Now",
+    "PagingState",
+    "PresenceEvent",
     "ProtocolError",
+    "Registration",
+    "RegistrationToken",
     "RemoteProtocolError",
+    "Session",
+    "SessionState",
+    "Shared",
     "SkypeApiException",
     "SkypeAuthException",
     "SkypeException",
     "SkypeRateLimitException",
+    "SkypeToken",
     "SkypeTokenException",
     "Sleep",
+    "Status",
     "Stepper",
+    "ThreadUpdateEvent",
     "TransportError",
     "TransportTimeout",
+    "TypedEvent",
+    "TypingEvent",
+    "UnknownEvent",
     "UntrustedHostError",
     "__version__",
+    "chat_from_url",
+    "decode_events",
     "external_call",
+    "lock_and_key",
+    "mac256",
+    "no_prefix",
+    "user_from_url",
 ]

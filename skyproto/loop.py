@@ -1,0 +1,344 @@
+"""The event loop: poll, decode, deliver, acknowledge, and recover, as one long-running flow.
+
+Each cycle (PROTOCOL.md §5.6, §5.7, §7.5, §7.6, with the recoveries the reference lacks):
+
+1. Subscribe when the current registration has not been subscribed yet (at the start, and after
+   any registration, which makes a new endpoint).
+2. Ping when the keep-alive is due (every :attr:`LoopPolicy.ping_interval` seconds).
+3. Poll once, through the session policy (an expiring token is renewed first; 401 logs in and
+   registers again; errorCode 729 registers again).
+4. Decode the batch and hand each event to the handler through a :class:`~skyproto.Deliver`
+   effect. Only after the handler returned is the event remembered as delivered and then
+   acknowledged. An event already delivered (same id, even after a new subscription) is not
+   delivered again, only acknowledged again so the server stops sending it.
+
+Faults:
+
+============================  =========================================================
+poll answer                   what the loop does
+============================  =========================================================
+404                           subscribe again, then poll; a second 404 in a row
+                              registers again instead
+403, or errorCode 729         register again (and so subscribe again), then poll
+401                           log in and register again (the session's rule), then poll
+429                           wait ``Retry-After`` (backoff when absent); a wait longer
+                              than :attr:`LoopPolicy.max_retry_after` ends the loop
+5xx, transport error, or a    exponential backoff with jitter, at most
+batch that is not JSON        :attr:`LoopPolicy.max_failures` times in a row
+============================  =========================================================
+
+A recovery that does not lead to a good poll counts towards
+:attr:`LoopPolicy.max_recoveries`, and a 429 counts as a failure; past either bound the last
+exception ends the loop. A successful poll resets both counts. An
+:class:`~skyproto.UntrustedHostError` (a redirect to a foreign host) ends the loop at once. The handler's own exceptions end the loop at once, and that
+event is neither remembered nor acknowledged, so the server sends it again.
+
+:meth:`EventLoop.stop` ends the loop at the next step boundary (after the handler that called it,
+or when the running poll returns). Under ``run_async``, cancelling the task is safe at any
+``await``: an event whose handler did not finish is neither remembered nor acknowledged.
+
+Only sleeping and the clock are the driver's; every decision, including the jitter (from the
+``rng`` you pass, so a seeded ``random.Random`` makes it reproducible), is made here.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import random
+from collections.abc import Callable
+
+import attrs
+
+from ._flow import Flow, deliver, now, sleep
+from .endpoint import POLL_TIMEOUT_MARGIN, EndpointGoneError
+from .errors import (
+    LocalProtocolError,
+    RemoteProtocolError,
+    SkypeApiException,
+    SkypeRateLimitException,
+    TransportError,
+    UntrustedHostError,
+)
+from .events import Event, decode_events
+from .registration import Registration
+from .session import Session
+
+__all__ = ["EventLoop", "LoopPolicy", "LoopStats", "backoff_delay"]
+
+logger = logging.getLogger("skyproto")
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise LocalProtocolError(f"{attribute.name} must be a positive number")
+
+
+def _count(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LocalProtocolError(f"{attribute.name} must be a whole number of at least 1")
+
+
+@attrs.frozen
+class LoopPolicy:
+    """The event loop's timings and bounds (seconds where a time)."""
+
+    #: How long the server may hold a poll.
+    hold: float = attrs.field(default=30.0, validator=_positive)
+    #: Seconds between keep-alive pings.
+    ping_interval: float = attrs.field(default=60.0, validator=_positive)
+    #: The ``timeout`` each ping asks for.
+    ping_timeout: int = attrs.field(default=12, validator=_count)
+    #: First backoff delay, doubled after each failure in a row ...
+    backoff_initial: float = attrs.field(default=1.0, validator=_positive)
+    #: ... up to this cap. Each delay is drawn from [cap / 2, cap].
+    backoff_max: float = attrs.field(default=60.0, validator=_positive)
+    #: Failures (5xx, transport, unreadable batch) in a row before the loop gives up.
+    max_failures: int = attrs.field(default=8, validator=_count)
+    #: Recoveries (subscribe or register again) in a row before the loop gives up.
+    max_recoveries: int = attrs.field(default=3, validator=_count)
+    #: The longest ``Retry-After`` the loop waits out; a longer one ends it.
+    max_retry_after: float = attrs.field(default=600.0, validator=_positive)
+    #: How many delivered event ids are remembered for de-duplication.
+    dedupe_window: int = attrs.field(default=10_000, validator=_count)
+
+
+@attrs.define
+class LoopStats:
+    """What the loop has done so far."""
+
+    polls: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    acks: int = 0
+    ack_failures: int = 0
+    subscribes: int = 0
+    registrations: int = 0
+    pings: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    slept: float = 0.0
+
+
+def backoff_delay(failures: int, policy: LoopPolicy, rng: random.Random) -> float:
+    """The wait after ``failures`` failures in a row: within [cap / 2, cap], where the cap is
+    ``backoff_initial * 2 ** (failures - 1)``, at most ``backoff_max``."""
+    if failures < 1:
+        raise LocalProtocolError("backoff starts at the first failure")
+    cap = min(policy.backoff_max, policy.backoff_initial * 2.0 ** min(failures - 1, 64))
+    return cap / 2 + rng.random() * cap / 2
+
+
+class _Seen:
+    """A bounded set of delivered event ids, oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        self._order: collections.deque[int] = collections.deque()
+        self._ids: set[int] = set()
+        self._size = size
+
+    def __contains__(self, event_id: int) -> bool:
+        return event_id in self._ids
+
+    def add(self, event_id: int) -> None:
+        if event_id in self._ids:
+            return
+        self._ids.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self._size:
+            self._ids.discard(self._order.popleft())
+
+
+class _GiveUp(Exception):
+    pass
+
+
+class EventLoop:
+    """Deliver a session's events to ``handler`` until stopped; :meth:`run` is the flow.
+
+    ``handler(event)`` may be a plain function or, under ``run_async``, a coroutine function.
+    With ``auto_ack`` (the default) every event carrying an ``ackrequired`` URL is acknowledged
+    after the handler returned. ``rng`` draws the backoff jitter.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        handler: Callable[[Event], object],
+        *,
+        policy: LoopPolicy | None = None,
+        rng: random.Random | None = None,
+        auto_ack: bool = True,
+    ) -> None:
+        self.session = session
+        self.handler = handler
+        self.policy = policy if policy is not None else LoopPolicy()
+        self.rng = rng if rng is not None else random.Random()  # noqa: S311 (jitter, not secrets)
+        self.auto_ack = auto_ack
+        self.stats = LoopStats()
+        self._seen = _Seen(self.policy.dedupe_window)
+        self._subscribed: Registration | None = None
+        self._last_ping: dt.datetime | None = None
+        self._stopping = False
+
+    def __repr__(self) -> str:
+        return f"EventLoop({self.session!r}, stats={self.stats!r}, stopping={self._stopping})"
+
+    def stop(self) -> None:
+        """End :meth:`run` at the next step boundary."""
+        self._stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping
+
+    def seen(self, event_id: int) -> bool:
+        """Whether the event ``event_id`` was delivered (within the de-duplication window)."""
+        return event_id in self._seen
+
+    def run(
+        self, *, max_events: int | None = None, deadline: dt.datetime | None = None
+    ) -> Flow[LoopStats]:
+        """Flow: deliver events until :meth:`stop`, ``max_events`` deliveries or ``deadline``."""
+        if max_events is not None and max_events < 0:
+            raise LocalProtocolError("max_events must not be negative")
+        self._stopping = False
+        target = None if max_events is None else self.stats.delivered + max_events
+        failures = 0
+        recoveries = 0
+        while not self._stopping and (target is None or self.stats.delivered < target):
+            current = yield from now()
+            if deadline is not None and current >= deadline:
+                break
+            try:
+                yield from self._prepare(current)
+                response = yield from self.session.poll(
+                    self.policy.hold, timeout=self._poll_timeout(current, deadline)
+                )
+                self.stats.polls += 1
+                events = decode_events(response.body)
+            except SkypeRateLimitException as exc:
+                self.stats.rate_limited += 1
+                failures = self._failing(failures, exc)
+                yield from self._wait_out(exc, failures)
+                continue
+            except EndpointGoneError as exc:
+                recoveries = self._recovering(recoveries, exc)
+                yield from self._register_again()
+                continue
+            except UntrustedHostError:
+                raise
+            except RemoteProtocolError as exc:
+                failures = self._failing(failures, exc)
+                yield from self._back_off(failures)
+                continue
+            except SkypeApiException as exc:
+                if exc.status == 404:
+                    recoveries = self._recovering(recoveries, exc)
+                    if recoveries == 1:
+                        self._subscribed = None  # subscribe again first ...
+                    else:
+                        yield from self._register_again()  # ... then register again
+                    continue
+                if exc.status == 403:
+                    recoveries = self._recovering(recoveries, exc)
+                    yield from self._register_again()
+                    continue
+                if exc.status is not None and 500 <= exc.status <= 599:
+                    failures = self._failing(failures, exc)
+                    yield from self._back_off(failures)
+                    continue
+                raise
+            except TransportError as exc:
+                if deadline is not None:
+                    current = yield from now()
+                    if current >= deadline:
+                        break
+                failures = self._failing(failures, exc)
+                yield from self._back_off(failures)
+                continue
+            failures = recoveries = 0
+            yield from self._hand_over(events, target)
+        return self.stats
+
+    # -- the steps ------------------------------------------------------------------------------
+
+    def _prepare(self, current: dt.datetime) -> Flow[None]:
+        registration = yield from self.session.ensure_registration()
+        if self._subscribed is not registration:
+            yield from self.session.subscribe()
+            self.stats.subscribes += 1
+            # The subscription may itself have made a new registration.
+            self._subscribed = self.session.state.registration
+            self._last_ping = None
+        due = self._last_ping is None or (
+            (current - self._last_ping).total_seconds() >= self.policy.ping_interval
+        )
+        if due:
+            yield from self.session.ping(self.policy.ping_timeout)
+            self.stats.pings += 1
+            self._last_ping = current
+
+    def _poll_timeout(self, current: dt.datetime, deadline: dt.datetime | None) -> float | None:
+        if deadline is None:
+            return None
+        left = (deadline - current).total_seconds()
+        return max(0.5, min(left, self.policy.hold + POLL_TIMEOUT_MARGIN))
+
+    def _hand_over(self, events: list[Event], target: int | None) -> Flow[None]:
+        for event in events:
+            if self._stopping or (target is not None and self.stats.delivered >= target):
+                return  # not acknowledged: the server sends the rest again
+            if event.id is not None and event.id in self._seen:
+                self.stats.duplicates += 1
+            else:
+                yield from deliver(event, self.handler)
+                if event.id is not None:
+                    self._seen.add(event.id)
+                self.stats.delivered += 1
+            if self.auto_ack and event.ack_url is not None:
+                yield from self._ack(event.ack_url)
+
+    def _ack(self, url: str) -> Flow[None]:
+        try:
+            if (yield from self.session.ack(url)):
+                self.stats.acks += 1
+        except (TransportError, SkypeApiException) as exc:
+            # Delivered already; the server sends it again and de-duplication drops it.
+            self.stats.ack_failures += 1
+            logger.warning("event acknowledgement failed: %s", exc)
+
+    def _register_again(self) -> Flow[None]:
+        yield from self.session.reregister()
+        self.stats.registrations += 1
+        self._subscribed = None
+
+    def _recovering(self, recoveries: int, exc: BaseException) -> int:
+        recoveries += 1
+        if recoveries > self.policy.max_recoveries:
+            raise exc
+        return recoveries
+
+    def _failing(self, failures: int, exc: BaseException) -> int:
+        failures += 1
+        self.stats.failures += 1
+        if failures > self.policy.max_failures:
+            raise exc
+        logger.warning("event poll failed (%d in a row): %s", failures, exc)
+        return failures
+
+    def _back_off(self, failures: int) -> Flow[None]:
+        delay = backoff_delay(failures, self.policy, self.rng)
+        self.stats.slept += delay
+        yield from sleep(delay)
+
+    def _wait_out(self, exc: SkypeRateLimitException, failures: int) -> Flow[None]:
+        if exc.retry_after is None:
+            yield from self._back_off(failures)
+            return
+        if exc.retry_after > self.policy.max_retry_after:
+            raise exc
+        self.stats.slept += exc.retry_after
+        yield from sleep(exc.retry_after)
