@@ -271,7 +271,11 @@ def test_errors_raised_by_the_core_never_quote_the_secret(secret: str) -> None:
     assert len(raised) == len(attempts)
     for exc in raised:
         text = f"{exc!s} {exc!r}"
-        check_hidden(secret, [text], [PLACEHOLDER, "X-SkypeToken", "cookie 'c'"])
+        check_hidden(
+            secret,
+            [text],
+            [PLACEHOLDER, "X-SkypeToken", "cookie 'c'", "GET https://api.skype.com/x"],
+        )
         assert exc.__cause__ is None or secret not in str(exc.__cause__)
 
 
