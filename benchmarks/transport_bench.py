@@ -12,14 +12,14 @@ from collections.abc import Callable
 
 import httpx
 import requests
+from skyproto.transports import run_sync
+from skyproto.transports.httpx import HttpxTransport, refusing_cookie_jar
+from skyproto.transports.requests import RequestsTransport
 
 from skyproto import Credentials, Session
 from skyproto.emulator import EmulatorServer, Scenario
 from skyproto.endpoint import ping
 from skyproto.registration import Registration
-from skyproto.transports import run_sync
-from skyproto.transports.httpx import HttpxTransport, refusing_cookie_jar
-from skyproto.transports.requests import RequestsTransport
 
 #: skyproto may cost at most this share of a raw client's rate (ratio at least 0.8).
 TARGET_RATIO = 0.8

@@ -8,11 +8,18 @@
 See ``docs/emulator.md``.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .core import Emulator
 from .event_stream import DEFAULT_EVENTS, EVENT_KINDS
 from .profile import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, SERVED_HOSTS, Account
 from .scenario import ROUTE_GROUPS, ROUTES, Fault, Scenario, parse_scenario
-from .server import EmulatorServer, LoggedRequest, serve
+
+if TYPE_CHECKING:
+    from .server import EmulatorServer, LoggedRequest, serve
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -31,3 +38,19 @@ __all__ = [
     "parse_scenario",
     "serve",
 ]
+
+# The server (sockets, threads, TLS) is imported on first use of one of these names, so
+# importing this package stays pure and light.
+_FROM_SERVER = frozenset({"EmulatorServer", "LoggedRequest", "serve"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_SERVER:
+        value = getattr(importlib.import_module(".server", __name__), name)
+        globals()[name] = value  # later look-ups skip this hook
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _FROM_SERVER)

@@ -10,7 +10,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 def test_api_reference_is_current() -> None:
     spec = importlib.util.spec_from_file_location("gen_api", DOCS / "gen_api.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
     committed = (DOCS / "api.md").read_text(encoding="utf-8")

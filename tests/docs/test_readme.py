@@ -23,7 +23,8 @@ def test_first_screen_gives_the_install_test_and_demo_commands() -> None:
     shell = blocks("sh")
     assert shell[0].split("\n")[:2] == ['python -m pip install -e ".[dev]"', "./check"]
     assert shell[1].strip() == "python -m skyproto demo"
-    assert shell[0] in first_screen and shell[1] in first_screen
+    assert shell[0] in first_screen
+    assert shell[1] in first_screen
 
 
 def test_ci_runs_the_readme_test_command() -> None:
