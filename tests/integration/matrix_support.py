@@ -1,0 +1,104 @@
+"""The adapter behind ``test_matrix.py``: one object that runs a flow over any of the four transports.
+
+:class:`Runner` hides whether the transport is sync or async: ``run(flow)`` blocks either way. The
+async transport really goes through ``run_async`` on an event loop of its own (an
+:class:`asyncio.Runner` kept for the runner's lifetime, so keep-alive connections survive from
+one flow to the next, as they would in an application).
+
+Every request passes through a thin shim in front of the real transport that records it in
+:attr:`Runner.sent` (what the client put on the wire, including requests to hosts no emulator
+could see) and can hand the response to a ``tamper`` hook, a man in the middle for answers the
+emulator has no knob to produce.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from skyproto.transports import run_async, run_sync
+from skyproto.transports.httpx import AsyncHttpxTransport, HttpxTransport
+from skyproto.transports.requests import RequestsTransport
+from skyproto.transports.stdlib import StdlibTransport
+
+from skyproto import Flow, HttpRequest, HttpResponse
+
+__all__ = ["TRANSPORTS", "Runner", "Tamper"]
+
+T = TypeVar("T")
+
+#: The transports every flow runs over, by the name used in test ids.
+TRANSPORTS = ("requests", "httpx", "httpx-async", "stdlib")
+
+#: Bounds every request that carries no timeout of its own, so a bug fails instead of hanging.
+_DEFAULT_TIMEOUT = 10.0
+
+Tamper = Callable[[HttpRequest, HttpResponse], HttpResponse]
+
+
+class Runner:
+    """One transport of kind ``name`` (see :data:`TRANSPORTS`), driven synchronously."""
+
+    def __init__(self, name: str) -> None:
+        if name not in TRANSPORTS:
+            raise ValueError(f"unknown transport {name!r}")
+        self.name = name
+        self.sent: list[HttpRequest] = []
+        self.tamper: Tamper | None = None
+        self._loop: asyncio.Runner | None = None
+        self._async: AsyncHttpxTransport | None = None
+        self._sync: RequestsTransport | HttpxTransport | StdlibTransport | None = None
+        if name == "requests":
+            self._sync = RequestsTransport()
+        elif name == "httpx":
+            self._sync = HttpxTransport()
+        elif name == "stdlib":
+            self._sync = StdlibTransport(default_timeout=_DEFAULT_TIMEOUT)
+        else:
+            self._loop = asyncio.Runner()
+            self._async = AsyncHttpxTransport()
+
+    def run(self, flow: Flow[T]) -> T:
+        """Run ``flow`` to completion over this transport and return its result."""
+        if self._async is not None:
+            assert self._loop is not None
+            return self._loop.run(run_async(flow, _AsyncShim(self, self._async)))
+        assert self._sync is not None
+        return run_sync(flow, _SyncShim(self, self._sync))
+
+    def sent_urls(self) -> list[str]:
+        return [req.url for req in self.sent]
+
+    def _received(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        return response if self.tamper is None else self.tamper(request, response)
+
+    def close(self) -> None:
+        """Close the transport (and the async runner's event loop)."""
+        if self._sync is not None:
+            self._sync.close()
+        if self._async is not None and self._loop is not None:
+            try:
+                self._loop.run(self._async.aclose())
+            finally:
+                self._loop.close()
+
+
+class _SyncShim:
+    def __init__(self, owner: Runner, inner: Any) -> None:
+        self._owner, self._inner = owner, inner
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        self._owner.sent.append(request)
+        response: HttpResponse = self._inner.send(request)
+        return self._owner._received(request, response)
+
+
+class _AsyncShim:
+    def __init__(self, owner: Runner, inner: AsyncHttpxTransport) -> None:
+        self._owner, self._inner = owner, inner
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        self._owner.sent.append(request)
+        response = await self._inner.send(request)
+        return self._owner._received(request, response)
