@@ -64,6 +64,7 @@ from .profile import (
     DEFAULT_ACCOUNT,
     DEFAULT_MEETING_ID,
     DEFAULT_MESSENGER_HOST,
+    FOREIGN_BASE,
     FOREIGN_LOCATION,
     MESSENGER_HOSTS,
     REDIRECT_MESSENGER_HOST,
@@ -1533,7 +1534,8 @@ class Emulator:
         everything = items()
         page = everything[offset : offset + size]
         following = offset + len(page)
-        link = self._sync_link(routed.base, path, grant.user_id, listing, following, size, view)
+        base = FOREIGN_BASE if self._scenario.foreign_sync_state else routed.base
+        link = self._sync_link(base, path, grant.user_id, listing, following, size, view)
         metadata = {"totalCount": len(everything), "syncState": link}
         return _json(200, {key: page, "_metadata": metadata})
 

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_ACCOUNT",
     "DEFAULT_MEETING_ID",
     "DEFAULT_MESSENGER_HOST",
+    "FOREIGN_BASE",
     "FOREIGN_LOCATION",
     "MESSENGER_HOSTS",
     "REDIRECT_MESSENGER_HOST",
@@ -45,8 +46,11 @@ SERVED_HOSTS: tuple[str, ...] = (
     "api.join.skype.com",
     *MESSENGER_HOSTS,
 )
-#: The ``Location`` the ``foreign_location`` knob answers with (never mapped, never trusted).
-FOREIGN_LOCATION = "https://evil.example/v1/users/ME/endpoints"
+#: The messaging base of the foreign host the ``foreign_*`` knobs point at (never mapped, never
+#: trusted).
+FOREIGN_BASE = "https://evil.example/v1"
+#: The ``Location`` the ``foreign_location`` knob answers with.
+FOREIGN_LOCATION = f"{FOREIGN_BASE}/users/ME/endpoints"
 #: The public conversation guests can join: ``https://join.skype.com/<id>``.
 DEFAULT_MEETING_ID = "KJzQ8aJ3gN2f"
 

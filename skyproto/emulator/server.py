@@ -588,7 +588,8 @@ def _parser() -> argparse.ArgumentParser:
             f"password {account.password}."
         ),
         epilog=(
-            "Scenario keys: host_redirect, endless_redirect, foreign_location, wrong_password, "
+            "Scenario keys: host_redirect, endless_redirect, foreign_location, "
+            "foreign_sync_state, wrong_password, "
             "two_factor, consent, fault=ROUTE:STATUS[:TIMES[:RETRY_AFTER]], malformed=ROUTES, "
             "delay=SECONDS, delay_routes=ROUTES, events=KINDS|all, event_count=N, "
             "events_per_poll=N, hold=SECONDS, token_lifetime=S, registration_lifetime=S, "

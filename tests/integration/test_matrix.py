@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import attrs
 import pytest
 
 from skyproto import (
@@ -35,7 +34,6 @@ from skyproto import (
     Status,
     UntrustedHostError,
 )
-from skyproto._http import dump_json
 from skyproto.auth import fetch_user_id, guest_login, login, refresh_login
 from skyproto.emulator import DEFAULT_MEETING_ID, EmulatorServer, Fault, Scenario
 from skyproto.emulator.event_stream import ALICE, GROUP_CHAT
@@ -696,20 +694,9 @@ def test_exhaust_conversations_and_messages(runner: Runner, server: EmulatorServ
     assert_arrived_as_sent(runner, server)
 
 
-def _evil_sync_state(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """A man in the middle: points the listing's syncState link at a foreign host."""
-    if "/users/ME/conversations" not in request.url or response.status != 200:
-        return response
-    body = json.loads(response.body)
-    body["_metadata"]["syncState"] = f"{EVIL}/v1/users/ME/conversations?syncState=stolen"
-    return attrs.evolve(response, body=dump_json(body))
-
-
 def test_an_untrusted_sync_state_link_is_refused(runner: Runner, server: EmulatorServer) -> None:
-    # The emulator has no knob for a foreign syncState link, so the test tampers with the
-    # (otherwise genuine) answer between the transport and the flow.
     reg = registered(runner, server)
-    runner.tamper = _evil_sync_state
+    server.scenario = knobs(foreign_sync_state=True)
     with pytest.raises(UntrustedHostError) as caught:
         runner.run(conversations(reg, PagingState(), server.hosts))
     assert str(caught.value) == (

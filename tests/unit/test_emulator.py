@@ -34,7 +34,7 @@ from skyproto.emulator import (
     parse_scenario,
 )
 from skyproto.emulator.event_stream import render_event
-from skyproto.emulator.profile import FOREIGN_LOCATION, profile
+from skyproto.emulator.profile import FOREIGN_BASE, FOREIGN_LOCATION, profile
 from skyproto.emulator.scenario import parse_fault, routes_named
 from skyproto.ids import password_hash
 from skyproto.mac256 import lock_and_key, mac256
@@ -837,6 +837,15 @@ def test_foreign_location_knob() -> None:
     emu = make(Scenario(foreign_location=True))
     response = register(emu, skype_token(emu))
     assert (response.status, response.header("location")) == (404, FOREIGN_LOCATION)
+
+
+def test_foreign_sync_state_knob_points_listing_links_elsewhere() -> None:
+    emu = make(Scenario(foreign_sync_state=True))
+    s = session(emu)
+    response = call(emu, s, "GET", f"{H}/users/ME/conversations")
+    link = response.json()["_metadata"]["syncState"]
+    assert link.startswith(f"{FOREIGN_BASE}/users/ME/conversations?")
+    assert parse_scenario(["foreign_sync_state=true"]) == Scenario(foreign_sync_state=True)
 
 
 def test_malformed_registration_breaks_the_token_header() -> None:
