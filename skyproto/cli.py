@@ -5,7 +5,10 @@ Usage: ``skyproto [--hosts FILE] [--ca-bundle FILE] [--transport NAME] [--verbos
 Each verb is a :class:`Verb`: a name, a help line, a function that adds its arguments to its own
 sub-parser, and a function ``run(args, ctx) -> int`` that does the work with a :class:`CliContext`.
 ``ctx.run(flow)`` builds the chosen transport and drives a flow with it, so a verb is usually a few
-lines around one flow. To add a verb, write those two functions and list the verb in :data:`VERBS`.
+lines around one flow. A verb that runs several flows opens ``with ctx.runner() as runner:`` and
+calls ``runner.run(flow)`` (and ``runner.pages(listing)``) inside it: one transport for all of them,
+closed at the end (for ``httpx-async``, one event loop too). To add a verb, write those two
+functions and list the verb in :data:`VERBS`; the session verbs live in :mod:`skyproto.commands`.
 
 This module is the edge of the program: it reads files, talks to the network through a transport
 and runs an event loop. Transports, drivers and ``asyncio`` are loaded with
@@ -21,19 +24,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TextIO, TypeVar, cast
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar, cast
 
 import attrs
 
+from . import commands
 from ._flow import Flow
 from ._http import HttpRequest, HttpResponse, describe
 from .errors import LocalProtocolError, SkypeException
 from .hosts import Hosts
 from .mac256 import mac256
 
-__all__ = ["TRANSPORTS", "VERBS", "CliContext", "Verb", "build_parser", "main"]
+if TYPE_CHECKING:
+    from .session import Listing
+
+__all__ = ["TRANSPORTS", "VERBS", "CliContext", "FlowRunner", "Verb", "build_parser", "main"]
 
 T = TypeVar("T")
 
@@ -72,9 +80,23 @@ class _Drivers(Protocol):
 
     async def run_async(self, flow: Flow[T], transport: AsyncSender) -> T: ...
 
+    def iterate_pages(self, listing: Listing, transport: SyncSender) -> Iterator[list[Any]]: ...
+
+    def aiterate_pages(
+        self, listing: Listing, transport: AsyncSender
+    ) -> AsyncIterator[list[Any]]: ...
+
+
+class _AsyncioRunner(Protocol):
+    """The part of ``asyncio.Runner`` the CLI uses: one event loop for several calls."""
+
+    def run(self, coro: Any) -> Any: ...
+
+    def close(self) -> None: ...
+
 
 class _AsyncioModule(Protocol):
-    def run(self, main: Any) -> Any: ...
+    def Runner(self) -> _AsyncioRunner: ...  # asyncio.Runner, a class
 
 
 def _load(module: str) -> Any:
@@ -120,6 +142,102 @@ def _trace(stream: TextIO, marker: str, text: str) -> None:
     for line in text.splitlines():
         stream.write(marker + line + "\n")
     stream.flush()
+
+
+# -- running several flows over one transport ------------------------------------------------------
+
+
+class FlowRunner(Protocol):
+    """Runs flows, one after another, over the one transport of a ``ctx.runner()`` block."""
+
+    def run(self, flow: Flow[T]) -> T:
+        """Drive ``flow`` to its result."""
+        ...
+
+    def pages(self, listing: Listing) -> Iterator[list[Any]]:
+        """Each page's items of a syncState ``listing`` until it ends."""
+        ...
+
+
+class _SyncRunner:
+    def __init__(self, drivers: _Drivers, sender: SyncSender) -> None:
+        self._drivers = drivers
+        self._sender = sender
+
+    def run(self, flow: Flow[T]) -> T:
+        return self._drivers.run_sync(flow, self._sender)
+
+    def pages(self, listing: Listing) -> Iterator[list[Any]]:
+        return self._drivers.iterate_pages(listing, self._sender)
+
+
+class _AsyncRunner:
+    """Each flow is a separate call on one ``asyncio.Runner``: one event loop, one client."""
+
+    def __init__(self, drivers: _Drivers, loop: _AsyncioRunner, sender: AsyncSender) -> None:
+        self._drivers = drivers
+        self._loop = loop
+        self._sender = sender
+
+    def run(self, flow: Flow[T]) -> T:
+        result: T = self._loop.run(self._drivers.run_async(flow, self._sender))
+        return result
+
+    def pages(self, listing: Listing) -> Iterator[list[Any]]:
+        pages = self._drivers.aiterate_pages(listing, self._sender)
+        try:
+            while True:
+                try:
+                    items: list[Any] = self._loop.run(_next_page(pages))
+                except StopAsyncIteration:
+                    return
+                yield items
+        finally:
+            self._loop.run(_close_pages(pages))
+
+
+async def _next_page(pages: AsyncIterator[list[Any]]) -> list[Any]:
+    return await pages.__anext__()
+
+
+async def _close_pages(pages: AsyncIterator[list[Any]]) -> None:
+    close = getattr(pages, "aclose", None)
+    if close is not None:
+        await close()
+
+
+class _OwningHttpxTransport:
+    """An httpx transport and the client made for it, closed together."""
+
+    def __init__(self, inner: _ClosingSender, client: Any) -> None:
+        self.inner = inner
+        self.client = client
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        return self.inner.send(request)
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.client.close()
+
+
+class _OwningAsyncHttpxTransport:
+    """An async httpx transport and the client made for it, closed together."""
+
+    def __init__(self, inner: _ClosingAsyncSender, client: Any) -> None:
+        self.inner = inner
+        self.client = client
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        return await self.inner.send(request)
+
+    async def aclose(self) -> None:
+        try:
+            await self.inner.aclose()
+        finally:
+            await self.client.aclose()
 
 
 # -- context ---------------------------------------------------------------------------------------
@@ -195,34 +313,49 @@ class CliContext:
         module = _load("skyproto.transports.httpx")
         httpx = _load("httpx")
         verify: Any = context if context is not None else True
+        # A client we pass in is not the transport's to close, so the wrapper closes it.
         if self.is_async:
-            return module.AsyncHttpxTransport(httpx.AsyncClient(verify=verify))
-        return module.HttpxTransport(httpx.Client(verify=verify))
+            client = httpx.AsyncClient(verify=verify, cookies=module.refusing_cookie_jar())
+            return _OwningAsyncHttpxTransport(module.AsyncHttpxTransport(client), client)
+        client = httpx.Client(verify=verify, cookies=module.refusing_cookie_jar())
+        return _OwningHttpxTransport(module.HttpxTransport(client), client)
+
+    @contextlib.contextmanager
+    def runner(self) -> Iterator[FlowRunner]:
+        """A :class:`FlowRunner` over one new transport of the chosen kind, closed at the end.
+
+        Every flow of a verb goes through the same transport (and, for ``httpx-async``, the same
+        event loop: the block is one ``asyncio.Runner``). ``--verbose`` traces its traffic.
+        """
+        drivers = cast(_Drivers, _load("skyproto.transports"))
+        if not self.is_async:
+            transport = self.make_transport()
+            sender: SyncSender = transport
+            if self.verbose:
+                sender = TracingTransport(sender, self.stderr)
+            try:
+                yield _SyncRunner(drivers, sender)
+            finally:
+                cast(_ClosingSender, transport).close()
+            return
+        asyncio = cast(_AsyncioModule, _load("asyncio"))
+        loop = asyncio.Runner()
+        try:
+            async_transport = self.make_transport()
+            async_sender: AsyncSender = async_transport
+            if self.verbose:
+                async_sender = AsyncTracingTransport(async_sender, self.stderr)
+            try:
+                yield _AsyncRunner(drivers, loop, async_sender)
+            finally:
+                loop.run(cast(_ClosingAsyncSender, async_transport).aclose())
+        finally:
+            loop.close()
 
     def run(self, flow: Flow[T]) -> T:
         """Drive ``flow`` to its result with a new transport of the chosen kind, then close it."""
-        drivers = cast(_Drivers, _load("skyproto.transports"))
-        transport = self.make_transport()
-        if self.is_async:
-            asyncio = cast(_AsyncioModule, _load("asyncio"))
-            result: T = asyncio.run(self._run_async(drivers, flow, transport))
-            return result
-        sender: SyncSender = transport
-        if self.verbose:
-            sender = TracingTransport(sender, self.stderr)
-        try:
-            return drivers.run_sync(flow, sender)
-        finally:
-            cast(_ClosingSender, transport).close()
-
-    async def _run_async(self, drivers: _Drivers, flow: Flow[T], transport: Any) -> T:
-        sender: AsyncSender = transport
-        if self.verbose:
-            sender = AsyncTracingTransport(sender, self.stderr)
-        try:
-            return await drivers.run_async(flow, sender)
-        finally:
-            await cast(_ClosingAsyncSender, transport).aclose()
+        with self.runner() as runner:
+            return runner.run(flow)
 
 
 # -- verbs -----------------------------------------------------------------------------------------
@@ -247,6 +380,28 @@ def _run_mac256(args: argparse.Namespace, ctx: CliContext) -> int:
     return EXIT_OK
 
 
+def _configure_emulator(parser: argparse.ArgumentParser) -> None:
+    # The emulator parses its own options, and its --help names the default account, so this
+    # sub-parser recognises no option at all: every argument after the verb is passed on as is.
+    parser.prefix_chars = "\0"
+    parser.add_argument(
+        "emulator_args",
+        nargs="*",
+        metavar="ARG",
+        help="[--host 127.0.0.1] [--port N] [--scenario KEY=VALUE ...] [--tls] [--seed N] [-v]",
+    )
+
+
+def _run_emulator(args: argparse.Namespace, ctx: CliContext) -> int:
+    from .emulator.server import serve  # sockets, threads and TLS only for this verb
+
+    argv = list(args.emulator_args)
+    if ctx.verbose:  # the global --verbose: log each request the emulator receives
+        argv.insert(0, "--verbose")
+    with contextlib.redirect_stdout(ctx.stdout), contextlib.redirect_stderr(ctx.stderr):
+        return serve(argv)
+
+
 #: Every verb, in the order ``--help`` lists them.
 VERBS: tuple[Verb, ...] = (
     Verb(
@@ -255,6 +410,13 @@ VERBS: tuple[Verb, ...] = (
         _run_mac256,
         _configure_mac256,
     ),
+    Verb(
+        "emulator",
+        "run the loopback Skype emulator until Ctrl-C (see: skyproto emulator --help)",
+        _run_emulator,
+        _configure_emulator,
+    ),
+    *(Verb(*spec) for spec in commands.VERB_SPECS),
 )
 
 
@@ -311,6 +473,13 @@ def main(
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
 
+    # The core's warnings (a skipped ack, a failed poll) go where the verb's diagnostics go.
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("skyproto")
+    logger.addHandler(handler)
+    if args.verbose:
+        logger.setLevel(logging.INFO)
     try:
         ctx = CliContext.from_args(args, stdout=out, stderr=err)
         run: Callable[[argparse.Namespace, CliContext], int] = args.verb_run
@@ -323,3 +492,6 @@ def main(
         err.write("interrupted\n")
         err.flush()
         return EXIT_INTERRUPTED
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)

@@ -221,6 +221,8 @@ class EventLoop:
                 events = decode_events(response.body)
             except SkypeRateLimitException as exc:
                 self.stats.rate_limited += 1
+                if exc.retry_after is not None and exc.retry_after > self.policy.max_retry_after:
+                    raise
                 failures = self._failing(failures, exc)
                 yield from self._wait_out(exc, failures)
                 continue

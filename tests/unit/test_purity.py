@@ -8,9 +8,10 @@
    cannot be removed: no socket, file, process or sleep event may fire.
 
 The core is every module under ``skyproto/`` except the edge modules in :data:`EDGE_MODULES`,
-which are allowed I/O by design: the token store, the command line, the emulator's server (with
-the emulator package's ``__init__``, which re-exports it) and the emulator's pytest plugin. The
-list of modules is computed from the files, so a new module is checked without being named here.
+which are allowed I/O by design: the token store, the command line and its verbs, the emulator's
+server (with the emulator package's ``__init__``, which re-exports it) and the emulator's pytest
+plugin. The list of modules is computed from the files, so a new module is checked without being
+named here.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ EDGE_MODULES = frozenset(
     {
         "skyproto.__main__",
         "skyproto.cli",
+        "skyproto.commands",
         "skyproto.store",
         "skyproto.emulator",
         "skyproto.emulator.server",
