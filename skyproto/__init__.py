@@ -3,11 +3,25 @@
 The core builds :class:`HttpRequest` values, reads :class:`HttpResponse` values and decides what
 happens next; it opens no socket, reads no clock and never sleeps. Flows are generators that yield
 requests (and :class:`Sleep`, :class:`Now`, :class:`Shared` and :class:`Deliver` effects);
-``skyproto.transports`` runs them. :class:`Session` holds the tokens and the re-authentication
+``skyproto.transports`` runs them. The sub-flows :func:`request`, :func:`now`, :func:`sleep`,
+:func:`shared` and :func:`deliver` yield one effect each, for writing flows of your own. :class:`Session` holds the tokens and the re-authentication
 policy, and :class:`EventLoop` turns a session into a stream of typed events.
 """
 
-from ._flow import Deliver, Effect, Flow, Now, Shared, Sleep, Stepper
+from ._flow import (
+    Deliver,
+    Effect,
+    Flow,
+    Now,
+    Shared,
+    Sleep,
+    Stepper,
+    deliver,
+    now,
+    request,
+    shared,
+    sleep,
+)
 from ._http import HttpRequest, HttpResponse
 from .auth import LoginMethod
 from .calls import AuthKind, external_call
@@ -106,9 +120,14 @@ __all__ = [
     "__version__",
     "chat_from_url",
     "decode_events",
+    "deliver",
     "external_call",
     "lock_and_key",
     "mac256",
     "no_prefix",
+    "now",
+    "request",
+    "shared",
+    "sleep",
     "user_from_url",
 ]

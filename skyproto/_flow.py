@@ -45,6 +45,7 @@ __all__ = [
     "Stepper",
     "deliver",
     "now",
+    "request",
     "shared",
     "sleep",
 ]

@@ -59,6 +59,9 @@ class _WithResponse(SkypeException):
     def __init__(self, message: str, response: HttpResponse | None = None) -> None:
         super().__init__(message)
         self.response = response
+        if response is not None:
+            # As in SkPy, ``args[1]`` is the response (its repr is redacted).
+            self.args = (self.message, response)
 
     @property
     def status(self) -> int | None:

@@ -191,12 +191,18 @@ def _datetime_to_epoch(value: dt.datetime) -> int:
     return (value - _EPOCH) // _ONE_SECOND
 
 
-def parse_skpy_token_file(text: str, *, now: dt.datetime, hosts: Hosts) -> SessionState:
-    """Read the content of a SkPy token file (§8.3) as it stands at ``now``.
+def parse_skpy_token_file(text: str | bytes, *, now: dt.datetime, hosts: Hosts) -> SessionState:
+    """Read the content of a SkPy token file (§8.3) as it stands at ``now``; ``bytes`` must be
+    UTF-8 (what :func:`format_skpy_token_file` returns).
 
     Raises :class:`~skyproto.SkypeTokenException`: "Token file is malformed: …" for any bad shape,
     "Token file has expired" when the Skype token has. An expired registration is dropped.
     """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _malformed("not UTF-8") from None
     lines = text.splitlines()
     if len(lines) != _LINES:
         raise _malformed(f"expected {_LINES} lines, found {len(lines)}")

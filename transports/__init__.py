@@ -14,6 +14,8 @@ decoding) and turns every client failure into :class:`~skyproto.TransportError`
 (:class:`~skyproto.TransportTimeout` for timeouts), whose message never holds a header or a
 body. The drivers throw that error into the flow, which may retry; they always close the flow.
 Importing a transport whose client library is missing raises an ``ImportError`` naming the extra.
+A transport of your own can reuse :func:`wire_head` and :func:`wire_headers` (the exact lines to
+send) and :func:`transport_error` (a redacted :class:`~skyproto.TransportError` for a failure).
 """
 
 from ._drive import (
@@ -23,6 +25,10 @@ from ._drive import (
     iterate_pages,
     run_async,
     run_sync,
+    transport_error,
+    utc_now,
+    wire_head,
+    wire_headers,
 )
 
 __all__ = [
@@ -32,4 +38,8 @@ __all__ = [
     "iterate_pages",
     "run_async",
     "run_sync",
+    "transport_error",
+    "utc_now",
+    "wire_head",
+    "wire_headers",
 ]

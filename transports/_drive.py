@@ -52,7 +52,10 @@ __all__ = [
     "iterate_pages",
     "run_async",
     "run_sync",
+    "transport_error",
     "utc_now",
+    "wire_head",
+    "wire_headers",
 ]
 
 T = TypeVar("T")

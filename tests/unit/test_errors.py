@@ -125,9 +125,11 @@ def test_response_and_status(cls: type[SkypeApiException]) -> None:
     assert with_response.response is response
     assert with_response.status == 503
     assert with_response.message == "went wrong"
+    assert with_response.args == ("went wrong", response)  # SkPy code reads args[1]
     without = cls("went wrong")
     assert without.response is None
     assert without.status is None
+    assert without.args == ("went wrong",)
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES)

@@ -160,6 +160,15 @@ def test_write_example_is_byte_identical(tmp_path: Path) -> None:
     assert mode_of(path) == 0o600
 
 
+def test_formatted_bytes_parse_back_without_decoding() -> None:
+    content = format_skpy_token_file(example_state())
+    assert parse_skpy_token_file(content, now=NOW, hosts=HOSTS) == parse_skpy_token_file(
+        content.decode("utf-8"), now=NOW, hosts=HOSTS
+    )
+    with pytest.raises(SkypeTokenException, match="malformed: not UTF-8"):
+        parse_skpy_token_file(b"\xff" + content, now=NOW, hosts=HOSTS)
+
+
 def test_written_file_reads_back(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     write_skpy_token_file(path, example_state())
