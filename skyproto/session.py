@@ -86,6 +86,7 @@ from .tokens import Credentials, RegistrationToken, SkypeToken, utc
 
 __all__ = [
     "MAX_CALL_ATTEMPTS",
+    "STALE_LINK_STATUSES",
     "SNAPSHOT_VERSION",
     "CredentialSource",
     "GuestCredentials",
@@ -454,6 +455,8 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
 
 #: Attempts one call gets at most: the first, one after a fresh login, one after a registration.
 MAX_CALL_ATTEMPTS = 3
+#: Answers to a syncState link after which the link is forgotten and its listing starts over.
+STALE_LINK_STATUSES = frozenset({400, 404, 410})
 GUEST_PREFIX = "guest:"
 
 
@@ -557,6 +560,10 @@ class Session:
         current = yield from now()
         reg = self.state.registration
         if reg is not None and not reg.token.expired(current):
+            # A state given to the constructor (or assigned) was never checked against these
+            # hosts, and every registration-token call goes to this base: UntrustedHostError
+            # before anything is sent there.
+            self.hosts.require_trusted(reg.messenger, "the session's registration")
             return reg
         return (yield from self._fresh_registration(reg))
 
@@ -772,6 +779,16 @@ class Session:
         )
 
 
+@attrs.frozen
+class _Fetched:
+    """One listing page as fetched: the listing URL, its link before and after, the body."""
+
+    url: str
+    before: str | None
+    after: str | None
+    body: dict[str, Any]
+
+
 class Listing:
     """A syncState listing, one page per :meth:`next_page` flow; its links live in the session.
 
@@ -820,25 +837,46 @@ class Listing:
             return None
         session = self.session
 
-        def fetch(reg: Registration) -> Flow[tuple[PagingState, dict[str, Any]]]:
-            return _paging.page(
-                session.state.paging,
-                self.method,
-                reg.messenger + self.path,
-                reg=reg,
-                hosts=session.hosts,
-                params=self.params,
-                headers=self.headers,
-            )
+        def fetch(reg: Registration) -> Flow[_Fetched]:
+            url = reg.messenger + self.path
+            before = session.state.paging.link(self.method, url)
+            try:
+                paging, body = yield from _paging.page(
+                    session.state.paging,
+                    self.method,
+                    url,
+                    reg=reg,
+                    hosts=session.hosts,
+                    params=self.params,
+                    headers=self.headers,
+                )
+            except SkypeApiException as exc:
+                if before is not None and exc.status in STALE_LINK_STATUSES:
+                    # The server no longer knows the link: forget it, so the listing (and the
+                    # session's retry after a 404) starts over instead of failing for ever.
+                    current = session.state.paging
+                    if current.link(self.method, url) == before:
+                        forgotten = current.without(self.method, url)
+                        session.state = attrs.evolve(session.state, paging=forgotten)
+                raise
+            return _Fetched(url, before, paging.link(self.method, url), body)
 
-        reg_before = yield from session.ensure_registration()
-        url = reg_before.messenger + self.path
-        link_before = session.state.paging.link(self.method, url)
-        paging, body = yield from session.call(fetch)
-        session.state = attrs.evolve(session.state, paging=paging)
+        fetched = yield from session.call(fetch)
         self.pages += 1
-        items = _paging.page_items(body, self.items_key)
-        url = (session.state.registration or reg_before).messenger + self.path
-        if not items or paging.link(self.method, url) == link_before:
+        # Only this listing's link is written back, into the state as it is now: other flows
+        # may have changed the state while the page was in flight (another listing's link, a
+        # registration that moved to another messaging base and dropped the links under the old
+        # one). A link from a base the session has left is not kept.
+        reg = session.state.registration
+        if (
+            fetched.after is not None
+            and fetched.after != fetched.before
+            and reg is not None
+            and reg.messenger + self.path == fetched.url
+        ):
+            paging = session.state.paging.with_link(self.method, fetched.url, fetched.after)
+            session.state = attrs.evolve(session.state, paging=paging)
+        items = _paging.page_items(fetched.body, self.items_key)
+        if not items or fetched.after == fetched.before:
             self.finished = True
         return items if items else None
