@@ -1,0 +1,174 @@
+"""The Session's re-authentication policy over every transport, against the emulator server.
+
+The unit tests pin each rule against the pure emulator; these show the same sequences survive
+real sockets, keep-alive connections and the async driver, with the emulator's log as the witness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from skyproto.transports import aiterate_pages, iterate_pages, run_async
+from skyproto.transports.httpx import AsyncHttpxTransport
+
+from skyproto import Credentials, GuestCredentials, Session, SkypeApiException
+from skyproto.emulator import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, EmulatorServer, Fault, Scenario
+
+from .matrix_support import TRANSPORTS, Runner
+
+pytestmark = pytest.mark.integration
+
+HOLD = 0.3
+LOGIN = ["soap", "edge", "profile"]
+REGISTER = ["register", "config", "endpoints"]
+
+
+@pytest.fixture
+def server(skype_emulator_factory: Any) -> Iterator[EmulatorServer]:
+    running: EmulatorServer = skype_emulator_factory(Scenario(hold=HOLD))
+    yield running
+    assert running.errors == []
+
+
+@pytest.fixture(params=TRANSPORTS)
+def runner(request: pytest.FixtureRequest, server: EmulatorServer) -> Iterator[Runner]:
+    made = Runner(request.param)
+    yield made
+    made.close()
+
+
+def new_session(server: EmulatorServer, **options: Any) -> Session:
+    account = server.account
+    return Session(server.hosts, credentials=Credentials(account.user, account.password), **options)
+
+
+def connected(runner: Runner, server: EmulatorServer) -> Session:
+    session = new_session(server)
+    runner.run(session.connect())
+    server.clear_requests()
+    return session
+
+
+def test_connect_logs_in_registers_and_lists_endpoints(
+    runner: Runner, server: EmulatorServer
+) -> None:
+    session = new_session(server)
+    state = runner.run(session.connect())
+    assert server.routes() == [*LOGIN, *REGISTER]
+    assert state.user_id == DEFAULT_ACCOUNT.skype_name
+    assert state.registration is not None
+    assert state.endpoints == (state.registration.endpoint_id,)
+    with server.lock:
+        assert server.emulator.endpoint_ids() == (state.registration.endpoint_id,)
+
+
+def test_401_logs_in_and_registers_once_then_retries(
+    runner: Runner, server: EmulatorServer
+) -> None:
+    session = connected(runner, server)
+    server.scenario = Scenario(hold=HOLD, faults=(Fault("ping", 401),))
+    runner.run(session.ping())
+    assert server.routes() == ["ping", *LOGIN, *REGISTER, "ping"]
+
+
+def test_729_registers_again_then_retries(runner: Runner, server: EmulatorServer) -> None:
+    session = connected(runner, server)
+    old = session.registration
+    server.scenario = Scenario(hold=HOLD, faults=(Fault("subscribe", 729),))
+    runner.run(session.subscribe())
+    assert server.routes() == ["subscribe", *REGISTER, "subscribe"]
+    assert session.registration is not old
+
+
+def test_a_second_401_is_not_retried_again(runner: Runner, server: EmulatorServer) -> None:
+    session = connected(runner, server)
+    server.scenario = Scenario(hold=HOLD, faults=(Fault("ping", 401, times=2),))
+    with pytest.raises(SkypeApiException) as caught:
+        runner.run(session.ping())
+    assert caught.value.status == 401
+    assert server.routes() == ["ping", *LOGIN, *REGISTER, "ping"]
+
+
+def test_expired_tokens_renew_before_the_call(runner: Runner, server: EmulatorServer) -> None:
+    server.scenario = Scenario(hold=HOLD, token_lifetime=1, registration_lifetime=1)
+    session = new_session(server)
+    runner.run(session.connect())
+    server.clear_requests()
+    # Both tokens are inside the refresh leeway at once: one login, one registration.
+    runner.run(session.ping())
+    assert server.routes() == [*LOGIN, *REGISTER, "ping"]
+
+
+def test_guest_session_connects(runner: Runner, server: EmulatorServer) -> None:
+    join = f"https://join.skype.com/{DEFAULT_MEETING_ID}"
+    session = Session(server.hosts, credentials=GuestCredentials(join, "Grace"))
+    state = runner.run(session.connect())
+    assert state.guest is True
+    assert state.user_id is not None
+    assert state.user_id.startswith("guest:")
+    assert server.routes() == ["join_page", "meeting", "join_thread", "profile", *REGISTER]
+
+
+def test_snapshot_resumes_without_traffic(runner: Runner, server: EmulatorServer) -> None:
+    session = connected(runner, server)
+    now = dt.datetime.now(dt.UTC)
+    resumed = Session.from_snapshot(session.snapshot(), now=now, hosts=server.hosts)
+    runner.run(resumed.ping())
+    assert server.routes() == ["ping"]
+
+
+def test_conversations_page_until_empty(runner: Runner, server: EmulatorServer) -> None:
+    session = connected(runner, server)
+    pages: list[list[Any]] = []
+    while (page := runner.run(session.conversations().next_page())) is not None:
+        pages.append(page)
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert server.routes() == ["conversations"] * 4
+
+
+def test_sync_page_iterator(server: EmulatorServer) -> None:
+    runner = Runner("requests")
+    try:
+        session = connected(runner, server)
+        transport = runner._sync
+        assert transport is not None
+        ids = [
+            item["id"]
+            for page in iterate_pages(session.conversations(), transport)
+            for item in page
+        ]
+    finally:
+        runner.close()
+    assert len(ids) == 5
+    assert len(set(ids)) == 5
+
+
+def test_concurrent_async_callers_share_one_refresh(server: EmulatorServer) -> None:
+    async def main() -> list[str]:
+        session = new_session(server)
+        async with AsyncHttpxTransport() as transport:
+            await asyncio.gather(*(run_async(session.connect(), transport) for _ in range(5)))
+            server.scenario = Scenario(hold=HOLD, faults=(Fault("ping", 401, times=5),))
+            server.clear_requests()
+            # Five pings meet the 401 at once; one login and one registration serve them all.
+            results = await asyncio.gather(
+                *(run_async(session.ping(), transport) for _ in range(5)),
+                return_exceptions=True,
+            )
+            assert all(not isinstance(result, BaseException) for result in results), results
+            ids = [
+                item["id"]
+                async for page in aiterate_pages(session.conversations(), transport)
+                for item in page
+            ]
+            assert len(ids) == 5
+        return server.routes()
+
+    routes = asyncio.run(main())
+    assert routes.count("soap") == 1
+    assert routes.count("register") == 1
+    assert routes.count("ping") == 10  # five refused, five retried
