@@ -25,6 +25,8 @@ from pathlib import Path
 import attrs
 import h11
 
+from skyproto.emulator.tls import generate
+
 __all__ = [
     "H11Server",
     "Received",
@@ -268,7 +270,8 @@ def refused_url() -> str:
 
 
 class ThrowawayCA:
-    """A certificate authority made up for one test run, and a server certificate it signed.
+    """A certificate authority made up for one test run, and a server certificate it signed
+    (made by the emulator's own generator).
 
     The server certificate is for ``127.0.0.1`` and ``localhost``. Files are written to
     ``directory`` (give it ``tmp_path``): ``ca_path`` is the CA in PEM, for clients that want a
@@ -276,83 +279,12 @@ class ThrowawayCA:
     """
 
     def __init__(self, directory: Path) -> None:
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-        start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-        end = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
-
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "skyproto test CA")])
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        leaf_key = ec.generate_private_key(ec.SECP256R1())
-        leaf_cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name)
-            .public_key(leaf_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                        x509.DNSName("localhost"),
-                    ]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        pem = serialization.Encoding.PEM
-        self.ca_pem = ca_cert.public_bytes(pem)
+        material = generate(dt.datetime.now(dt.UTC), ("127.0.0.1", "localhost"))
+        self.ca_pem = material.ca_pem
         self.ca_path = directory / "ca.pem"
         self.ca_path.write_bytes(self.ca_pem)
         self._chain_path = directory / "server.pem"
-        self._chain_path.write_bytes(
-            leaf_key.private_bytes(
-                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            + leaf_cert.public_bytes(pem)
-        )
+        self._chain_path.write_bytes(material.key_pem + material.cert_chain_pem)
 
     def server_context(self) -> ssl.SSLContext:
         """A server-side context presenting the signed certificate."""
