@@ -26,7 +26,7 @@ import attrs
 from .._flow import Flow, now
 from .._http import HttpResponse
 from ..calls import DEFAULT_ACCEPTED, build_request, check_status
-from ..errors import RemoteProtocolError
+from ..errors import RemoteProtocolError, SkypeAuthException
 from ..hosts import Hosts
 from ..tokens import DEFAULT_TOKEN_LIFETIME, SkypeToken
 from ._redirects import CookieJar, fetch
@@ -46,6 +46,7 @@ __all__ = [
     "scan_page",
     "shorten",
     "t_exchange",
+    "t_value_or_error",
 ]
 
 CLIENT_ID = "578134"
@@ -151,6 +152,25 @@ def error_text(text: str) -> str | None:
         return None
     message = _strip_tags(match.group(1))
     return message.replace("\\'", "'").replace("\\\\", "\\")
+
+
+def t_value_or_error(response: HttpResponse, page: str) -> tuple[PageScan, str | None]:
+    """Scan a page that may carry the ``t`` value: ``(scan, t)``, with ``t`` ``None`` when the
+    page has neither a ``t`` element nor an error message.
+
+    Raises :class:`~skyproto.SkypeAuthException` with the page's readable error message, and
+    :class:`~skyproto.RemoteProtocolError` for a ``t`` element without a value.
+    """
+    text = response.text
+    scan = scan_page(text)
+    if scan.has_t:
+        if not scan.t_value:
+            raise RemoteProtocolError(f"the {page}'s t element has no value", response)
+        return scan, scan.t_value
+    message = error_text(text)
+    if message is not None:
+        raise SkypeAuthException(shorten(message), response)
+    return scan, None
 
 
 def require_text(value: Any, what: str, response: HttpResponse) -> str:

@@ -41,11 +41,9 @@ from ._pages import (
     OAUTH_PARTNER,
     REDIRECT_URI,
     SITE_NAME,
-    error_text,
     login_query,
-    scan_page,
-    shorten,
     t_exchange,
+    t_value_or_error,
 )
 from ._redirects import CookieJar, fetch
 
@@ -69,16 +67,10 @@ def check_page(response: HttpResponse) -> str | None:
     Raises :class:`~skyproto.SkypeAuthException` for an error message, a two-factor prompt or
     an account-action form, and :class:`~skyproto.RemoteProtocolError` for a valueless ``t``.
     """
-    text = response.text
-    scan = scan_page(text)
-    if scan.has_t:
-        if not scan.t_value:
-            raise RemoteProtocolError("the login page's t element has no value", response)
-        return scan.t_value
-    message = error_text(text)
-    if message is not None:
-        raise SkypeAuthException(shorten(message), response)
-    if _TWO_FACTOR.search(text):
+    scan, t_value = t_value_or_error(response, "login page")
+    if t_value is not None:
+        return t_value
+    if _TWO_FACTOR.search(response.text):
         raise SkypeAuthException("Two-factor authentication unsupported", response)
     for form in scan.forms:
         if _CONSENT_FORM in (form.name, form.id):

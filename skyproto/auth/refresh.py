@@ -16,10 +16,10 @@ from __future__ import annotations
 from .._flow import Flow, now
 from .._http import HttpResponse
 from ..calls import DEFAULT_ACCEPTED, build_request, check_status
-from ..errors import RemoteProtocolError, SkypeAuthException
+from ..errors import SkypeAuthException
 from ..hosts import Hosts
 from ..tokens import SkypeToken
-from ._pages import error_text, login_query, scan_page, shorten, t_exchange
+from ._pages import login_query, t_exchange, t_value_or_error
 from ._redirects import CookieJar, fetch
 
 __all__ = ["read_refresh_page", "refresh_login"]
@@ -27,15 +27,9 @@ __all__ = ["read_refresh_page", "refresh_login"]
 
 def read_refresh_page(response: HttpResponse) -> str:
     """The ``t`` value of a refresh answer, or the exception its page calls for."""
-    text = response.text
-    scan = scan_page(text)
-    if scan.has_t:
-        if not scan.t_value:
-            raise RemoteProtocolError("the refresh page's t element has no value", response)
-        return scan.t_value
-    message = error_text(text)
-    if message is not None:
-        raise SkypeAuthException(shorten(message), response)
+    _, t_value = t_value_or_error(response, "refresh page")
+    if t_value is not None:
+        return t_value
     raise SkypeAuthException("Couldn't retrieve t field from login response", response)
 
 
