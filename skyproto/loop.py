@@ -2,36 +2,49 @@
 
 Each cycle (PROTOCOL.md §5.6, §5.7, §7.5, §7.6, with the recoveries the reference lacks):
 
-1. Subscribe when the current registration has not been subscribed yet (at the start, and after
-   any registration, which makes a new endpoint).
-2. Ping when the keep-alive is due (every :attr:`LoopPolicy.ping_interval` seconds).
-3. Poll once, through the session policy (an expiring token is renewed first; 401 logs in and
-   registers again; errorCode 729 registers again).
-4. Decode the batch and hand each event to the handler through a :class:`~skyproto.Deliver`
+1. Register again first when the previous cycle's fault asked for it (see below).
+2. Poll once through :meth:`Session.call <skyproto.Session.call>`, so the session's policy applies
+   (an expiring token is renewed first; 401 logs in and registers again; errorCode 729 registers
+   again; each at most once per cycle). Every poll is prepared on the registration it goes to:
+   a registration the loop has not subscribed yet (the first, and any new one, whoever made it)
+   is subscribed first, and a keep-alive ping is sent first when it is due (at the start, after
+   each subscription, and every :attr:`LoopPolicy.ping_interval` seconds).
+3. Decode the batch and hand each event to the handler through a :class:`~skyproto.Deliver`
    effect. Only after the handler returned is the event remembered as delivered and then
-   acknowledged. An event already delivered (same id, even after a new subscription) is not
-   delivered again, only acknowledged again so the server stops sending it.
+   acknowledged. An event already delivered (same id, even after a new subscription or
+   registration) is not delivered again, only acknowledged again so the server stops sending it.
 
 Faults:
 
 ============================  =========================================================
 poll answer                   what the loop does
 ============================  =========================================================
-404                           subscribe again, then poll; a second 404 in a row
+404                           subscribe again, then poll; a 404 right after a 404
                               registers again instead
 403, or errorCode 729         register again (and so subscribe again), then poll
-401                           log in and register again (the session's rule), then poll
+401                           log in and register again (the session's rule), then
+                              subscribe and poll; a second 401 in a row ends the loop
 429                           wait ``Retry-After`` (backoff when absent); a wait longer
                               than :attr:`LoopPolicy.max_retry_after` ends the loop
 5xx, transport error, or a    exponential backoff with jitter, at most
 batch that is not JSON        :attr:`LoopPolicy.max_failures` times in a row
 ============================  =========================================================
 
-A recovery that does not lead to a good poll counts towards
-:attr:`LoopPolicy.max_recoveries`, and a 429 counts as a failure; past either bound the last
-exception ends the loop. A successful poll resets both counts. An
-:class:`~skyproto.UntrustedHostError` (a redirect to a foreign host) ends the loop at once. The handler's own exceptions end the loop at once, and that
-event is neither remembered nor acknowledged, so the server sends it again.
+The same rules apply when the subscription, the ping or a registration the loop asked for fails
+(a registration that failed is tried again in the next cycle). A recovery that does not lead to
+a good poll counts towards :attr:`LoopPolicy.max_recoveries`, and a 429 counts as a failure; past
+either bound the last exception ends the loop. A successful poll resets both counts. An
+:class:`~skyproto.UntrustedHostError` (a redirect to a foreign host) ends the loop at once, and so
+does any other error (another 4xx, a failed login). The handler's own exceptions end the loop at
+once, and that event is neither remembered nor acknowledged, so the server sends it again.
+
+A failed acknowledgement is logged and counted; the event stays delivered (the server sends it
+again and de-duplication only acknowledges it). A 404 on an acknowledgement means the server does
+not know the message, not that the endpoint is gone, so it does not register again.
+
+With a ``deadline`` the poll's timeout hint shrinks to the time left (at least half a second), no
+wait lasts past the deadline, and a transport error (a timeout, typically) once the deadline has
+passed ends the run normally.
 
 :meth:`EventLoop.stop` ends the loop at the next step boundary (after the handler that called it,
 or when the running poll returns). Under ``run_async``, cancelling the task is safe at any
@@ -46,12 +59,15 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
+import math
 import random
 from collections.abc import Callable
 
 import attrs
 
+from . import endpoint as _endpoint
 from ._flow import Flow, deliver, now, sleep
+from ._http import HttpResponse
 from .endpoint import POLL_TIMEOUT_MARGIN, EndpointGoneError
 from .errors import (
     LocalProtocolError,
@@ -71,8 +87,13 @@ logger = logging.getLogger("skyproto")
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise LocalProtocolError(f"{attribute.name} must be a positive number")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not value > 0
+    ):
+        raise LocalProtocolError(f"{attribute.name} must be a positive, finite number")
 
 
 def _count(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -106,18 +127,28 @@ class LoopPolicy:
 
 @attrs.define
 class LoopStats:
-    """What the loop has done so far."""
+    """What the loop has done so far (over every run of one :class:`EventLoop`)."""
 
+    #: Polls answered with a 2xx (a batch, readable or not).
     polls: int = 0
+    #: Events handed to the handler (the handler returned).
     delivered: int = 0
+    #: Events not delivered because their id was delivered before.
     duplicates: int = 0
+    #: Acknowledgements the server accepted.
     acks: int = 0
+    #: Acknowledgements that failed (logged; the event stays delivered).
     ack_failures: int = 0
     subscribes: int = 0
+    #: Registrations the loop asked for (a 403, a 729 the session's own registration did not
+    #: cure, a 404 after a 404); the session's own (expiry, 401, a first 729) are not counted.
     registrations: int = 0
     pings: int = 0
+    #: Failures that count towards :attr:`LoopPolicy.max_failures` (429s included).
     failures: int = 0
+    #: 429 answers, including one that ended the loop.
     rate_limited: int = 0
+    #: Seconds of backoff and ``Retry-After`` asked of the driver.
     slept: float = 0.0
 
 
@@ -150,10 +181,6 @@ class _Seen:
             self._ids.discard(self._order.popleft())
 
 
-class _GiveUp(Exception):
-    pass
-
-
 class EventLoop:
     """Deliver a session's events to ``handler`` until stopped; :meth:`run` is the flow.
 
@@ -180,6 +207,7 @@ class EventLoop:
         self._seen = _Seen(self.policy.dedupe_window)
         self._subscribed: Registration | None = None
         self._last_ping: dt.datetime | None = None
+        self._register_first = False
         self._stopping = False
 
     def __repr__(self) -> str:
@@ -201,21 +229,33 @@ class EventLoop:
     def run(
         self, *, max_events: int | None = None, deadline: dt.datetime | None = None
     ) -> Flow[LoopStats]:
-        """Flow: deliver events until :meth:`stop`, ``max_events`` deliveries or ``deadline``."""
-        if max_events is not None and max_events < 0:
-            raise LocalProtocolError("max_events must not be negative")
+        """Flow: deliver events until :meth:`stop`, ``max_events`` deliveries or ``deadline``
+        (an aware datetime)."""
+        if max_events is not None and (
+            isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0
+        ):
+            raise LocalProtocolError("max_events must be a whole number, not negative")
+        if deadline is not None and (
+            not isinstance(deadline, dt.datetime) or deadline.utcoffset() is None
+        ):
+            raise LocalProtocolError("deadline must be a timezone-aware datetime")
         self._stopping = False
         target = None if max_events is None else self.stats.delivered + max_events
         failures = 0
         recoveries = 0
+        after_404 = False
         while not self._stopping and (target is None or self.stats.delivered < target):
             current = yield from now()
             if deadline is not None and current >= deadline:
                 break
+            was_404, after_404 = after_404, False
             try:
-                yield from self._prepare(current)
-                response = yield from self.session.poll(
-                    self.policy.hold, timeout=self._poll_timeout(current, deadline)
+                if self._register_first:
+                    yield from self.session.reregister()
+                    self._register_first = False
+                    self.stats.registrations += 1
+                response = yield from self.session.call(
+                    lambda reg: self._poll_once(reg, deadline), reregister_on_404=False
                 )
                 self.stats.polls += 1
                 events = decode_events(response.body)
@@ -224,64 +264,65 @@ class EventLoop:
                 if exc.retry_after is not None and exc.retry_after > self.policy.max_retry_after:
                     raise
                 failures = self._failing(failures, exc)
-                yield from self._wait_out(exc, failures)
-                continue
+                yield from self._wait_out(exc, failures, deadline)
             except EndpointGoneError as exc:
+                self._register_first = True  # kept even when this ends the run
                 recoveries = self._recovering(recoveries, exc)
-                yield from self._register_again()
-                continue
             except UntrustedHostError:
                 raise
             except RemoteProtocolError as exc:
                 failures = self._failing(failures, exc)
-                yield from self._back_off(failures)
-                continue
+                yield from self._back_off(failures, deadline)
             except SkypeApiException as exc:
                 if exc.status == 404:
-                    recoveries = self._recovering(recoveries, exc)
-                    if recoveries == 1:
-                        self._subscribed = None  # subscribe again first ...
+                    after_404 = True
+                    if was_404:
+                        self._register_first = True  # subscribing again did not help
                     else:
-                        yield from self._register_again()  # ... then register again
-                    continue
-                if exc.status == 403:
+                        self._subscribed = None
                     recoveries = self._recovering(recoveries, exc)
-                    yield from self._register_again()
-                    continue
-                if exc.status is not None and 500 <= exc.status <= 599:
+                elif exc.status == 403:
+                    self._register_first = True
+                    recoveries = self._recovering(recoveries, exc)
+                elif exc.status is not None and 500 <= exc.status <= 599:
                     failures = self._failing(failures, exc)
-                    yield from self._back_off(failures)
-                    continue
-                raise
+                    yield from self._back_off(failures, deadline)
+                else:
+                    raise
             except TransportError as exc:
                 if deadline is not None:
                     current = yield from now()
                     if current >= deadline:
                         break
                 failures = self._failing(failures, exc)
-                yield from self._back_off(failures)
-                continue
-            failures = recoveries = 0
-            yield from self._hand_over(events, target)
+                yield from self._back_off(failures, deadline)
+            else:
+                failures = recoveries = 0
+                yield from self._hand_over(events, target)
         return self.stats
 
     # -- the steps ------------------------------------------------------------------------------
 
-    def _prepare(self, current: dt.datetime) -> Flow[None]:
-        registration = yield from self.session.ensure_registration()
-        if self._subscribed is not registration:
-            yield from self.session.subscribe()
+    def _poll_once(self, reg: Registration, deadline: dt.datetime | None) -> Flow[HttpResponse]:
+        """Subscribe ``reg`` if it is new to the loop, ping if due, then poll it."""
+        if self._subscribed is not reg:
+            yield from _endpoint.subscribe(reg, "SELF")
             self.stats.subscribes += 1
-            # The subscription may itself have made a new registration.
-            self._subscribed = self.session.state.registration
+            self._subscribed = reg
             self._last_ping = None
+        current = yield from now()
         due = self._last_ping is None or (
             (current - self._last_ping).total_seconds() >= self.policy.ping_interval
         )
         if due:
-            yield from self.session.ping(self.policy.ping_timeout)
+            yield from _endpoint.ping(reg, "SELF", self.policy.ping_timeout)
             self.stats.pings += 1
             self._last_ping = current
+        return (
+            yield from _endpoint.poll(
+                reg, "SELF", hold=self.policy.hold, timeout=self._poll_timeout(current, deadline)
+            )
+        )
 
     def _poll_timeout(self, current: dt.datetime, deadline: dt.datetime | None) -> float | None:
         if deadline is None:
@@ -304,18 +345,20 @@ class EventLoop:
                 yield from self._ack(event.ack_url)
 
     def _ack(self, url: str) -> Flow[None]:
+        session = self.session
         try:
-            if (yield from self.session.ack(url)):
-                self.stats.acks += 1
+            sent = yield from session.call(
+                lambda reg: _endpoint.ack(reg, url, hosts=session.hosts), reregister_on_404=False
+            )
+        except UntrustedHostError:
+            raise
         except (TransportError, SkypeApiException) as exc:
             # Delivered already; the server sends it again and de-duplication drops it.
             self.stats.ack_failures += 1
             logger.warning("event acknowledgement failed: %s", exc)
-
-    def _register_again(self) -> Flow[None]:
-        yield from self.session.reregister()
-        self.stats.registrations += 1
-        self._subscribed = None
+        else:
+            if sent:
+                self.stats.acks += 1
 
     def _recovering(self, recoveries: int, exc: BaseException) -> int:
         recoveries += 1
@@ -331,16 +374,20 @@ class EventLoop:
         logger.warning("event poll failed (%d in a row): %s", failures, exc)
         return failures
 
-    def _back_off(self, failures: int) -> Flow[None]:
-        delay = backoff_delay(failures, self.policy, self.rng)
-        self.stats.slept += delay
-        yield from sleep(delay)
+    def _back_off(self, failures: int, deadline: dt.datetime | None) -> Flow[None]:
+        yield from self._pause(backoff_delay(failures, self.policy, self.rng), deadline)
 
-    def _wait_out(self, exc: SkypeRateLimitException, failures: int) -> Flow[None]:
+    def _wait_out(
+        self, exc: SkypeRateLimitException, failures: int, deadline: dt.datetime | None
+    ) -> Flow[None]:
         if exc.retry_after is None:
-            yield from self._back_off(failures)
-            return
-        if exc.retry_after > self.policy.max_retry_after:
-            raise exc
-        self.stats.slept += exc.retry_after
-        yield from sleep(exc.retry_after)
+            yield from self._back_off(failures, deadline)
+        else:
+            yield from self._pause(exc.retry_after, deadline)
+
+    def _pause(self, seconds: float, deadline: dt.datetime | None) -> Flow[None]:
+        if deadline is not None:
+            current = yield from now()
+            seconds = max(0.0, min(seconds, (deadline - current).total_seconds()))
+        self.stats.slept += seconds
+        yield from sleep(seconds)

@@ -86,8 +86,8 @@ from .tokens import Credentials, RegistrationToken, SkypeToken, utc
 
 __all__ = [
     "MAX_CALL_ATTEMPTS",
-    "STALE_LINK_STATUSES",
     "SNAPSHOT_VERSION",
+    "STALE_LINK_STATUSES",
     "CredentialSource",
     "GuestCredentials",
     "Listing",
@@ -727,8 +727,9 @@ class Session:
         return ids
 
     def poll(self, hold: float = 30.0, *, timeout: float | None = None) -> Flow[HttpResponse]:
-        """Flow: one long poll. Only the expiry and 401 rules apply: a 404 is the caller's
-        (the event loop subscribes again)."""
+        """Flow: one long poll. A 404 is the caller's to handle (subscribe again). After a 401
+        or errorCode 729 the retry goes to a new registration that is not subscribed yet;
+        :class:`~skyproto.EventLoop` handles all of this."""
         return (
             yield from self.call(
                 lambda reg: _endpoint.poll(reg, "SELF", hold=hold, timeout=timeout),
@@ -742,7 +743,12 @@ class Session:
 
     def ack(self, url: str) -> Flow[bool]:
         """Flow: acknowledge an event; ``False`` (nothing sent) for an untrusted URL."""
-        return (yield from self.call(lambda reg: _endpoint.ack(reg, url, hosts=self.hosts)))
+        # A 404 here means the server does not know the message, not the endpoint.
+        return (
+            yield from self.call(
+                lambda reg: _endpoint.ack(reg, url, hosts=self.hosts), reregister_on_404=False
+            )
+        )
 
     def mark_consumed(self, chat_id: str, horizon: str) -> Flow[HttpResponse]:
         """Flow: set a conversation's consumption horizon."""

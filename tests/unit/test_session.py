@@ -855,6 +855,19 @@ def test_ack_acknowledges_a_trusted_url_and_refuses_another() -> None:
     assert peer.sent == []
 
 
+def test_ack_of_an_unknown_message_raises_without_registering_again() -> None:
+    peer = Peer()
+    session = connected(peer)
+    endpoints_before = peer.emulator.endpoint_ids()
+    peer.clear()
+    unknown = f"{CLIENT_S}/users/ME/conversations/ALL/messages/123/ack"
+    with pytest.raises(SkypeApiException) as caught:
+        peer.run(session.ack(unknown))
+    assert caught.value.status == 404
+    assert peer.routes == ["ack"]
+    assert peer.emulator.endpoint_ids() == endpoints_before
+
+
 def test_subscribe_presence_refuses_one_string() -> None:
     peer = Peer()
     session = connected(peer)

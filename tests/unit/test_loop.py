@@ -1,0 +1,1272 @@
+"""The event loop against a canned peer: exact request sequences, a fake clock, recorded sleeps.
+
+The peer is the pure emulator (logins, registrations, subscriptions, pings) with scripted answers
+on top for the routes a test cares about (mostly the poll and the ack). Everything the loop does
+goes into one journal of strings, so the order of requests, deliveries and sleeps is asserted at
+once: ``"poll"`` is a request on that route, ``"ack 5"`` an acknowledgement of message 5,
+``"deliver 5"`` the handler having returned for event 5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import random
+import re
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pytest
+from skyproto.transports import run_async, run_sync
+
+from skyproto import (
+    Credentials,
+    Event,
+    EventLoop,
+    HttpRequest,
+    HttpResponse,
+    LocalProtocolError,
+    LoopPolicy,
+    LoopStats,
+    RemoteProtocolError,
+    Session,
+    SkypeApiException,
+    SkypeRateLimitException,
+    TransportError,
+    TransportTimeout,
+    UnknownEvent,
+    UntrustedHostError,
+)
+from skyproto.emulator import DEFAULT_ACCOUNT, Emulator, Scenario
+from skyproto.emulator.event_stream import render_event
+from skyproto.endpoint import EndpointGoneError
+from skyproto.loop import backoff_delay
+
+T0 = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+H = "https://client-s.gateway.messenger.live.com/v1"
+EVIL_ACK = "https://evil.example/v1/users/ME/conversations/ALL/messages/77/ack"
+_ACK_ID = re.compile(r"/messages/([^/]+)/ack$")
+
+
+# -- the canned peer ----------------------------------------------------------------------------
+
+
+class Pass:
+    """Let the emulator answer."""
+
+
+PASS = Pass()
+
+
+@attrs.frozen
+class Took:
+    """Answer ``answer`` after ``seconds`` of fake time."""
+
+    seconds: float
+    answer: Any
+
+
+class Peer:
+    """A connected session on the pure emulator, a fake clock and a journal of everything."""
+
+    def __init__(self, scenario: Scenario | None = None) -> None:
+        self.emulator = Emulator(scenario=scenario or Scenario(events=(), hold=0), seed=7)
+        self.clock = T0
+        self.journal: list[str] = []
+        self.requests: list[tuple[str | None, HttpRequest]] = []
+        self.sleeps: list[float] = []
+        self.delivered: list[Event] = []
+        self.script: dict[str, deque[Any]] = defaultdict(deque)
+        self.loop: EventLoop | None = None
+        self.session = Session(
+            self.emulator.hosts,
+            credentials=Credentials(DEFAULT_ACCOUNT.user, DEFAULT_ACCOUNT.password),
+        )
+        run_sync(self.session.connect(), self, clock=self.now, sleep=self.sleep)
+        self.journal.clear()
+        self.requests.clear()
+
+    # The transport, clock and sleeper.
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        route = self.emulator.route(request)
+        self.requests.append((route, request))
+        if route == "ack":
+            found = _ACK_ID.search(request.url)
+            self.journal.append(f"ack {found.group(1) if found else '?'}")
+        else:
+            self.journal.append(str(route))
+        queue = self.script.get(route or "")
+        if queue:
+            answer = queue.popleft()
+        elif route == "poll":
+            # The script ran out: the last poll is answered empty and the loop told to stop.
+            assert self.loop is not None
+            self.loop.stop()
+            answer = batch()
+        elif route == "ack":
+            answer = HttpResponse.build(201)
+        else:
+            answer = PASS
+        if isinstance(answer, Took):
+            self.clock += dt.timedelta(seconds=answer.seconds)
+            answer = answer.answer
+        if isinstance(answer, BaseException):
+            raise answer
+        if isinstance(answer, Pass):
+            return self.emulator.handle(request, self.clock)
+        assert isinstance(answer, HttpResponse)
+        return attrs.evolve(answer, url=request.url)
+
+    def now(self) -> dt.datetime:
+        return self.clock
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.journal.append("sleep")
+        self.clock += dt.timedelta(seconds=seconds)
+
+    # Scripting and running.
+
+    def on(self, route: str, *answers: Any) -> None:
+        self.script[route].extend(answers)
+
+    def handler(self, event: Event) -> None:
+        self.delivered.append(event)
+        self.journal.append(f"deliver {event.id}")
+
+    def event_loop(
+        self,
+        policy: LoopPolicy | None = None,
+        *,
+        handler: Callable[[Event], object] | None = None,
+        seed: int = 1,
+        auto_ack: bool = True,
+    ) -> EventLoop:
+        self.loop = EventLoop(
+            self.session,
+            handler or self.handler,
+            policy=policy,
+            rng=random.Random(seed),
+            auto_ack=auto_ack,
+        )
+        return self.loop
+
+    def run(self, loop: EventLoop, **options: Any) -> LoopStats:
+        return run_sync(loop.run(**options), self, clock=self.now, sleep=self.sleep)
+
+    # Looking at what happened.
+
+    def routes(self) -> list[str]:
+        return [entry for entry in self.journal if not entry.startswith(("deliver", "sleep"))]
+
+    def sent(self, route: str) -> list[HttpRequest]:
+        return [request for name, request in self.requests if name == route]
+
+    def ids(self) -> list[int | None]:
+        return [event.id for event in self.delivered]
+
+    @property
+    def reg_token(self) -> str:
+        reg = self.session.state.registration
+        assert reg is not None
+        return reg.token.token
+
+
+class AsyncPeer:
+    """The same peer behind an async transport and sleeper."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        await asyncio.sleep(0)
+        return self.peer.send(request)
+
+    async def sleep(self, seconds: float) -> None:
+        self.peer.sleep(seconds)
+
+    async def run(self, loop: EventLoop, **options: Any) -> LoopStats:
+        return await run_async(loop.run(**options), self, clock=self.peer.now, sleep=self.sleep)
+
+
+# -- canned answers -----------------------------------------------------------------------------
+
+
+def envelope(event_id: int | None, kind: str = "text", *, ack_url: str | None = None) -> Any:
+    """An ``eventMessages`` element of ``kind`` whose message id is the event id."""
+    number = event_id if event_id is not None else 999
+    element = render_event(
+        kind, base=H, event_id=number, message_id=str(number), when=T0, seq=number, user="live:fred"
+    )
+    if event_id is None:
+        del element["id"]
+    if ack_url is not None:
+        element["resource"]["ackrequired"] = ack_url
+    return element
+
+
+def batch(*elements: Any) -> HttpResponse:
+    return HttpResponse.build(200, json={"eventMessages": list(elements)})
+
+
+def events(*ids: int) -> HttpResponse:
+    return batch(*(envelope(i) for i in ids))
+
+
+def error(status: int, code: int | None = None, *, headers: Any = None) -> HttpResponse:
+    body = {"errorCode": code if code is not None else status, "message": "canned"}
+    return HttpResponse.build(status, json=body, headers=headers)
+
+
+GONE = error(404, 729)
+RELOGIN = ["soap", "edge", "profile"]
+REGISTER = ["register", "config", "endpoints"]
+RESUBSCRIBE = ["subscribe", "ping"]
+
+
+# -- one cycle ----------------------------------------------------------------------------------
+
+
+def test_one_cycle_subscribes_pings_polls_delivers_and_acks_in_order() -> None:
+    peer = Peer()
+    peer.on("poll", batch(envelope(1), envelope(2, "presence"), envelope(3, "edit")))
+    loop = peer.event_loop()
+
+    stats = peer.run(loop)
+
+    assert peer.journal == [
+        "subscribe",
+        "ping",
+        "poll",
+        "deliver 1",
+        "ack 1",
+        "deliver 2",  # a presence event carries no ackrequired
+        "deliver 3",
+        "ack 3",
+        "poll",
+    ]
+    assert stats == LoopStats(polls=2, delivered=3, acks=2, subscribes=1, pings=1)
+    assert [type(e).__name__ for e in peer.delivered] == [
+        "NewMessageEvent",
+        "PresenceEvent",
+        "EditMessageEvent",
+    ]
+    token = peer.reg_token
+    auth = (("User-Agent", "skyproto/0.1"), ("RegistrationToken", token))
+    (subscribe,) = peer.sent("subscribe")
+    assert (subscribe.method, subscribe.url) == (
+        "POST",
+        f"{H}/users/ME/endpoints/SELF/subscriptions",
+    )
+    assert subscribe.headers[:2] == auth
+    assert json.loads(subscribe.body) == {
+        "interestedResources": [
+            "/v1/users/ME/conversations/ALL/properties",
+            "/v1/users/ME/conversations/ALL/messages",
+            "/v1/threads/ALL",
+        ],
+        "channelType": "HttpLongPoll",
+        "conversationType": 2047,
+    }
+    (ping,) = peer.sent("ping")
+    assert (ping.method, ping.url, ping.body) == (
+        "POST",
+        f"{H}/users/ME/endpoints/SELF/active",
+        b'{"timeout": 12}',
+    )
+    for poll in peer.sent("poll"):
+        assert (poll.method, poll.url, poll.body, poll.timeout) == (
+            "POST",
+            f"{H}/users/ME/endpoints/SELF/subscriptions/0/poll",
+            b"",
+            45.0,
+        )
+        assert poll.headers[:2] == auth
+    acks = peer.sent("ack")
+    assert [(a.method, a.url, a.headers, a.body) for a in acks] == [
+        ("POST", f"{H}/users/ME/conversations/ALL/messages/{n}/ack", auth, b"") for n in (1, 3)
+    ]
+
+
+def test_no_ack_is_sent_before_the_handler_returned() -> None:
+    peer = Peer()
+    peer.on("poll", events(1, 2))
+    seen_at_call: list[list[str]] = []
+
+    def handler(event: Event) -> None:
+        seen_at_call.append(list(peer.journal))
+        peer.journal.append(f"deliver {event.id}")
+
+    peer.run(peer.event_loop(handler=handler))
+
+    assert seen_at_call[0] == ["subscribe", "ping", "poll"]
+    assert seen_at_call[1] == ["subscribe", "ping", "poll", "deliver 1", "ack 1"]
+    assert peer.journal[3:] == ["deliver 1", "ack 1", "deliver 2", "ack 2", "poll"]
+
+
+def test_auto_ack_off_sends_no_ack() -> None:
+    peer = Peer()
+    peer.on("poll", events(1, 2))
+    stats = peer.run(peer.event_loop(auto_ack=False))
+    assert peer.journal == ["subscribe", "ping", "poll", "deliver 1", "deliver 2", "poll"]
+    assert (stats.delivered, stats.acks) == (2, 0)
+
+
+def test_ack_to_an_untrusted_host_is_skipped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    peer = Peer()
+    peer.on("poll", batch(envelope(1, ack_url=EVIL_ACK), envelope(2)))
+    with caplog.at_level(logging.WARNING, logger="skyproto"):
+        stats = peer.run(peer.event_loop())
+
+    assert peer.journal == ["subscribe", "ping", "poll", "deliver 1", "deliver 2", "ack 2", "poll"]
+    assert all("evil.example" not in request.url for _, request in peer.requests)
+    assert (stats.acks, stats.ack_failures) == (1, 0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["not acknowledging an event at untrusted host evil.example"]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [error(500), error(404), TransportError("connection reset"), error(429)],
+    ids=["500", "404", "transport", "429"],
+)
+def test_a_failed_ack_is_logged_and_the_loop_goes_on(
+    failure: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    peer = Peer()
+    peer.on("poll", events(1, 2))
+    peer.on("ack", failure)
+    with caplog.at_level(logging.WARNING, logger="skyproto"):
+        stats = peer.run(peer.event_loop())
+
+    # No recovery: a 404 on an ack means the message is unknown, not that the endpoint is gone.
+    assert peer.journal == [
+        "subscribe",
+        "ping",
+        "poll",
+        "deliver 1",
+        "ack 1",
+        "deliver 2",
+        "ack 2",
+        "poll",
+    ]
+    assert (stats.delivered, stats.acks, stats.ack_failures, stats.registrations) == (2, 1, 1, 0)
+    assert any("event acknowledgement failed" in r.getMessage() for r in caplog.records)
+    assert peer.reg_token not in caplog.text
+
+
+def test_an_ack_answered_401_logs_in_again_and_the_next_poll_subscribes_the_new_endpoint() -> None:
+    peer = Peer()
+    old_token = peer.reg_token
+    peer.on("poll", events(1))
+    peer.on("ack", error(401))
+    stats = peer.run(peer.event_loop())
+
+    assert peer.journal == [
+        *["subscribe", "ping", "poll", "deliver 1", "ack 1"],
+        *RELOGIN,
+        *REGISTER,
+        "ack 1",
+        *RESUBSCRIBE,
+        "poll",
+    ]
+    assert peer.reg_token != old_token
+    assert dict(peer.sent("ack")[-1].headers)["RegistrationToken"] == peer.reg_token
+    assert dict(peer.sent("poll")[-1].headers)["RegistrationToken"] == peer.reg_token
+    assert (stats.acks, stats.ack_failures, stats.subscribes) == (1, 0, 2)
+
+
+# -- de-duplication -----------------------------------------------------------------------------
+
+
+def test_an_event_seen_before_is_acked_again_but_not_delivered_again() -> None:
+    peer = Peer()
+    peer.on("poll", events(1, 2), events(2, 3, 1))
+    stats = peer.run(peer.event_loop())
+
+    assert peer.ids() == [1, 2, 3]
+    assert peer.journal[3:] == [
+        *["deliver 1", "ack 1", "deliver 2", "ack 2", "poll"],
+        *["ack 2", "deliver 3", "ack 3", "ack 1", "poll"],
+    ]
+    assert (stats.delivered, stats.duplicates, stats.acks) == (3, 2, 5)
+
+
+def test_an_event_repeated_within_one_batch_is_delivered_once() -> None:
+    peer = Peer()
+    peer.on("poll", events(4, 4))
+    stats = peer.run(peer.event_loop())
+    assert peer.journal[3:] == ["deliver 4", "ack 4", "ack 4", "poll"]
+    assert (stats.delivered, stats.duplicates) == (1, 1)
+
+
+def test_dedupe_survives_a_new_subscription() -> None:
+    peer = Peer()
+    peer.on("poll", events(1), error(404), events(1, 2))
+    peer.run(peer.event_loop())
+
+    assert peer.ids() == [1, 2]
+    assert peer.journal == [
+        *["subscribe", "ping", "poll", "deliver 1", "ack 1"],
+        "poll",
+        *RESUBSCRIBE,
+        *["poll", "ack 1", "deliver 2", "ack 2"],
+        "poll",
+    ]
+
+
+@pytest.mark.parametrize("status", [403, 729])
+def test_dedupe_survives_a_new_registration(status: int) -> None:
+    peer = Peer()
+    first_token = peer.reg_token
+    peer.on("poll", events(1), GONE if status == 729 else error(403), events(1, 2))
+    peer.run(peer.event_loop())
+
+    assert peer.ids() == [1, 2]
+    assert peer.journal == [
+        *["subscribe", "ping", "poll", "deliver 1", "ack 1"],
+        "poll",
+        *REGISTER,
+        *RESUBSCRIBE,
+        *["poll", "ack 1", "deliver 2", "ack 2"],
+        "poll",
+    ]
+    assert peer.reg_token != first_token
+
+
+def test_events_without_an_id_are_delivered_every_time() -> None:
+    peer = Peer()
+    peer.on("poll", batch(envelope(None)), batch(envelope(None), envelope(5)))
+    stats = peer.run(peer.event_loop())
+
+    assert peer.ids() == [None, None, 5]
+    assert all(isinstance(e, UnknownEvent) for e in peer.delivered[:2])
+    # Still acknowledged: the server asked for it.
+    assert peer.journal[3:] == [
+        *["deliver None", "ack 999", "poll"],
+        *["deliver None", "ack 999", "deliver 5", "ack 5", "poll"],
+    ]
+    assert (stats.delivered, stats.duplicates) == (3, 0)
+
+
+def test_the_dedupe_window_forgets_the_oldest_ids() -> None:
+    peer = Peer()
+    peer.on("poll", events(1, 2, 3), events(3, 2, 1), events(1))
+    loop = peer.event_loop(LoopPolicy(dedupe_window=2))
+    peer.run(loop)
+
+    # 1 was forgotten when 3 came, so it is delivered again; that forgets 2 in turn.
+    assert peer.ids() == [1, 2, 3, 1]
+    assert [loop.seen(i) for i in (1, 2, 3)] == [True, False, True]
+
+
+# -- the handler raising ------------------------------------------------------------------------
+
+
+class HandlerBroke(Exception):
+    pass
+
+
+def test_a_handler_exception_ends_the_loop_without_acking_or_remembering_that_event() -> None:
+    peer = Peer()
+    peer.on("poll", events(1, 2, 3))
+
+    def handler(event: Event) -> None:
+        if event.id == 2:
+            raise HandlerBroke("no")
+        peer.handler(event)
+
+    loop = peer.event_loop(handler=handler)
+    with pytest.raises(HandlerBroke):
+        peer.run(loop)
+
+    assert peer.journal == ["subscribe", "ping", "poll", "deliver 1", "ack 1"]
+    assert (loop.seen(1), loop.seen(2), loop.seen(3)) == (True, False, False)
+    assert loop.stats.delivered == 1
+
+    # The server sends what was not acknowledged again; a new run delivers it (once).
+    peer.journal.clear()
+    peer.on("poll", events(1, 2, 3))
+    loop.handler = peer.handler
+    stats = peer.run(loop)
+    assert peer.journal == ["poll", "ack 1", "deliver 2", "ack 2", "deliver 3", "ack 3", "poll"]
+    assert peer.ids() == [1, 2, 3]
+    assert (stats.delivered, stats.duplicates) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [SkypeApiException("500 response from GET x"), TransportError("handler's own call failed")],
+)
+def test_a_handler_exception_of_a_kind_the_loop_recovers_from_still_ends_it(
+    exc: Exception,
+) -> None:
+    peer = Peer()
+    peer.on("poll", events(1))
+
+    def handler(event: Event) -> None:
+        raise exc
+
+    with pytest.raises(type(exc)) as raised:
+        peer.run(peer.event_loop(handler=handler))
+    assert raised.value is exc
+    assert peer.journal == ["subscribe", "ping", "poll"]
+    assert peer.sleeps == []
+
+
+# -- ending the loop ----------------------------------------------------------------------------
+
+
+def test_stop_from_the_handler_leaves_the_rest_of_the_batch_undelivered_and_unacked() -> None:
+    peer = Peer()
+    peer.on("poll", events(1, 2, 3), events(4))
+
+    def handler(event: Event) -> None:
+        peer.handler(event)
+        if event.id == 2:
+            loop.stop()
+
+    loop = peer.event_loop(handler=handler)
+    stats = peer.run(loop)
+
+    assert peer.journal == ["subscribe", "ping", "poll", "deliver 1", "ack 1", "deliver 2", "ack 2"]
+    assert loop.stopping
+    assert not loop.seen(3)
+    assert (stats.polls, stats.delivered, stats.acks) == (1, 2, 2)
+
+
+def test_max_events_stops_after_that_many_deliveries() -> None:
+    peer = Peer()
+    peer.on("poll", events(1), events(2, 3, 4))
+    loop = peer.event_loop()
+    stats = peer.run(loop, max_events=3)
+
+    assert peer.journal == [
+        *["subscribe", "ping", "poll", "deliver 1", "ack 1"],
+        *["poll", "deliver 2", "ack 2", "deliver 3", "ack 3"],
+    ]
+    assert stats.delivered == 3
+    assert not loop.seen(4)
+
+    # max_events counts from where the run starts.
+    peer.journal.clear()
+    peer.on("poll", events(4, 5))
+    assert peer.run(loop, max_events=1).delivered == 4
+    assert peer.journal == ["poll", "deliver 4", "ack 4"]
+
+
+def test_max_events_zero_sends_nothing_and_negative_is_refused() -> None:
+    peer = Peer()
+    loop = peer.event_loop()
+    assert peer.run(loop, max_events=0) == LoopStats()
+    assert peer.journal == []
+    with pytest.raises(LocalProtocolError):
+        peer.run(loop, max_events=-1)
+
+
+def test_a_deadline_shrinks_the_poll_timeout_and_a_timeout_after_it_ends_cleanly() -> None:
+    peer = Peer()
+    empty = batch()
+    peer.on("poll", Took(30, empty), Took(30, empty), Took(30, empty))
+    peer.on("poll", Took(10, TransportTimeout("read timed out")))
+    loop = peer.event_loop(LoopPolicy(ping_interval=300))
+
+    stats = peer.run(loop, deadline=T0 + dt.timedelta(seconds=100))
+
+    assert [p.timeout for p in peer.sent("poll")] == [45.0, 45.0, 40.0, 10.0]
+    assert peer.journal == ["subscribe", "ping", "poll", "poll", "poll", "poll"]
+    assert peer.sleeps == []
+    assert (stats.polls, stats.failures) == (3, 0)
+    assert peer.clock == T0 + dt.timedelta(seconds=100)
+
+
+def test_a_deadline_closer_than_half_a_second_still_gives_the_poll_half_a_second() -> None:
+    peer = Peer()
+    peer.on("poll", Took(0.5, TransportTimeout("read timed out")))
+    peer.run(peer.event_loop(), deadline=T0 + dt.timedelta(seconds=0.2))
+    assert [p.timeout for p in peer.sent("poll")] == [0.5]
+
+
+def test_a_deadline_in_the_past_sends_nothing() -> None:
+    peer = Peer()
+    assert peer.run(peer.event_loop(), deadline=T0) == LoopStats()
+    assert peer.journal == []
+
+
+def test_a_timeout_before_the_deadline_is_a_failure_with_backoff() -> None:
+    peer = Peer()
+    peer.on("poll", Took(5, TransportTimeout("read timed out")), Took(100, batch()))
+    policy = LoopPolicy(backoff_initial=2, backoff_max=8)
+    stats = peer.run(peer.event_loop(policy), deadline=T0 + dt.timedelta(seconds=60))
+
+    assert peer.journal == ["subscribe", "ping", "poll", "sleep", "poll"]
+    assert 1 <= peer.sleeps[0] <= 2
+    assert stats.failures == 1
+
+
+def test_backoff_and_retry_after_never_sleep_past_the_deadline() -> None:
+    peer = Peer()
+    peer.on("poll", Took(97, error(503)))
+    policy = LoopPolicy(backoff_initial=60, backoff_max=60)
+    stats = peer.run(peer.event_loop(policy), deadline=T0 + dt.timedelta(seconds=100))
+    assert peer.sleeps == [3.0]
+    assert peer.journal == ["subscribe", "ping", "poll", "sleep"]
+    assert stats.slept == 3.0
+
+    peer = Peer()
+    peer.on("poll", Took(98, error(429, headers=[("Retry-After", "30")])))
+    peer.run(peer.event_loop(), deadline=T0 + dt.timedelta(seconds=100))
+    assert peer.sleeps == [2.0]
+
+
+def test_a_deadline_must_be_timezone_aware() -> None:
+    peer = Peer()
+    with pytest.raises(LocalProtocolError):
+        peer.run(peer.event_loop(), deadline=dt.datetime(2024, 5, 6, 8))
+    assert peer.journal == []
+
+
+# -- recoveries ---------------------------------------------------------------------------------
+
+
+def test_404_subscribes_again() -> None:
+    peer = Peer()
+    token = peer.reg_token
+    peer.on("poll", error(404), events(1))
+    stats = peer.run(peer.event_loop())
+
+    assert peer.routes() == ["subscribe", "ping", "poll", *RESUBSCRIBE, "poll", "ack 1", "poll"]
+    assert peer.reg_token == token
+    assert (stats.subscribes, stats.registrations, stats.failures) == (2, 0, 0)
+    assert peer.sleeps == []
+
+
+def test_a_second_404_in_a_row_registers_again() -> None:
+    peer = Peer()
+    token = peer.reg_token
+    peer.on("poll", error(404), error(404), events(1))
+    stats = peer.run(peer.event_loop())
+
+    assert peer.routes() == [
+        *["subscribe", "ping", "poll"],
+        *RESUBSCRIBE,
+        "poll",
+        *REGISTER,
+        *RESUBSCRIBE,
+        *["poll", "ack 1", "poll"],
+    ]
+    assert peer.reg_token != token
+    assert dict(peer.sent("poll")[-1].headers)["RegistrationToken"] == peer.reg_token
+    assert (stats.subscribes, stats.registrations) == (3, 1)
+
+
+def test_404s_separated_by_a_good_poll_only_subscribe() -> None:
+    peer = Peer()
+    peer.on("poll", error(404), batch(), error(404), batch())
+    stats = peer.run(peer.event_loop())
+    assert "register" not in peer.routes()
+    assert (stats.subscribes, stats.registrations) == (3, 0)
+
+
+def test_a_404_after_another_recovery_subscribes_first() -> None:
+    peer = Peer()
+    peer.on("poll", error(403), error(404), events(1))
+    stats = peer.run(peer.event_loop())
+    assert peer.routes() == [
+        *["subscribe", "ping", "poll"],
+        *REGISTER,
+        *RESUBSCRIBE,
+        "poll",
+        *RESUBSCRIBE,
+        *["poll", "ack 1", "poll"],
+    ]
+    assert (stats.subscribes, stats.registrations) == (3, 1)
+
+
+def test_403_registers_again_and_subscribes_the_new_endpoint() -> None:
+    peer = Peer()
+    token = peer.reg_token
+    peer.on("poll", error(403), events(1))
+    stats = peer.run(peer.event_loop())
+
+    assert peer.routes() == [
+        *["subscribe", "ping", "poll"],
+        *REGISTER,
+        *RESUBSCRIBE,
+        *["poll", "ack 1", "poll"],
+    ]
+    assert peer.reg_token != token
+    for route in ("subscribe", "ping", "poll", "ack"):
+        assert dict(peer.sent(route)[-1].headers)["RegistrationToken"] == peer.reg_token
+    assert (stats.registrations, stats.subscribes) == (1, 2)
+
+
+def test_729_registers_again_and_subscribes_before_polling() -> None:
+    peer = Peer()
+    token = peer.reg_token
+    peer.on("poll", GONE, events(1))
+    peer.run(peer.event_loop())
+
+    # The session registers again at once; the loop subscribes the new endpoint before polling it.
+    assert peer.routes() == [
+        *["subscribe", "ping", "poll"],
+        *REGISTER,
+        *RESUBSCRIBE,
+        *["poll", "ack 1", "poll"],
+    ]
+    assert peer.reg_token != token
+
+
+def test_729_twice_in_a_row_registers_twice() -> None:
+    peer = Peer()
+    peer.on("poll", GONE, GONE, events(1))
+    stats = peer.run(peer.event_loop())
+    assert peer.routes() == [
+        *["subscribe", "ping", "poll"],
+        *REGISTER,
+        *RESUBSCRIBE,
+        "poll",
+        *REGISTER,
+        *RESUBSCRIBE,
+        *["poll", "ack 1", "poll"],
+    ]
+    assert (stats.registrations, stats.subscribes) == (1, 3)
+
+
+def test_401_logs_in_and_registers_through_the_session_then_subscribes_again() -> None:
+    peer = Peer()
+    skype_token = peer.session.state.skype_token
+    reg_token = peer.reg_token
+    peer.on("poll", error(401), events(1))
+    stats = peer.run(peer.event_loop())
+
+    assert peer.routes() == [
+        *["subscribe", "ping", "poll"],
+        *RELOGIN,
+        *REGISTER,
+        *RESUBSCRIBE,
+        *["poll", "ack 1", "poll"],
+    ]
+    assert peer.session.state.skype_token is not skype_token
+    assert peer.reg_token != reg_token
+    assert dict(peer.sent("poll")[1].headers)["RegistrationToken"] == peer.reg_token
+    assert (stats.delivered, stats.subscribes, stats.failures) == (1, 2, 0)
+
+
+def test_a_401_right_after_logging_in_again_ends_the_loop() -> None:
+    peer = Peer()
+    peer.on("poll", error(401), error(401))
+    with pytest.raises(SkypeApiException) as raised:
+        peer.run(peer.event_loop())
+    assert raised.value.status == 401
+    assert peer.routes() == [
+        *["subscribe", "ping", "poll"],
+        *RELOGIN,
+        *REGISTER,
+        *RESUBSCRIBE,
+        "poll",
+    ]
+
+
+def test_recoveries_in_a_row_are_bounded() -> None:
+    peer = Peer()
+    peer.on("poll", error(404), error(403), GONE, GONE, error(404))
+    with pytest.raises(SkypeApiException) as raised:
+        peer.run(peer.event_loop(LoopPolicy(max_recoveries=3)))
+    assert raised.value.status == 404
+    # 404 subscribe; 403 register; 729 (the session's register, then the loop's); 404 raises.
+    assert peer.routes() == [
+        *["subscribe", "ping", "poll"],
+        *RESUBSCRIBE,
+        "poll",
+        *REGISTER,
+        *RESUBSCRIBE,
+        "poll",
+        *REGISTER,
+        *RESUBSCRIBE,
+        "poll",
+        *REGISTER,
+        *RESUBSCRIBE,
+        "poll",
+    ]
+    assert peer.sleeps == []
+
+
+def test_a_run_ended_by_a_404_subscribes_first_when_run_again() -> None:
+    peer = Peer()
+    loop = peer.event_loop(LoopPolicy(max_recoveries=1))
+    peer.on("poll", error(403), error(404))
+    with pytest.raises(SkypeApiException):
+        peer.run(loop)
+    peer.journal.clear()
+    peer.on("poll", events(1))
+    peer.run(loop)
+    # The server said the subscription is gone; the next run does not poll it blindly.
+    assert peer.routes() == [*RESUBSCRIBE, "poll", "ack 1", "poll"]
+
+
+@pytest.mark.parametrize(
+    "last", [error(403), GONE, error(404)], ids=["403", "729", "404 after 404"]
+)
+def test_a_run_ended_by_a_lost_endpoint_registers_first_when_run_again(last: Any) -> None:
+    peer = Peer()
+    loop = peer.event_loop(LoopPolicy(max_recoveries=1))
+    first = error(404) if last.status == 404 and last.json()["errorCode"] == 404 else error(403)
+    peer.on("poll", first, *([GONE] if last is GONE else []), last)
+    with pytest.raises(SkypeApiException):
+        peer.run(loop)
+    token = peer.reg_token
+    peer.journal.clear()
+    peer.on("poll", events(1))
+    peer.run(loop)
+    assert peer.routes() == [*REGISTER, *RESUBSCRIBE, "poll", "ack 1", "poll"]
+    assert peer.reg_token != token
+
+
+def test_a_good_poll_resets_the_recovery_count() -> None:
+    peer = Peer()
+    peer.on("poll", error(403), error(403), batch(), error(403), error(403), events(1))
+    stats = peer.run(peer.event_loop(LoopPolicy(max_recoveries=2)))
+    assert (stats.registrations, stats.delivered) == (4, 1)
+
+
+def test_a_failed_registration_is_retried_after_backoff_instead_of_ending_the_loop() -> None:
+    peer = Peer()
+    peer.on("poll", error(403), events(1))
+    peer.on("register", TransportError("connection reset"), error(503))
+    stats = peer.run(peer.event_loop(LoopPolicy(backoff_initial=1, backoff_max=8)))
+
+    assert peer.journal == [
+        *["subscribe", "ping", "poll"],
+        *["register", "sleep", "register", "sleep"],
+        *REGISTER,
+        *RESUBSCRIBE,
+        *["poll", "deliver 1", "ack 1", "poll"],
+    ]
+    assert 0.5 <= peer.sleeps[0] <= 1
+    assert 1 <= peer.sleeps[1] <= 2
+    assert (stats.registrations, stats.failures) == (1, 2)
+
+
+def test_a_redirect_to_an_untrusted_host_ends_the_loop_at_once() -> None:
+    peer = Peer()
+    peer.emulator.scenario = Scenario(events=(), hold=0, foreign_location=True)
+    peer.on("poll", error(403))
+    with pytest.raises(UntrustedHostError):
+        peer.run(peer.event_loop())
+    assert peer.routes() == ["subscribe", "ping", "poll", "register"]
+    assert all("evil.example" not in request.url for _, request in peer.requests)
+    assert peer.sleeps == []
+
+
+def test_other_client_errors_end_the_loop() -> None:
+    peer = Peer()
+    peer.on("poll", error(400))
+    with pytest.raises(SkypeApiException) as raised:
+        peer.run(peer.event_loop())
+    assert raised.value.status == 400
+    assert peer.sleeps == []
+
+
+# -- failures and backoff -----------------------------------------------------------------------
+
+POLICY = LoopPolicy(backoff_initial=1, backoff_max=8, max_failures=5)
+
+
+def caps(count: int, policy: LoopPolicy = POLICY) -> list[float]:
+    return [min(policy.backoff_max, policy.backoff_initial * 2**n) for n in range(count)]
+
+
+def assert_backoffs(sleeps: list[float], expected_caps: list[float]) -> None:
+    assert len(sleeps) == len(expected_caps)
+    for slept, cap in zip(sleeps, expected_caps, strict=True):
+        assert cap / 2 <= slept <= cap
+
+
+FAILURES = {
+    "500": error(500),
+    "502": error(502),
+    "503": error(503),
+    "transport": TransportError("connection refused"),
+    "timeout": TransportTimeout("read timed out"),
+    "429 without Retry-After": error(429),
+    "429 with an HTTP-date Retry-After": error(
+        429, headers=[("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT")]
+    ),
+    "not JSON": HttpResponse.build(200, content=b"<html>oops</html>"),
+    "half a JSON document": HttpResponse.build(200, content=b'{"eventMessages": [{"id"'),
+    "eventMessages not a list": HttpResponse.build(200, json={"eventMessages": 5}),
+    "a JSON array": HttpResponse.build(200, json=[1, 2]),
+}
+
+
+@pytest.mark.parametrize("failure", list(FAILURES.values()), ids=list(FAILURES))
+def test_failures_back_off_exponentially_and_a_good_poll_resets_the_backoff(failure: Any) -> None:
+    peer = Peer()
+    peer.on("poll", *[failure] * 5, events(1), failure)
+    stats = peer.run(peer.event_loop(POLICY))
+
+    assert_backoffs(peer.sleeps, [*caps(5), 1])
+    assert peer.journal == [
+        *["subscribe", "ping"],
+        *["poll", "sleep"] * 5,
+        *["poll", "deliver 1", "ack 1"],
+        *["poll", "sleep", "poll"],
+    ]
+    assert stats.failures == 6
+    assert stats.slept == pytest.approx(sum(peer.sleeps))
+
+
+@pytest.mark.parametrize("failure", list(FAILURES.values()), ids=list(FAILURES))
+def test_failures_past_max_failures_end_the_loop_with_the_last_one(failure: Any) -> None:
+    peer = Peer()
+    peer.on("poll", *[failure] * 6)
+    with pytest.raises((SkypeApiException, TransportError)) as raised:
+        peer.run(peer.event_loop(POLICY))
+    assert_backoffs(peer.sleeps, caps(5))
+    assert peer.journal == ["subscribe", "ping", *["poll", "sleep"] * 5, "poll"]
+    if isinstance(failure, BaseException):
+        assert raised.value is failure
+    elif failure.status == 429:
+        assert isinstance(raised.value, SkypeRateLimitException)
+    elif failure.status >= 500:
+        assert isinstance(raised.value, SkypeApiException)
+        assert raised.value.status == failure.status
+    else:
+        assert isinstance(raised.value, RemoteProtocolError)
+
+
+def test_backoff_grows_to_its_cap_and_stays_there() -> None:
+    policy = LoopPolicy(backoff_initial=0.5, backoff_max=10, max_failures=8)
+    peer = Peer()
+    peer.on("poll", *[error(503)] * 8)
+    peer.on("poll", events(1))
+    peer.run(peer.event_loop(policy))
+    assert_backoffs(peer.sleeps, [0.5, 1, 2, 4, 8, 10, 10, 10])
+
+
+def test_retry_after_is_slept_exactly() -> None:
+    peer = Peer()
+    peer.on("poll", error(429, headers=[("Retry-After", "7")]), events(1))
+    stats = peer.run(peer.event_loop())
+    assert peer.sleeps == [7.0]
+    assert peer.journal == [
+        "subscribe",
+        "ping",
+        "poll",
+        "sleep",
+        "poll",
+        "deliver 1",
+        "ack 1",
+        "poll",
+    ]
+    assert (stats.rate_limited, stats.failures, stats.slept) == (1, 1, 7.0)
+
+
+def test_retry_after_at_the_limit_is_waited_and_beyond_it_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    policy = LoopPolicy(max_retry_after=30)
+    peer = Peer()
+    peer.on("poll", error(429, headers=[("Retry-After", "30")]))
+    peer.run(peer.event_loop(policy))
+    assert peer.sleeps == [30.0]
+
+    caplog.clear()
+    peer = Peer()
+    peer.on("poll", error(429, headers=[("Retry-After", "31")]))
+    loop = peer.event_loop(policy)
+    with (
+        caplog.at_level(logging.WARNING, logger="skyproto"),
+        pytest.raises(SkypeRateLimitException) as raised,
+    ):
+        peer.run(loop)
+    assert raised.value.retry_after == 31.0
+    assert peer.sleeps == []
+    assert peer.routes() == ["subscribe", "ping", "poll"]
+    # Ended, not failed: no "poll failed" warning, no failure counted.
+    assert "poll failed" not in caplog.text
+    assert (loop.stats.rate_limited, loop.stats.failures) == (1, 0)
+
+
+def test_rate_limits_count_as_failures() -> None:
+    peer = Peer()
+    peer.on("poll", *[error(429, headers=[("Retry-After", "1")])] * 2, error(500), error(500))
+    with pytest.raises(SkypeApiException) as raised:
+        peer.run(peer.event_loop(LoopPolicy(max_failures=3)))
+    assert raised.value.status == 500
+    assert peer.sleeps[:2] == [1.0, 1.0]
+    assert 2 <= peer.sleeps[2] <= 4
+
+
+def test_failures_and_recoveries_count_separately() -> None:
+    peer = Peer()
+    peer.on("poll", error(500), error(404), error(500), error(404), events(1))
+    stats = peer.run(peer.event_loop(LoopPolicy(max_failures=2, max_recoveries=2)))
+    assert stats.delivered == 1
+    # The second 500 is the second failure in a row (a recovery does not reset failures).
+    assert_backoffs(peer.sleeps, [1, 2])
+
+
+def test_a_failing_ping_backs_off_and_is_tried_again() -> None:
+    peer = Peer()
+    peer.on("ping", error(503))
+    peer.on("poll", events(1))
+    stats = peer.run(peer.event_loop(POLICY))
+    assert peer.journal == [
+        *["subscribe", "ping", "sleep", "ping", "poll", "deliver 1", "ack 1", "poll"]
+    ]
+    assert stats.pings == 1
+
+
+def test_same_seed_same_delays_other_seed_other_delays() -> None:
+    def delays(seed: int) -> list[float]:
+        peer = Peer()
+        peer.on("poll", *[error(503)] * 5, TransportError("reset"), error(429))
+        peer.run(peer.event_loop(LoopPolicy(max_failures=7), seed=seed))
+        return peer.sleeps
+
+    first = delays(42)
+    assert len(first) == 7
+    assert delays(42) == first
+    assert delays(43) != first
+
+
+# -- keep-alive ---------------------------------------------------------------------------------
+
+
+def test_ping_at_the_start_and_whenever_the_interval_has_passed() -> None:
+    peer = Peer()
+    peer.on("poll", *[Took(25, batch())] * 7)
+    stats = peer.run(peer.event_loop(LoopPolicy(ping_interval=60)))
+    assert peer.routes() == [
+        *["subscribe", "ping", "poll", "poll", "poll"],
+        *["ping", "poll", "poll", "poll"],
+        *["ping", "poll", "poll"],
+    ]
+    assert stats.pings == 3
+
+
+def test_ping_exactly_at_the_interval() -> None:
+    peer = Peer()
+    peer.on("poll", Took(60, batch()), Took(59, batch()))
+    peer.run(peer.event_loop(LoopPolicy(ping_interval=60, ping_timeout=30)))
+    assert peer.routes() == ["subscribe", "ping", "poll", "ping", "poll", "poll"]
+    assert [p.body for p in peer.sent("ping")] == [b'{"timeout": 30}'] * 2
+
+
+def test_sleeping_counts_towards_the_ping_interval() -> None:
+    peer = Peer()
+    peer.on("poll", error(429, headers=[("Retry-After", "61")]), batch())
+    peer.run(peer.event_loop(LoopPolicy(ping_interval=60)))
+    assert peer.journal == ["subscribe", "ping", "poll", "sleep", "ping", "poll", "poll"]
+
+
+def test_an_expiring_registration_is_renewed_and_subscribed_before_the_next_poll() -> None:
+    peer = Peer()
+    token = peer.reg_token
+    # 24 h of long polls later the registration token is within the refresh leeway.
+    peer.on("poll", Took(86400 - 200, batch()), events(1))
+    stats = peer.run(peer.event_loop())
+    assert peer.routes() == [
+        *["subscribe", "ping", "poll"],
+        *RELOGIN,  # the Skype token has the same lifetime
+        *REGISTER,
+        *RESUBSCRIBE,
+        *["poll", "ack 1", "poll"],
+    ]
+    assert peer.reg_token != token
+    assert stats.registrations == 0  # the session's own renewal, not a recovery
+
+
+# -- run_async ----------------------------------------------------------------------------------
+
+
+async def test_run_async_awaits_an_async_handler_before_acking() -> None:
+    peer = Peer()
+    driver = AsyncPeer(peer)
+    peer.on("poll", events(1, 2), events(2, 3))
+
+    async def handler(event: Event) -> None:
+        peer.journal.append(f"start {event.id}")
+        await asyncio.sleep(0)
+        peer.handler(event)
+
+    stats = await driver.run(peer.event_loop(handler=handler))
+    assert peer.journal == [
+        *["subscribe", "ping", "poll"],
+        *["start 1", "deliver 1", "ack 1", "start 2", "deliver 2", "ack 2"],
+        *["poll", "ack 2", "start 3", "deliver 3", "ack 3"],
+        "poll",
+    ]
+    assert (stats.delivered, stats.duplicates, stats.acks) == (3, 1, 4)
+
+
+async def test_run_async_takes_a_plain_handler_and_backs_off_with_the_async_sleeper() -> None:
+    peer = Peer()
+    peer.on("poll", error(503), events(1))
+    stats = await AsyncPeer(peer).run(peer.event_loop(POLICY))
+    assert peer.journal == [
+        *["subscribe", "ping", "poll", "sleep", "poll", "deliver 1", "ack 1", "poll"]
+    ]
+    assert stats.delivered == 1
+
+
+async def test_cancelling_while_the_handler_awaits_neither_acks_nor_remembers_the_event() -> None:
+    peer = Peer()
+    driver = AsyncPeer(peer)
+    peer.on("poll", events(1, 2, 3))
+    entered = asyncio.Event()
+    never = asyncio.Event()
+
+    async def blocking(event: Event) -> None:
+        peer.journal.append(f"start {event.id}")
+        if event.id == 2:
+            entered.set()
+            await never.wait()
+        peer.handler(event)
+
+    loop = peer.event_loop(handler=blocking)
+    task = asyncio.ensure_future(driver.run(loop))
+    await asyncio.wait_for(entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert peer.journal == [
+        *["subscribe", "ping", "poll"],
+        *["start 1", "deliver 1", "ack 1", "start 2"],
+    ]
+    assert (loop.seen(1), loop.seen(2), loop.seen(3)) == (True, False, False)
+
+    # A fresh run gets the unacknowledged events again and delivers each once.
+    peer.journal.clear()
+    peer.on("poll", events(1, 2, 3))
+    loop.handler = peer.handler
+    stats = await driver.run(loop)
+    assert peer.journal == ["poll", "ack 1", "deliver 2", "ack 2", "deliver 3", "ack 3", "poll"]
+    assert peer.ids() == [1, 2, 3]
+    assert (stats.delivered, stats.duplicates) == (3, 1)
+
+
+async def test_cancelling_during_a_poll_loses_nothing() -> None:
+    peer = Peer()
+    gate = asyncio.Event()
+
+    class Held(AsyncPeer):
+        async def send(self, request: HttpRequest) -> HttpResponse:
+            if self.peer.emulator.route(request) == "poll" and not gate.is_set():
+                gate.set()
+                await asyncio.Event().wait()
+            return await super().send(request)
+
+    driver = Held(peer)
+    loop = peer.event_loop()
+    task = asyncio.ensure_future(driver.run(loop))
+    await asyncio.wait_for(gate.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    peer.on("poll", events(1))
+    await driver.run(loop)
+    assert peer.journal == ["subscribe", "ping", "poll", "deliver 1", "ack 1", "poll"]
+
+
+def test_run_sync_refuses_an_async_handler() -> None:
+    peer = Peer()
+    peer.on("poll", events(1))
+
+    async def handler(event: Event) -> None:
+        return None
+
+    loop = peer.event_loop(handler=handler)
+    with pytest.raises(LocalProtocolError):
+        peer.run(loop)
+    assert not loop.seen(1)
+    assert "ack 1" not in peer.journal
+
+
+# -- the policy and the backoff function --------------------------------------------------------
+
+
+def test_policy_defaults() -> None:
+    policy = LoopPolicy()
+    assert attrs.asdict(policy) == {
+        "hold": 30.0,
+        "ping_interval": 60.0,
+        "ping_timeout": 12,
+        "backoff_initial": 1.0,
+        "backoff_max": 60.0,
+        "max_failures": 8,
+        "max_recoveries": 3,
+        "max_retry_after": 600.0,
+        "dedupe_window": 10_000,
+    }
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["hold", "ping_interval", "backoff_initial", "backoff_max", "max_retry_after"],
+)
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), True, "5", None])
+def test_policy_refuses_bad_durations(field: str, value: Any) -> None:
+    with pytest.raises(LocalProtocolError, match=field):
+        LoopPolicy(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "field", ["ping_timeout", "max_failures", "max_recoveries", "dedupe_window"]
+)
+@pytest.mark.parametrize("value", [0, -3, 1.5, True, "2"])
+def test_policy_refuses_bad_counts(field: str, value: Any) -> None:
+    with pytest.raises(LocalProtocolError, match=field):
+        LoopPolicy(**{field: value})
+
+
+def test_backoff_delay_bounds() -> None:
+    policy = LoopPolicy(backoff_initial=1.5, backoff_max=20)
+    rng = random.Random(3)
+    for failures, cap in [(1, 1.5), (2, 3), (3, 6), (4, 12), (5, 20), (6, 20), (10_000, 20)]:
+        for _ in range(50):
+            assert cap / 2 <= backoff_delay(failures, policy, rng) <= cap
+
+    class Extremes(random.Random):
+        def __init__(self, value: float) -> None:
+            super().__init__()
+            self.value = value
+
+        def random(self) -> float:
+            return self.value
+
+    assert backoff_delay(3, policy, Extremes(0.0)) == 3.0
+    assert backoff_delay(3, policy, Extremes(0.5)) == 4.5
+    with pytest.raises(LocalProtocolError):
+        backoff_delay(0, policy, rng)
+
+
+def test_repr_shows_no_secret() -> None:
+    peer = Peer()
+    loop = peer.event_loop()
+    peer.on("poll", events(1))
+    peer.run(loop)
+    shown = repr(loop)
+    assert shown.startswith("EventLoop(Session(user_id='live:fred'")
+    assert peer.reg_token not in shown
+    skype_token = peer.session.state.skype_token
+    assert skype_token is not None
+    assert skype_token.token not in shown
+
+
+def test_the_session_policy_classes_are_the_ones_raised() -> None:
+    # The 729 answer really is an EndpointGoneError, so the tests above exercise that branch.
+    from skyproto.endpoint import check_endpoint_status
+
+    with pytest.raises(EndpointGoneError):
+        check_endpoint_status(GONE, method="POST", url=f"{H}/x")
