@@ -227,24 +227,34 @@ class EventLoop:
         return event_id in self._seen
 
     def run(
-        self, *, max_events: int | None = None, deadline: dt.datetime | None = None
+        self,
+        *,
+        max_events: int | None = None,
+        deadline: dt.datetime | None = None,
+        max_polls: int | None = None,
     ) -> Flow[LoopStats]:
-        """Flow: deliver events until :meth:`stop`, ``max_events`` deliveries or ``deadline``
-        (an aware datetime)."""
-        if max_events is not None and (
-            isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0
-        ):
-            raise LocalProtocolError("max_events must be a whole number, not negative")
+        """Flow: deliver events until :meth:`stop`, ``max_events`` deliveries, ``deadline`` (an
+        aware datetime) or ``max_polls`` answered polls (``max_polls=1`` is one cycle)."""
+        for name, value in (("max_events", max_events), ("max_polls", max_polls)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise LocalProtocolError(f"{name} must be a whole number, not negative")
         if deadline is not None and (
             not isinstance(deadline, dt.datetime) or deadline.utcoffset() is None
         ):
             raise LocalProtocolError("deadline must be a timezone-aware datetime")
         self._stopping = False
         target = None if max_events is None else self.stats.delivered + max_events
+        last_poll = None if max_polls is None else self.stats.polls + max_polls
         failures = 0
         recoveries = 0
         after_404 = False
-        while not self._stopping and (target is None or self.stats.delivered < target):
+        while (
+            not self._stopping
+            and (target is None or self.stats.delivered < target)
+            and (last_poll is None or self.stats.polls < last_poll)
+        ):
             current = yield from now()
             if deadline is not None and current >= deadline:
                 break

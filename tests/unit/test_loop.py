@@ -571,6 +571,22 @@ def test_max_events_zero_sends_nothing_and_negative_is_refused() -> None:
         peer.run(loop, max_events=-1)
 
 
+def test_max_polls_one_is_a_single_cycle_even_when_it_brings_nothing() -> None:
+    peer = Peer()
+    peer.on("poll", batch(), events(1, 2))
+    loop = peer.event_loop()
+    stats = peer.run(loop, max_polls=1)
+    assert peer.journal == ["subscribe", "ping", "poll"]
+    assert (stats.polls, stats.delivered) == (1, 0)
+
+    peer.journal.clear()
+    stats = peer.run(loop, max_polls=1)
+    assert peer.journal == ["poll", "deliver 1", "ack 1", "deliver 2", "ack 2"]
+    assert (stats.polls, stats.delivered) == (2, 2)
+    with pytest.raises(LocalProtocolError, match="max_polls"):
+        peer.run(loop, max_polls=-1)
+
+
 def test_a_deadline_shrinks_the_poll_timeout_and_a_timeout_after_it_ends_cleanly() -> None:
     peer = Peer()
     empty = batch()
