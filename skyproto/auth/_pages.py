@@ -40,6 +40,7 @@ __all__ = [
     "PageScan",
     "error_text",
     "expiry_from",
+    "json_object",
     "login_query",
     "parse_token_page",
     "require_text",
@@ -171,6 +172,18 @@ def t_value_or_error(response: HttpResponse, page: str) -> tuple[PageScan, str |
     if message is not None:
         raise SkypeAuthException(shorten(message), response)
     return scan, None
+
+
+def json_object(response: HttpResponse, what: str) -> dict[str, Any]:
+    """The JSON object in ``response``'s body; :class:`~skyproto.RemoteProtocolError` naming
+    ``what`` when the body is not JSON or not an object."""
+    try:
+        data = response.json()
+    except RemoteProtocolError:
+        raise RemoteProtocolError(f"{what} response is not JSON", response) from None
+    if not isinstance(data, dict):
+        raise RemoteProtocolError(f"{what} response is not a JSON object", response)
+    return data
 
 
 def require_text(value: Any, what: str, response: HttpResponse) -> str:

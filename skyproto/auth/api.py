@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from .._flow import Flow, now, request
 from ..calls import DEFAULT_ACCEPTED, build_request, check_status
-from ..errors import RemoteProtocolError, SkypeAuthException
+from ..errors import SkypeAuthException
 from ..hosts import Hosts
 from ..ids import password_hash
 from ..tokens import Credentials, SkypeToken
-from ._pages import expiry_from, require_text, shorten
+from ._pages import expiry_from, json_object, require_text, shorten
 
 __all__ = ["api_login"]
 
@@ -32,12 +32,7 @@ def api_login(credentials: Credentials, *, hosts: Hosts) -> Flow[SkypeToken]:
     response = yield from request(build_request("POST", url, json=body))
     current = yield from now()
     check_status(response, DEFAULT_ACCEPTED, method="POST", url=url, now=current)
-    try:
-        data = response.json()
-    except RemoteProtocolError:
-        raise RemoteProtocolError("Skype-API login response is not JSON", response) from None
-    if not isinstance(data, dict):
-        raise RemoteProtocolError("Skype-API login response is not a JSON object", response)
+    data = json_object(response, "Skype-API login")
     if "skypetoken" not in data:
         message = "Couldn't retrieve Skype token from response"
         status = data.get("status")

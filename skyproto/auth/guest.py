@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import urllib.parse
-from typing import Any
 
 from .._flow import Flow, now
 from .._http import HttpRequest, HttpResponse
@@ -30,7 +29,7 @@ from ..calls import DEFAULT_ACCEPTED, build_request, check_status
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..hosts import Hosts
 from ..tokens import GUEST_TOKEN_LIFETIME, SkypeToken
-from ._pages import require_text
+from ._pages import json_object, require_text
 from ._redirects import CookieJar, fetch
 
 __all__ = ["BROWSER_USER_AGENT", "guest_login", "meeting_id"]
@@ -54,16 +53,6 @@ def meeting_id(join: str) -> str:
     if ident in ("", ".", ".."):
         raise LocalProtocolError("the join link names no conversation id")
     return ident
-
-
-def _json_object(response: HttpResponse, what: str) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except RemoteProtocolError:
-        raise RemoteProtocolError(f"{what} response is not JSON", response) from None
-    if not isinstance(data, dict):
-        raise RemoteProtocolError(f"{what} response is not a JSON object", response)
-    return data
 
 
 def _call(
@@ -95,7 +84,7 @@ def guest_login(join: str, name: str, *, hosts: Hosts) -> Flow[SkypeToken]:
     req = build_request("GET", meeting_url)
     answer = yield from _call(req, hosts=hosts, jar=jar, current=current, url=meeting_url)
     thread = require_text(
-        _json_object(answer, "meetings lookup").get("threadId"), "the meeting's threadId", answer
+        json_object(answer, "meetings lookup").get("threadId"), "the meeting's threadId", answer
     )
     if thread in (".", ".."):
         raise RemoteProtocolError("the meeting's threadId is not a conversation id", answer)
@@ -105,7 +94,7 @@ def guest_login(join: str, name: str, *, hosts: Hosts) -> Flow[SkypeToken]:
     req = build_request("POST", members_url, headers=headers, json={"displayName": name})
     answer = yield from _call(req, hosts=hosts, jar=jar, current=current, url=members_url)
     token = require_text(
-        _json_object(answer, "thread join").get("skypetoken"), "the guest skypetoken", answer
+        json_object(answer, "thread join").get("skypetoken"), "the guest skypetoken", answer
     )
     joined = yield from now()
     return SkypeToken(token, joined + GUEST_TOKEN_LIFETIME)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from .._flow import Flow, now, request
 from ..calls import DEFAULT_ACCEPTED, AuthKind, build_request, check_status
-from ..errors import RemoteProtocolError
 from ..hosts import Hosts
 from ..tokens import SkypeToken
-from ._pages import require_text
+from ._pages import json_object, require_text
 
 __all__ = ["fetch_user_id"]
 
@@ -23,10 +22,5 @@ def fetch_user_id(token: SkypeToken, *, hosts: Hosts) -> Flow[str]:
     response = yield from request(req)
     current = yield from now()
     check_status(response, DEFAULT_ACCEPTED, method="GET", url=url, now=current)
-    try:
-        data = response.json()
-    except RemoteProtocolError:
-        raise RemoteProtocolError("profile response is not JSON", response) from None
-    if not isinstance(data, dict):
-        raise RemoteProtocolError("profile response is not a JSON object", response)
+    data = json_object(response, "profile")
     return require_text(data.get("username"), "the profile's username", response)
