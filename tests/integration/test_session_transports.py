@@ -11,11 +11,19 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 from skyproto.transports import aiterate_pages, iterate_pages, run_async
 from skyproto.transports.httpx import AsyncHttpxTransport
 
-from skyproto import Credentials, GuestCredentials, Session, SkypeApiException
+from skyproto import (
+    Credentials,
+    GuestCredentials,
+    RegistrationToken,
+    Session,
+    SkypeApiException,
+    SkypeToken,
+)
 from skyproto.emulator import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, EmulatorServer, Fault, Scenario
 
 from .matrix_support import TRANSPORTS, Runner
@@ -94,12 +102,22 @@ def test_a_second_401_is_not_retried_again(runner: Runner, server: EmulatorServe
 
 
 def test_expired_tokens_renew_before_the_call(runner: Runner, server: EmulatorServer) -> None:
-    server.scenario = Scenario(hold=HOLD, token_lifetime=1, registration_lifetime=1)
-    session = new_session(server)
-    runner.run(session.connect())
-    server.clear_requests()
-    # Both tokens are inside the refresh leeway at once: one login, one registration.
+    session = connected(runner, server)
+    # Both tokens lapse on the client's clock (the emulator would still take them).
+    lapsed = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    state = session.state
+    assert state.skype_token is not None
+    assert state.registration is not None
+    session.state = attrs.evolve(
+        state,
+        skype_token=SkypeToken(state.skype_token.token, lapsed),
+        registration=attrs.evolve(
+            state.registration,
+            token=RegistrationToken(state.registration.token.token, lapsed),
+        ),
+    )
     runner.run(session.ping())
+    # One login and one registration, however many tokens lapsed.
     assert server.routes() == [*LOGIN, *REGISTER, "ping"]
 
 
