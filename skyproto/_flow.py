@@ -53,11 +53,19 @@ __all__ = [
 T = TypeVar("T")
 
 
+def _finite_seconds(_instance: object, _attribute: object, seconds: float) -> None:
+    # An endless or undefined wait is a bug in the policy that asked for it.
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise LocalProtocolError(f"Sleep.seconds must be a number, not {type(seconds).__name__}")
+    if not math.isfinite(seconds):
+        raise LocalProtocolError("Sleep.seconds must be a finite number")
+
+
 @attrs.frozen
 class Sleep:
     """Ask the driver to wait ``seconds`` before resuming the flow."""
 
-    seconds: float
+    seconds: float = attrs.field(validator=_finite_seconds)
 
 
 @attrs.frozen
@@ -108,12 +116,9 @@ def sleep(seconds: float) -> Generator[Effect, Any, None]:
     A duration that is not a finite number raises :class:`LocalProtocolError`: an endless or
     undefined wait is a bug in the policy that asked for it.
     """
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise LocalProtocolError(f"sleep takes a number of seconds, not {type(seconds).__name__}")
-    if not math.isfinite(seconds):
-        raise LocalProtocolError("sleep takes a finite number of seconds")
-    if seconds > 0:
-        yield Sleep(seconds)
+    effect = Sleep(seconds)
+    if effect.seconds > 0:
+        yield effect
 
 
 def shared(owner: object, key: Hashable, start: Callable[[], Flow[T]]) -> Flow[T]:
@@ -156,7 +161,6 @@ class Stepper(Generic[T]):
     def __init__(self, flow: Flow[T]) -> None:
         self._flow = flow
         self._pending: Effect | None = None
-        self._done = False
         self._outcome = "running"  # then "returned", "raised" or "closed"
         self._result: T | None = None
         self._advance(lambda: next(flow))
@@ -179,14 +183,13 @@ class Stepper(Generic[T]):
         self._pending = effect
 
     def _finish(self, outcome: str) -> None:
-        self._done = True
         self._pending = None
         self._outcome = outcome
 
     @property
     def done(self) -> bool:
         """Whether the flow has finished (returned, raised or been closed)."""
-        return self._done
+        return self._outcome != "running"
 
     @property
     def pending(self) -> Effect:
@@ -198,7 +201,7 @@ class Stepper(Generic[T]):
     @property
     def result(self) -> T:
         """The flow's return value, once it has returned."""
-        if self._outcome == "running":
+        if not self.done:
             raise LocalProtocolError("the flow has not finished")
         if self._outcome != "returned":
             raise LocalProtocolError(f"the flow {self._outcome} without a result")
@@ -206,7 +209,7 @@ class Stepper(Generic[T]):
 
     def send(self, value: Any) -> Effect | None:
         """Answer the pending effect; return the next one, or ``None`` when the flow finished."""
-        if self._done:
+        if self.done:
             raise LocalProtocolError("the flow has finished")
         self._advance(lambda: self._flow.send(value))
         return self._pending
@@ -225,7 +228,7 @@ class Stepper(Generic[T]):
 
     def throw(self, exc: BaseException) -> Effect | None:
         """Raise ``exc`` inside the flow at its pending effect."""
-        if self._done:
+        if self.done:
             raise LocalProtocolError("the flow has finished")
         if not isinstance(exc, BaseException):
             raise LocalProtocolError("throw takes an exception instance")
@@ -234,7 +237,7 @@ class Stepper(Generic[T]):
 
     def close(self) -> None:
         """Stop the flow (its ``finally`` blocks run); closing a finished flow does nothing."""
-        if self._done:
+        if self.done:
             return
         try:
             self._flow.close()

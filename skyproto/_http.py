@@ -309,9 +309,6 @@ def redact_url(url: str) -> str:
     return url[:cut] + _redact_pairs(url[cut:], _REDACTED_IN_URL)
 
 
-_redact_url = redact_url  # the name the transports' drivers import
-
-
 def _redact_tag(match: re.Match[str]) -> str:
     tag = match.group(0)
     name_end = re.match(r"<[^\s/>]*", tag)
@@ -413,12 +410,13 @@ def _wire_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes
 
 
 def _h11_event(make: Any, what: str) -> Any:
-    # h11 puts offending header values in its messages; they may be credentials.
+    # h11 puts offending header values in its messages; they may be credentials. A method that
+    # is not ASCII, or a target holding a lone surrogate, fails to encode instead.
     try:
         return make()
-    except h11.LocalProtocolError:
+    except (h11.LocalProtocolError, UnicodeEncodeError):
         raise LocalProtocolError(
-            f"h11 refused the {what}: a header or the target is invalid"
+            f"h11 refused the {what}: the method, a header or the target is invalid"
         ) from None
 
 

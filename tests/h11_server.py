@@ -11,6 +11,9 @@ came on), and answers from a programmable handler::
 A :class:`Reply` can delay its answer, close the connection afterwards, or replace the answer by
 raw bytes (a truncated response, garbage, or ``b""`` for an abrupt close). :class:`ThrowawayCA`
 makes the certificates for an HTTPS server (``H11Server(..., tls=ca.server_context())``).
+
+Without sockets, :func:`wire_bytes`, :func:`serve` and :func:`answer` pass a request or response
+between an h11 client and an h11 server in memory, so a test sees what a real peer parses.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import datetime as dt
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
 import h11
 
+from skyproto import HttpRequest, HttpResponse
 from skyproto.emulator.tls import generate
 
 __all__ = [
@@ -32,9 +36,11 @@ __all__ = [
     "Received",
     "Reply",
     "ThrowawayCA",
-    "header_names",
+    "answer",
     "refused_url",
     "replies",
+    "serve",
+    "wire_bytes",
 ]
 
 _POLL = 0.02  # how often idle threads look at the stop flag, in seconds
@@ -297,6 +303,55 @@ class ThrowawayCA:
         return ssl.create_default_context(cadata=self.ca_pem.decode("ascii"))
 
 
-def header_names(headers: Iterable[tuple[str, str]]) -> list[str]:
-    """The lower-cased names of ``headers``, in order."""
-    return [name.lower() for name, _ in headers]
+# -- in memory: an h11 client and server pair, no sockets ----------------------------------------
+
+
+def _message_body(conn: h11.Connection) -> bytes:
+    """The body events ``conn`` has buffered, up to the end of the message."""
+    body = b""
+    while True:
+        event = conn.next_event()
+        if isinstance(event, h11.EndOfMessage):
+            return body
+        if not isinstance(event, h11.Data):
+            raise AssertionError(f"unexpected event {event!r}")
+        body += event.data
+
+
+def wire_bytes(request: HttpRequest) -> bytes:
+    """The bytes an h11 client puts on the wire for ``request``."""
+    client = h11.Connection(h11.CLIENT)
+    head, data = request.to_h11()
+    out = client.send(head) or b""
+    if data is not None:
+        out += client.send(data) or b""
+    out += client.send(h11.EndOfMessage()) or b""
+    return out
+
+
+def serve(raw: bytes, *, scheme: str = "http") -> HttpRequest:
+    """What an h11 server makes of ``raw``, rebuilt with ``HttpRequest.from_h11``."""
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(raw)
+    head = server.next_event()
+    assert isinstance(head, h11.Request)
+    return HttpRequest.from_h11(head, _message_body(server), scheme=scheme)
+
+
+def answer(response: HttpResponse) -> HttpResponse:
+    """Send ``response`` from an h11 server to an h11 client, in answer to a ``GET``; return what
+    the client reads."""
+    client, server = h11.Connection(h11.CLIENT), h11.Connection(h11.SERVER)
+    server.receive_data(client.send(h11.Request(method="GET", target="/", headers=[("Host", "x")])))
+    server.receive_data(client.send(h11.EndOfMessage()) or b"")
+    assert isinstance(server.next_event(), h11.Request)
+    assert isinstance(server.next_event(), h11.EndOfMessage)
+    head, data = response.to_h11()
+    raw = server.send(head) or b""
+    if data is not None:
+        raw += server.send(data) or b""
+    raw += server.send(h11.EndOfMessage()) or b""
+    client.receive_data(raw)
+    got = client.next_event()
+    assert isinstance(got, h11.Response)
+    return HttpResponse.from_h11(got, _message_body(client), url=response.url)

@@ -6,8 +6,8 @@ effect the flow yields they do one thing:
 - :class:`~skyproto.HttpRequest`: ``transport.send(request)``; the response is sent back in. A
   :class:`~skyproto.TransportError` is thrown into the flow at its ``yield`` instead, so the flow
   may retry or give up; if the flow lets it propagate, it leaves the driver unchanged.
-- :class:`~skyproto.Sleep`: ``sleep(seconds)``. Negative seconds count as 0; a duration that is
-  not a finite number raises :class:`~skyproto.LocalProtocolError` (an endless wait is a bug).
+- :class:`~skyproto.Sleep`: ``sleep(seconds)``, as a float. Negative seconds count as 0 (a
+  ``Sleep`` cannot hold a duration that is not a finite number).
 - :class:`~skyproto.Now`: ``clock()``, an aware UTC datetime.
 - :class:`~skyproto.Shared`: the result of running ``start()`` with the same transport, clock and
   sleeper. ``run_async`` runs it once per ``(owner, key)`` at a time and lets every flow that asks
@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import inspect
-import math
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
@@ -39,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import h11
 
 from skyproto._flow import Deliver, Flow, Now, Shared, Sleep
-from skyproto._http import HttpRequest, HttpResponse, _redact_url
+from skyproto._http import HttpRequest, HttpResponse, redact_url
 from skyproto.errors import LocalProtocolError, TransportError, TransportTimeout
 
 if TYPE_CHECKING:
@@ -215,12 +214,7 @@ def _finished(tasks: dict[Hashable, asyncio.Task[Any]], key: Hashable) -> Callab
 
 
 def _seconds(effect: Sleep) -> float:
-    seconds = effect.seconds
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or math.isnan(seconds):
-        raise LocalProtocolError("Sleep.seconds must be a number")
-    if math.isinf(seconds):
-        raise LocalProtocolError("Sleep.seconds must be finite")
-    return max(0.0, float(seconds))
+    return max(0.0, float(effect.seconds))  # Sleep itself refuses what is not a finite number
 
 
 def _unknown(effect: object) -> LocalProtocolError:
@@ -274,14 +268,7 @@ def wire_head(request: HttpRequest) -> h11.Request:
     They are what the core decided plus ``Host`` and ``Content-Length``, nothing else. Every
     transport sends these, so all four put the same bytes on the wire.
     """
-    try:
-        head, _ = request.to_h11()
-    except LocalProtocolError:
-        raise
-    except (h11.LocalProtocolError, ValueError) as exc:
-        raise LocalProtocolError(
-            f"cannot encode {request.method} {_redact_url(request.url)} for the wire"
-        ) from exc
+    head, _ = request.to_h11()
     return head
 
 
@@ -311,4 +298,4 @@ def transport_error(
             break
         cause = cause.__cause__ or cause.__context__
     kind = TransportTimeout if timed_out else TransportError
-    return kind(f"{kinds}: {request.method} {_redact_url(request.url)}")
+    return kind(f"{kinds}: {request.method} {redact_url(request.url)}")

@@ -8,7 +8,7 @@ import string
 import urllib.parse
 from typing import Any
 
-import h11
+from h11_server import answer, serve, wire_bytes
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -44,45 +44,6 @@ cookie_values = st.text(cookie_octets, max_size=20)
 path_chars = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="?#")
 
 
-def send_request(request: HttpRequest) -> HttpRequest:
-    """``request`` through an h11 client, as bytes, into an h11 server, and back."""
-    client, server = h11.Connection(h11.CLIENT), h11.Connection(h11.SERVER)
-    head, data = request.to_h11()
-    wire = client.send(head) or b""
-    if data is not None:
-        wire += client.send(data) or b""
-    wire += client.send(h11.EndOfMessage()) or b""
-    server.receive_data(wire)
-    received = server.next_event()
-    assert isinstance(received, h11.Request)
-    body = b""
-    while not isinstance(event := server.next_event(), h11.EndOfMessage):
-        assert isinstance(event, h11.Data)
-        body += event.data
-    return HttpRequest.from_h11(received, body, scheme="https")
-
-
-def send_response(response: HttpResponse) -> HttpResponse:
-    client, server = h11.Connection(h11.CLIENT), h11.Connection(h11.SERVER)
-    server.receive_data(client.send(h11.Request(method="GET", target="/", headers=[("Host", "h")])))
-    server.receive_data(client.send(h11.EndOfMessage()) or b"")
-    server.next_event()
-    server.next_event()
-    head, data = response.to_h11()
-    wire = server.send(head) or b""
-    if data is not None:
-        wire += server.send(data) or b""
-    wire += server.send(h11.EndOfMessage()) or b""
-    client.receive_data(wire)
-    received = client.next_event()
-    assert isinstance(received, h11.Response)
-    body = b""
-    while not isinstance(event := client.next_event(), h11.EndOfMessage):
-        assert isinstance(event, h11.Data)
-        body += event.data
-    return HttpResponse.from_h11(received, body, url=response.url)
-
-
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
     headers=header_lists,
@@ -92,7 +53,7 @@ def test_request_headers_survive_the_wire(
     method: str, headers: list[tuple[str, str]], body: bytes
 ) -> None:
     request = HttpRequest(method, "https://API.skype.com:8443/v1/x?y=1", tuple(headers), body)
-    got = send_request(request)
+    got = serve(wire_bytes(request), scheme="https")
     framing = (
         [("Content-Length", str(len(body)))] if body or method in {"POST", "PUT", "PATCH"} else []
     )
@@ -112,7 +73,7 @@ def test_response_headers_survive_the_wire(
     framing: list[tuple[str, str]] = [("Content-Length", str(len(body)))]
     if status in (204, 304):
         body, framing = b"", []  # these carry no body and no length
-    got = send_response(HttpResponse(status, tuple(headers), body, "https://x/"))
+    got = answer(HttpResponse(status, tuple(headers), body, "https://x/"))
     assert got.headers == (*headers, *framing)
     assert (got.status, got.body, got.url) == (status, body, "https://x/")
 
@@ -120,7 +81,7 @@ def test_response_headers_survive_the_wire(
 @given(path=st.text(path_chars, max_size=30))
 def test_any_path_reaches_the_server_as_the_same_text(path: str) -> None:
     url = f"https://api.skype.com/{path}"
-    got = send_request(HttpRequest("GET", url))
+    got = serve(wire_bytes(HttpRequest("GET", url)), scheme="https")
     sent_path = urllib.parse.urlsplit(url).path or "/"
     assert urllib.parse.unquote(got.path) == urllib.parse.unquote(sent_path)
 
@@ -132,7 +93,7 @@ def test_cookie_dicts_survive_the_cookie_header(cookies: dict[str, str | None]) 
     assert request.header("cookie") == cookie_header(cookies)
     assert len(request.header_all("cookie")) == (1 if present else 0)
     assert request.cookies() == present
-    assert send_request(request).cookies() == present
+    assert serve(wire_bytes(request), scheme="https").cookies() == present
 
 
 @given(
@@ -161,7 +122,7 @@ def test_set_cookie_pairs_survive_set_cookies(cookies: list[tuple[str, str, str]
     )
     expected = {name: value for name, value, _ in cookies}  # a later header wins
     assert response.set_cookies() == expected
-    assert send_response(response).set_cookies() == expected
+    assert answer(response).set_cookies() == expected
 
 
 json_values = st.recursive(
@@ -204,7 +165,7 @@ def test_form_bodies_round_trip_in_order(fields: list[tuple[str, str | None]]) -
 def test_query_params_round_trip_in_order(params: list[tuple[str, str]]) -> None:
     request = HttpRequest.build("GET", "https://x.skype.com/p?first=1", params=params)
     assert request.query() == [("first", "1"), *params]
-    assert send_request(request).query() == [("first", "1"), *params]
+    assert serve(wire_bytes(request), scheme="https").query() == [("first", "1"), *params]
 
 
 @given(body=st.binary(max_size=200) | st.text(max_size=50).map(str.encode))

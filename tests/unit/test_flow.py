@@ -105,8 +105,10 @@ def test_sleep_positive_yields_one_sleep(seconds: float) -> None:
 
 @pytest.mark.parametrize("seconds", [float("nan"), float("inf"), float("-inf"), "1", True, None])
 def test_sleep_refuses_what_is_not_a_finite_number(seconds: Any) -> None:
-    with pytest.raises(LocalProtocolError, match="sleep takes"):
+    with pytest.raises(LocalProtocolError, match=r"^Sleep\.seconds must be a (finite )?number"):
         Stepper(sleep(seconds))
+    with pytest.raises(LocalProtocolError, match=r"^Sleep\.seconds must be a (finite )?number"):
+        Sleep(seconds)
 
 
 def test_request_refuses_an_answer_that_is_not_a_response() -> None:

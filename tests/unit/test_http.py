@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import h11
 import pytest
+from h11_server import answer, serve, wire_bytes
 
 from skyproto import HttpRequest, HttpResponse, LocalProtocolError, RemoteProtocolError
 from skyproto._http import (
@@ -26,67 +26,6 @@ from skyproto._http import (
 )
 
 MSGS = "https://client-s.gateway.messenger.live.com/v1"
-
-
-# -- helpers: a real h11 client/server pair -------------------------------------------------------
-
-
-def wire_bytes(request: HttpRequest) -> bytes:
-    """The bytes an h11 client puts on the wire for ``request``."""
-    client = h11.Connection(h11.CLIENT)
-    head, data = request.to_h11()
-    out = client.send(head) or b""
-    if data is not None:
-        out += client.send(data) or b""
-    out += client.send(h11.EndOfMessage()) or b""
-    return out
-
-
-def serve(raw: bytes, *, scheme: str = "http") -> HttpRequest:
-    """What an h11 server makes of ``raw``, rebuilt with ``HttpRequest.from_h11``."""
-    server = h11.Connection(h11.SERVER)
-    server.receive_data(raw)
-    head = server.next_event()
-    assert isinstance(head, h11.Request)
-    body = b""
-    while True:
-        event = server.next_event()
-        if isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage):
-            break
-        else:
-            raise AssertionError(f"unexpected event {event!r}")
-    return HttpRequest.from_h11(head, body, scheme=scheme)
-
-
-def answer(response: HttpResponse, *, method: str = "GET") -> HttpResponse:
-    """Send ``response`` from an h11 server to an h11 client; return what the client reads."""
-    client, server = h11.Connection(h11.CLIENT), h11.Connection(h11.SERVER)
-    server.receive_data(
-        client.send(h11.Request(method=method, target="/", headers=[("Host", "x")]))
-    )
-    server.receive_data(client.send(h11.EndOfMessage()) or b"")
-    assert isinstance(server.next_event(), h11.Request)
-    assert isinstance(server.next_event(), h11.EndOfMessage)
-    head, data = response.to_h11()
-    raw = server.send(head) or b""
-    if data is not None:
-        raw += server.send(data) or b""
-    raw += server.send(h11.EndOfMessage()) or b""
-    client.receive_data(raw)
-    got = client.next_event()
-    assert isinstance(got, h11.Response)
-    body = b""
-    while True:
-        event = client.next_event()
-        if isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage):
-            break
-        else:
-            raise AssertionError(f"unexpected event {event!r}")
-    return HttpResponse.from_h11(got, body, url="http://x/")
 
 
 # -- build: bodies ------------------------------------------------------------------------------
@@ -537,6 +476,8 @@ def test_to_h11_refusals_are_local_and_never_quote_the_value() -> None:
         HttpRequest("GET", "https://x.skype.com/", (("Bad Name", secret),)),
         HttpRequest("GET", f"https://u:{secret}@x.skype.com/"),
         HttpRequest("GET", "ftp://x.skype.com/"),
+        HttpRequest("G\u00c9T", f"https://x.skype.com/{secret}"),
+        HttpRequest("GET", f"https://x.skype.com/{secret}\udc80"),
     ]
     for req in cases:
         with pytest.raises(LocalProtocolError) as caught:
@@ -558,6 +499,7 @@ def test_response_round_trip_through_an_h11_client() -> None:
             ("Latin", "caf\u00e9"),
         ),
         b'{"x": 1}',
+        f"{MSGS}/users/ME/endpoints",
     )
     got = answer(response)
     assert got.status == 201
@@ -569,7 +511,7 @@ def test_response_round_trip_through_an_h11_client() -> None:
         ("Content-Length", "8"),
     )
     assert got.body == b'{"x": 1}'
-    assert got.url == "http://x/"
+    assert got.url == f"{MSGS}/users/ME/endpoints"
     assert got.set_cookies() == {"a": "1", "b": "2"}
 
 
