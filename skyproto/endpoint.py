@@ -28,7 +28,7 @@ from typing import Any
 
 from ._flow import Flow, request
 from ._http import HttpResponse
-from .calls import DEFAULT_ACCEPTED, AuthKind, build_request, check_status
+from .calls import DEFAULT_ACCEPTED, AuthKind, _display_url, build_request, check_status
 from .errors import LocalProtocolError, RemoteProtocolError, SkypeApiException
 from .hosts import Hosts
 from .ids import Status
@@ -98,14 +98,10 @@ def check_endpoint_status(
 ) -> HttpResponse:
     """Like :func:`~skyproto.calls.check_status`, but ``errorCode`` 729 raises
     :class:`EndpointGoneError`."""
-    if response.status in accepted or response.status == 429:
-        return check_status(response, accepted, method=method, url=url, now=now)
-    if _endpoint_gone(response):
-        parts = urllib.parse.urlsplit(url)
-        shown = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    if response.status not in accepted and response.status != 429 and _endpoint_gone(response):
         raise EndpointGoneError(
-            f"{response.status} response from {method.upper()} {shown}: endpoint is gone "
-            f"(errorCode {ENDPOINT_GONE_CODE})",
+            f"{response.status} response from {method.upper()} {_display_url(url)}: "
+            f"endpoint is gone (errorCode {ENDPOINT_GONE_CODE})",
             response,
         )
     return check_status(response, accepted, method=method, url=url, now=now)

@@ -25,11 +25,11 @@ import attrs
 
 from .._flow import Flow, now
 from .._http import HttpResponse
-from ..calls import DEFAULT_ACCEPTED, build_request, check_status
+from ..calls import build_request
 from ..errors import RemoteProtocolError, SkypeAuthException
 from ..hosts import Hosts
 from ..tokens import DEFAULT_TOKEN_LIFETIME, SkypeToken
-from ._redirects import CookieJar, fetch
+from ._redirects import CookieJar, fetch_checked
 
 __all__ = [
     "CLIENT_ID",
@@ -256,6 +256,5 @@ def t_exchange(t: str, *, hosts: Hosts, jar: CookieJar) -> Flow[SkypeToken]:
     ]
     req = build_request("POST", url, params=login_query(), form=form)
     current = yield from now()
-    response = yield from fetch(req, hosts=hosts, jar=jar, now=current)
-    check_status(response, DEFAULT_ACCEPTED, method="POST", url=url, now=current)
+    response = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     return parse_token_page(response, current)

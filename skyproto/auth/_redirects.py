@@ -16,7 +16,8 @@ Redirects
     anything else raises :class:`~skyproto.UntrustedHostError` before a byte is sent there. When a
     hop changes origin (scheme, host or port), credential headers (:data:`SECRET_HEADERS`) are
     dropped, and so are the cookies the caller passed for the first request only. A 3xx without a
-    ``Location`` is returned as it is, for the caller's status check to reject.
+    ``Location`` is returned as it is; :func:`fetch_checked`, which the login flows use, rejects
+    it with every other status outside :data:`~skyproto.calls.DEFAULT_ACCEPTED`.
 Cookies
     Every ``Set-Cookie`` of every response, intermediate hops included, goes into the jar. A
     cookie without ``Domain=`` is *host-only*: it is sent back to exactly the host that set it,
@@ -43,10 +44,18 @@ import attrs
 
 from .._flow import Flow, request
 from .._http import SECRET_HEADERS, HttpRequest, HttpResponse, cookie_header
+from ..calls import DEFAULT_ACCEPTED, _display_url, check_status
 from ..errors import RemoteProtocolError
 from ..hosts import Hosts
 
-__all__ = ["MAX_REDIRECTS", "REDIRECT_STATUSES", "CookieJar", "fetch", "resolve_location"]
+__all__ = [
+    "MAX_REDIRECTS",
+    "REDIRECT_STATUSES",
+    "CookieJar",
+    "fetch",
+    "fetch_checked",
+    "resolve_location",
+]
 
 #: Redirects followed for one request before giving up.
 MAX_REDIRECTS = 10
@@ -256,6 +265,19 @@ def fetch(
             current, response.status, resolve_location(location, current.url, hosts)
         )
     raise RemoteProtocolError(
-        f"too many redirects (more than {max_redirects}) from {req.method} "
-        f"{urllib.parse.urlsplit(req.url)._replace(query='', fragment='').geturl()}"
+        f"too many redirects (more than {max_redirects}) from {req.method} {_display_url(req.url)}"
     )
+
+
+def fetch_checked(
+    req: HttpRequest,
+    *,
+    hosts: Hosts,
+    jar: CookieJar,
+    now: dt.datetime,
+    cookies: Mapping[str, str] | None = None,
+) -> Flow[HttpResponse]:
+    """Sub-flow: :func:`fetch`, then :func:`~skyproto.calls.check_status` on the final answer
+    (naming ``req``'s method and URL, as the reference client does)."""
+    response = yield from fetch(req, hosts=hosts, jar=jar, now=now, cookies=cookies)
+    return check_status(response, DEFAULT_ACCEPTED, method=req.method, url=req.url, now=now)

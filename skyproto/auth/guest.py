@@ -20,17 +20,15 @@ Decisions where the reference client validates nothing (§12.21):
 
 from __future__ import annotations
 
-import datetime as dt
 import urllib.parse
 
 from .._flow import Flow, now
-from .._http import HttpRequest, HttpResponse
-from ..calls import DEFAULT_ACCEPTED, build_request, check_status
+from ..calls import build_request
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..hosts import Hosts
 from ..tokens import GUEST_TOKEN_LIFETIME, SkypeToken
 from ._pages import json_object, require_text
-from ._redirects import CookieJar, fetch
+from ._redirects import CookieJar, fetch_checked
 
 __all__ = ["BROWSER_USER_AGENT", "guest_login", "meeting_id"]
 
@@ -55,13 +53,6 @@ def meeting_id(join: str) -> str:
     return ident
 
 
-def _call(
-    req: HttpRequest, *, hosts: Hosts, jar: CookieJar, current: dt.datetime, url: str
-) -> Flow[HttpResponse]:
-    response = yield from fetch(req, hosts=hosts, jar=jar, now=current)
-    return check_status(response, DEFAULT_ACCEPTED, method=req.method, url=url, now=current)
-
-
 def guest_login(join: str, name: str, *, hosts: Hosts) -> Flow[SkypeToken]:
     """Flow: join the conversation behind ``join`` as a guest called ``name``."""
     ident = urllib.parse.quote(meeting_id(join), safe="")
@@ -72,7 +63,7 @@ def guest_login(join: str, name: str, *, hosts: Hosts) -> Flow[SkypeToken]:
 
     page_url = f"{hosts.join}/{ident}"
     req = build_request("GET", page_url, user_agent=BROWSER_USER_AGENT)
-    page = yield from _call(req, hosts=hosts, jar=jar, current=current, url=page_url)
+    page = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     own = page.set_cookies()
     csrf, launcher = own.get("csrf_token"), own.get("launcher_session_id")
     if not csrf or not launcher:
@@ -82,7 +73,7 @@ def guest_login(join: str, name: str, *, hosts: Hosts) -> Flow[SkypeToken]:
 
     meeting_url = f"{hosts.join_api}/meetings/{ident}"
     req = build_request("GET", meeting_url)
-    answer = yield from _call(req, hosts=hosts, jar=jar, current=current, url=meeting_url)
+    answer = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     thread = require_text(
         json_object(answer, "meetings lookup").get("threadId"), "the meeting's threadId", answer
     )
@@ -92,7 +83,7 @@ def guest_login(join: str, name: str, *, hosts: Hosts) -> Flow[SkypeToken]:
     members_url = f"{hosts.join_api}/threads/{urllib.parse.quote(thread, safe=':@')}/members"
     headers = [("csrf_token", csrf), ("X-Skype-Request-Id", launcher)]
     req = build_request("POST", members_url, headers=headers, json={"displayName": name})
-    answer = yield from _call(req, hosts=hosts, jar=jar, current=current, url=members_url)
+    answer = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     token = require_text(
         json_object(answer, "thread join").get("skypetoken"), "the guest skypetoken", answer
     )

@@ -32,7 +32,7 @@ import re
 
 from .._flow import Flow, now
 from .._http import HttpResponse
-from ..calls import DEFAULT_ACCEPTED, build_request, check_status
+from ..calls import build_request
 from ..errors import RemoteProtocolError, SkypeAuthException
 from ..hosts import Hosts
 from ..tokens import Credentials, SkypeToken
@@ -45,7 +45,7 @@ from ._pages import (
     t_exchange,
     t_value_or_error,
 )
-from ._redirects import CookieJar, fetch
+from ._redirects import CookieJar, fetch_checked
 
 __all__ = ["WREPLY", "check_page", "find_opid", "find_ppft", "live_login"]
 
@@ -131,8 +131,7 @@ def _post_srf(
     current = yield from now()
     cookies = {**session, "CkTst": _cookie_test(current)}
     req = build_request("POST", url, params=params, form=form)
-    response = yield from fetch(req, hosts=hosts, jar=jar, now=current, cookies=cookies)
-    return check_status(response, DEFAULT_ACCEPTED, method="POST", url=url, now=current)
+    return (yield from fetch_checked(req, hosts=hosts, jar=jar, now=current, cookies=cookies))
 
 
 def live_login(credentials: Credentials, *, hosts: Hosts) -> Flow[SkypeToken]:
@@ -141,8 +140,7 @@ def live_login(credentials: Credentials, *, hosts: Hosts) -> Flow[SkypeToken]:
     url = hosts.login + "/oauth/microsoft"
     current = yield from now()
     req = build_request("GET", url, params=login_query())
-    page = yield from fetch(req, hosts=hosts, jar=jar, now=current)
-    check_status(page, DEFAULT_ACCEPTED, method="GET", url=url, now=current)
+    page = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     t = check_page(page)
     if t is None:
         ppft = find_ppft(page.text)

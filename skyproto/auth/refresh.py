@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from .._flow import Flow, now
 from .._http import HttpResponse
-from ..calls import DEFAULT_ACCEPTED, build_request, check_status
+from ..calls import build_request
 from ..errors import SkypeAuthException
 from ..hosts import Hosts
 from ..tokens import SkypeToken
 from ._pages import login_query, t_exchange, t_value_or_error
-from ._redirects import CookieJar, fetch
+from ._redirects import CookieJar, fetch_checked
 
 __all__ = ["read_refresh_page", "refresh_login"]
 
@@ -39,9 +39,8 @@ def refresh_login(token: SkypeToken, *, hosts: Hosts) -> Flow[SkypeToken]:
     url = hosts.login + "/login"
     current = yield from now()
     req = build_request("GET", url, params=login_query())
-    response = yield from fetch(
+    response = yield from fetch_checked(
         req, hosts=hosts, jar=jar, now=current, cookies={"refresh-token": token.token}
     )
-    check_status(response, DEFAULT_ACCEPTED, method="GET", url=url, now=current)
     t = read_refresh_page(response)
     return (yield from t_exchange(t, hosts=hosts, jar=jar))

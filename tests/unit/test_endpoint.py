@@ -364,3 +364,11 @@ def test_check_endpoint_status_url_without_query() -> None:
             HttpResponse(404, body=GONE_BODIES[0]), method="put", url=f"{H}/x?name=y"
         )
     assert str(info.value) == f"404 response from PUT {H}/x: endpoint is gone (errorCode 729)"
+
+
+def test_endpoint_gone_message_names_the_url_as_check_status_does() -> None:
+    # Same URL rendering as check_status: no query, no user info.
+    url = "https://user:pw@db3-client-s.gateway.messenger.live.com/v1/x?name=y"
+    with pytest.raises(EndpointGoneError) as info:
+        check_endpoint_status(HttpResponse(404, body=GONE_BODIES[0]), method="PUT", url=url)
+    assert str(info.value) == f"404 response from PUT {H}/x: endpoint is gone (errorCode 729)"

@@ -260,6 +260,21 @@ def test_state_is_bounded_and_keeps_latest() -> None:
     assert small.without("POST", "a") == PagingState()
 
 
+def test_rebased_forgets_only_the_listings_under_the_old_base() -> None:
+    other = "https://db3-client-s.gateway.messenger.live.com/v1"
+    state = (
+        PagingState()
+        .with_link("GET", URL, AAA)
+        .with_link("POST", f"{H}/users/ME/x", f"{H}/users/ME/x?s=1")
+        .with_link("GET", f"{other}/users/ME/conversations", f"{other}/c?s=2")
+        .with_link("GET", f"{H}x/users/ME/conversations", f"{H}x/c?s=3")
+    )
+    assert state.rebased(H + "/").links == {
+        f"GET {other}/users/ME/conversations": f"{other}/c?s=2",
+        f"GET {H}x/users/ME/conversations": f"{H}x/c?s=3",
+    }
+
+
 def test_state_is_a_value_and_round_trips_through_cattrs() -> None:
     original = PagingState().with_link("GET", URL, AAA)
     updated = original.with_link("GET", URL, BBB)
