@@ -409,10 +409,7 @@ def _status(label: Any) -> Status:
         return status
     if label is None:
         raise _Malformed("presence without status")
-    try:
-        return Status.parse(label)
-    except RemoteProtocolError:
-        raise _Malformed(f"presence status {_shorten(label)} is not known") from None
+    raise _Malformed(f"presence status {_shorten(label)} is not known")
 
 
 def _message_number(value: Any) -> int | None:
@@ -784,12 +781,8 @@ def _encode_edit(event: EditMessageEvent, base: str) -> dict[str, Any]:
 
 def _encode_typing(event: TypingEvent, base: str) -> dict[str, Any]:
     message_type = "Control/Typing" if event.active else "Control/ClearTyping"
-    resource: dict[str, Any] = {"type": "Message", "messagetype": message_type, "content": ""}
-    if event.chat_id is not None:
-        resource["conversationLink"] = f"{base}/users/ME/conversations/{event.chat_id}"
-    if event.user_id is not None:
-        resource["from"] = f"{base}/users/ME/contacts/8:{event.user_id}"
-    return _envelope(event, resource)
+    message = Message(None, message_type, None, None, event.user_id, event.chat_id, "")
+    return _envelope(event, _message_resource(message, base))
 
 
 def _encode_conversation_update(event: ConversationUpdateEvent, base: str) -> dict[str, Any]:

@@ -355,11 +355,8 @@ class EventLoop:
                 yield from self._ack(event.ack_url)
 
     def _ack(self, url: str) -> Flow[None]:
-        session = self.session
         try:
-            sent = yield from session.call(
-                lambda reg: _endpoint.ack(reg, url, hosts=session.hosts), reregister_on_404=False
-            )
+            sent = yield from self.session.ack(url)
         except UntrustedHostError:
             raise
         except (TransportError, SkypeApiException) as exc:

@@ -58,7 +58,7 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar, get_args
 
 import attrs
@@ -82,7 +82,7 @@ from .hosts import Hosts
 from .ids import Status
 from .paging import PagingState
 from .registration import DEFAULT_MAX_REDIRECTS, Registration, register
-from .tokens import Credentials, RegistrationToken, SkypeToken, utc
+from .tokens import Credentials, SkypeToken, utc
 
 __all__ = [
     "MAX_CALL_ATTEMPTS",
@@ -195,11 +195,6 @@ def _unstructure_datetime(value: dt.datetime) -> str:
     return utc(value).isoformat()
 
 
-def _has_str_keys(type_: Any) -> bool:
-    args = get_args(type_)
-    return not args or args[0] in (str, Any)
-
-
 def _array_hook_factory(type_: Any, converter: cattrs.BaseConverter) -> Callable[[Any, Any], Any]:
     is_tuple = getattr(type_, "__origin__", type_) is tuple
     factory = homogenous_tuple_structure_factory if is_tuple else list_structure_factory
@@ -232,38 +227,13 @@ def _is_fixed_tuple(type_: Any) -> bool:
 
 
 def _object_hook_factory(type_: Any, converter: cattrs.BaseConverter) -> Callable[[Any, Any], Any]:
-    if _has_str_keys(type_):
-        inner = mapping_structure_factory(type_, converter)
+    inner = mapping_structure_factory(type_, converter)
 
-        def structure_object(value: Any, target: Any) -> Any:
-            _expect(value, dict, "an object")
-            return inner(value, target)
+    def structure_object(value: Any, target: Any) -> Any:
+        _expect(value, dict, "an object")
+        return inner(value, target)
 
-        return structure_object
-
-    # JSON object keys are strings, so a mapping with other keys is saved as [key, value] pairs.
-    key_type, value_type = get_args(type_)
-
-    def structure_pairs(value: Any, _target: Any) -> dict[Any, Any]:
-        _expect(value, list, "an array of [key, value] pairs")
-        out: dict[Any, Any] = {}
-        for pair in value:
-            _expect(pair, list, "a [key, value] pair")
-            if len(pair) != 2:
-                raise _InvalidValue("expected a [key, value] pair")
-            out[converter.structure(pair[0], key_type)] = converter.structure(pair[1], value_type)
-        return out
-
-    return structure_pairs
-
-
-def _pairs_unstructure_factory(
-    _type: Any, converter: cattrs.BaseConverter
-) -> Callable[[Mapping[Any, Any]], list[list[Any]]]:
-    def unstructure_pairs(value: Mapping[Any, Any]) -> list[list[Any]]:
-        return [[converter.unstructure(k), converter.unstructure(v)] for k, v in value.items()]
-
-    return unstructure_pairs
+    return structure_object
 
 
 def _record_hook_factory(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
@@ -288,9 +258,6 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_factory(_is_fixed_tuple, _fixed_tuple_hook_factory)
     converter.register_structure_hook_factory(is_mapping, _object_hook_factory)
     converter.register_structure_hook_factory(attrs.has, _record_hook_factory)
-    converter.register_unstructure_hook_factory(
-        lambda t: is_mapping(t) and not _has_str_keys(t), _pairs_unstructure_factory
-    )
     return converter
 
 
@@ -407,13 +374,6 @@ def _structure(document: dict[str, Any]) -> SessionState:
         raise _shape_error([("", _describe(exc))]) from None
 
 
-def _expired(token: SkypeToken | RegistrationToken, now: dt.datetime) -> bool:
-    try:
-        return token.expired(now)
-    except OverflowError:  # an expiry so early that subtracting the leeway leaves the calendar
-        return True
-
-
 def _host_of(url: str) -> str:
     try:
         host = urllib.parse.urlsplit(url).hostname
@@ -433,7 +393,7 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
     if state.skype_token is not None:
         if not usable_token(state.skype_token.token):
             raise _shape_error([("skype_token.token", "not a usable token")])
-        if _expired(state.skype_token, now):
+        if state.skype_token.expired(now):
             raise SkypeTokenException(
                 f"saved Skype token expired at {state.skype_token.expiry.isoformat()}; log in again"
             )
@@ -441,7 +401,7 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
     if registration is not None:
         if not usable_token(registration.token.token):
             raise _shape_error([("registration.token.token", "not a usable token")])
-        if _expired(registration.token, now):
+        if registration.token.expired(now):
             return attrs.evolve(state, registration=None)
         if not hosts.is_trusted(registration.messenger):
             raise SkypeTokenException(

@@ -35,8 +35,8 @@ from .errors import LocalProtocolError, SkypeTokenException
 from .hosts import Hosts
 from .registration import Registration
 from .session import (
+    GUEST_PREFIX,
     SessionState,
-    _expired,
     _host_of,
     dump_snapshot,
     load_snapshot,
@@ -211,10 +211,10 @@ def parse_skpy_token_file(text: str | bytes, *, now: dt.datetime, hosts: Hosts) 
     registration_token = RegistrationToken(reg_token, _epoch_to_datetime(reg_epoch, 5))
     if not usable_token(skype_token):
         raise _malformed("line 2 is not a usable Skype token")
-    if _expired(skype, now):
+    if skype.expired(now):
         raise SkypeTokenException("Token file has expired")
     registration: Registration | None = None
-    if not _expired(registration_token, now):
+    if not registration_token.expired(now):
         if not usable_token(reg_token):
             raise _malformed("line 4 is not a usable registration token")
         if not hosts.is_trusted(messenger):
@@ -226,18 +226,13 @@ def parse_skpy_token_file(text: str | bytes, *, now: dt.datetime, hosts: Hosts) 
         user_id=user_id,
         skype_token=skype,
         registration=registration,
-        guest=user_id.startswith("guest:"),
+        guest=user_id.startswith(GUEST_PREFIX),
     )
 
 
 def read_skpy_token_file(path: StrPath, *, now: dt.datetime, hosts: Hosts) -> SessionState:
     """Read a SkPy token file from ``path``; see :func:`parse_skpy_token_file`."""
-    data = _read_file(path, "Token file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _malformed("not UTF-8 text") from None
-    return parse_skpy_token_file(text, now=now, hosts=hosts)
+    return parse_skpy_token_file(_read_file(path, "Token file"), now=now, hosts=hosts)
 
 
 def format_skpy_token_file(state: SessionState) -> bytes:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-import cattrs
 import pytest
 
 from skyproto import Hosts, LocalProtocolError, SkypeTokenException
@@ -464,36 +463,6 @@ def test_swapped_tokens_are_a_shape_error() -> None:
 
 
 # -- the converter ------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class PairKeyed:
-    """A mapping keyed by tuples, as an earlier PagingState was."""
-
-    links: dict[tuple[str, str], str] = attrs.field(factory=dict)
-
-
-def test_tuple_keyed_mappings_are_saved_as_pairs() -> None:
-    value = PairKeyed({("GET", "https://a/b"): "https://a/b?s=1"})
-    raw = snapshot_converter.unstructure(value)
-    assert raw == {"links": [[["GET", "https://a/b"], "https://a/b?s=1"]]}
-    assert snapshot_converter.structure(json.loads(json.dumps(raw)), PairKeyed) == value
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        {"links": {"GET": "x"}},
-        {"links": [["GET", "x"]]},
-        {"links": [[["GET"], "x"]]},
-        {"links": [[["GET", "u"], "x", "y"]]},
-        {"links": [[["GET", 1], "x"]]},
-        {"links": ["pair"]},
-    ],
-)
-def test_tuple_keyed_mappings_are_checked(raw: dict[str, Any]) -> None:
-    with pytest.raises(cattrs.ClassValidationError):
-        snapshot_converter.structure(raw, PairKeyed)
 
 
 @pytest.mark.parametrize(

@@ -253,7 +253,7 @@ def test_token_file_with_invalid_utf8(tmp_path: Path) -> None:
     path.write_bytes(GOOD.encode().replace(b"live:fred", b"live:\xff\xfe"))
     with pytest.raises(SkypeTokenException) as caught:
         read_skpy_token_file(path, now=NOW, hosts=HOSTS)
-    assert str(caught.value) == "Token file is malformed: not UTF-8 text"
+    assert str(caught.value) == "Token file is malformed: not UTF-8"
 
 
 def test_token_file_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
