@@ -240,11 +240,8 @@ class _Endpoint:
     user_id: str
     base: str
     subscribed: bool = False
-    scripted: bool = False
-    resources: tuple[str, ...] = ()
     epname: str | None = None
     public_info: dict[str, Any] | None = None
-    active_timeout: int | None = None
     backlog: deque[_Pending] = attrs.Factory(deque)
 
 
@@ -291,8 +288,9 @@ def _epoch(now: dt.datetime) -> int:
     return epoch_millis(now) // 1000
 
 
-def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _wire_id(endpoint_id: str) -> str:
+    """An endpoint id as the service writes it in URLs: braces percent-encoded."""
+    return endpoint_id.replace("{", "%7B").replace("}", "%7D")
 
 
 def _remember(table: dict[K, V], key: K, value: V) -> None:
@@ -453,7 +451,6 @@ class Emulator:
         self._skype_tokens: dict[str, _Grant] = {}
         self._security_tokens: dict[str, _Grant] = {}
         self._live_sessions: dict[str, _LiveSession] = {}
-        self._opids: dict[str, str] = {}
         self._tickets: dict[str, _Grant] = {}
         self._join_sessions: dict[str, _JoinSession] = {}
         self._reg_tokens: dict[str, _RegGrant] = {}
@@ -732,12 +729,13 @@ class Emulator:
             return None
         return grant.user_id
 
-    def _password_ok(self, login: str, password: str) -> bool:
-        if self._scenario.wrong_password:
+    def _password_ok(self, login: str, given: str, *, hashed: bool = False) -> bool:
+        """Whether ``given`` is the account's password (``hashed``: its API password hash)."""
+        if self._scenario.wrong_password or not self._account.knows(login):
             return False
-        return self._account.knows(login) and secrets.compare_digest(
-            password.encode("utf-8"), self._account.password.encode("utf-8")
-        )
+        password = self._account.password
+        expected = password_hash(login, password) if hashed else password
+        return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
     def _url(self, host: str, path: str) -> str:
         return self._hosts.url(f"https://{host}{path}")
@@ -797,7 +795,9 @@ class Emulator:
             _Grant(self._account.skype_name, now + _SECURITY_TOKEN_LIFETIME),
         )
         return _soap(
-            pages.soap_token_response(token, _iso(now), _iso(now + _SECURITY_TOKEN_LIFETIME))
+            pages.soap_token_response(
+                token, event_time(now), event_time(now + _SECURITY_TOKEN_LIFETIME)
+            )
         )
 
     def _on_edge(self, request: HttpRequest, routed: _Routed, now: dt.datetime) -> HttpResponse:
@@ -949,7 +949,6 @@ class Emulator:
         opid = self._chars(_OPID_ALPHABET, 16)
         session.user_id = self._account.skype_name
         session.opid = opid
-        _remember(self._opids, opid, ppft)
         return _html(200, pages.live_opid_page(self._post_srf_url(opid), ppft))
 
     def _on_live_confirm(
@@ -973,7 +972,6 @@ class Emulator:
         if session.opid is None or session.user_id is None or opid != session.opid:
             message = "We couldn't sign you in: the confirmation doesn't match. Please try again."
             return _html(200, pages.live_error_page(message, ppft))
-        self._opids.pop(opid, None)
         session.opid = None
         return _html(200, pages.live_confirm_page(WREPLY, self._issue_ticket(session.user_id, now)))
 
@@ -1033,15 +1031,7 @@ class Emulator:
             or body.get("scopes") != "client"
         ):
             return _status_object(40000, "Invalid request: username, passwordHash and scopes.")
-        good = (
-            not self._scenario.wrong_password
-            and self._account.knows(login)
-            and secrets.compare_digest(
-                given.encode("utf-8"),
-                password_hash(login, self._account.password).encode("utf-8"),
-            )
-        )
-        if not good:
+        if not self._password_ok(login, given, hashed=True):
             return _status_object(40120, "Authentication failed. Bad username or password.")
         token, lifetime = self._issue_skype_token(self._account.skype_name, now)
         return _json(200, {"skypetoken": token, "expiresIn": lifetime})
@@ -1193,9 +1183,8 @@ class Emulator:
         expiry = dt.datetime.fromtimestamp(expires, dt.UTC)
         _remember(self._reg_tokens, value, _RegGrant(user_id, endpoint_id, expiry))
         self._endpoints[endpoint_id] = _Endpoint(endpoint_id, user_id, routed.base)
-        wire_id = endpoint_id.replace("{", "%7B").replace("}", "%7D")
         headers = [
-            ("Location", f"{routed.base}/users/ME/endpoints/{wire_id}"),
+            ("Location", f"{routed.base}/users/ME/endpoints/{_wire_id(endpoint_id)}"),
             (
                 "Set-RegistrationToken",
                 f"registrationToken={value}; expires={expires}; endpointId={endpoint_id}",
@@ -1253,9 +1242,8 @@ class Emulator:
         return _json(200, self._endpoint_doc(endpoint))
 
     def _endpoint_doc(self, endpoint: _Endpoint) -> dict[str, Any]:
-        wire_id = endpoint.endpoint_id.replace("{", "%7B").replace("}", "%7D")
         link = (
-            f"{endpoint.base}/users/8:{endpoint.user_id}/endpoints/{wire_id}"
+            f"{endpoint.base}/users/8:{endpoint.user_id}/endpoints/{_wire_id(endpoint.endpoint_id)}"
             "/presenceDocs/messagingService"
         )
         return {
@@ -1274,7 +1262,6 @@ class Emulator:
         timeout = _json_object(request).get("timeout")
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
             return _error(400, 400, "timeout must be a positive number of seconds.")
-        endpoint.active_timeout = timeout
         return HttpResponse.build(201, content=b"")
 
     def _on_subscribe(
@@ -1296,16 +1283,14 @@ class Emulator:
             return _error(
                 400, 400, "Expected interestedResources, channelType and conversationType."
             )
-        endpoint.resources = tuple(resources)
-        endpoint.subscribed = True
-        if not endpoint.scripted:
-            endpoint.scripted = True
+        if not endpoint.subscribed:  # the first subscription gets the stash and the script
+            endpoint.subscribed = True
             endpoint.backlog.extend(self._stash)
             self._stash.clear()
             script = list(self._scenario.events)
             script += [EVENT_KINDS[i % len(EVENT_KINDS)] for i in range(self._scenario.event_count)]
             endpoint.backlog.extend(_Pending(kind, None, now) for kind in script)
-        wire_id = endpoint.endpoint_id.replace("{", "%7B").replace("}", "%7D")
+        wire_id = _wire_id(endpoint.endpoint_id)
         location = f"{routed.base}/users/ME/endpoints/{wire_id}/subscriptions/0"
         return HttpResponse.build(201, headers=[("Location", location)], content=b"")
 
@@ -1326,7 +1311,6 @@ class Emulator:
             or not all(isinstance(r, str) and r.startswith("/v1/") for r in resources)
         ):
             return _error(400, 400, "interestedResources must be a list of /v1/ paths.")
-        endpoint.resources = tuple(resources)
         return HttpResponse.build(200, content=b"")
 
     def _on_poll(self, request: HttpRequest, routed: _Routed, now: dt.datetime) -> HttpResponse:

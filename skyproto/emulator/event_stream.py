@@ -41,16 +41,37 @@ EVENT_KINDS: tuple[str, ...] = (
 )
 #: What every endpoint's first subscription receives by default; two of them need an ack.
 DEFAULT_EVENTS: tuple[str, ...] = ("text", "typing", "presence", "conversation_update")
-#: Kinds whose envelopes carry ``resource.ackrequired`` (all ``NewMessage`` kinds).
-ACK_KINDS = frozenset(
-    {"text", "typing", "group_text", "edit", "clear_typing", "call", "thread_activity"}
-)
-
 ALICE = "alice.smith"
 BOB = "live:bob_1"
 GROUP_CHAT = "19:0f3c2a9d7e6b4c1a8f5e3d2c1b0a9f8e@thread.skype"
 _STATUSES = ("Online", "Away", "Busy", "Idle", "Hidden", "Offline")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_P2P = f"8:{ALICE}"
+# The ``NewMessage`` kinds: (chat, sender, messagetype, content); ``{seq}`` and ``{message_id}``
+# in the content are filled in.
+_MESSAGE_KINDS: dict[str, tuple[str, str, str, str]] = {
+    "text": (_P2P, ALICE, "RichText", "Hello <b>there</b> #{seq}"),
+    "typing": (_P2P, ALICE, "Control/Typing", ""),
+    "group_text": (GROUP_CHAT, BOB, "Text", "Lunch at 1? #{seq}"),
+    "edit": (_P2P, ALICE, "Text", "Hello there, Bob #{seq}"),
+    "clear_typing": (_P2P, ALICE, "Control/ClearTyping", ""),
+    "call": (
+        _P2P,
+        ALICE,
+        "Event/Call",
+        '<partlist type="started" alt=""><part identity="alice.smith">'
+        "<name>Alice Smith</name></part></partlist>",
+    ),
+    "thread_activity": (
+        GROUP_CHAT,
+        BOB,
+        "ThreadActivity/TopicUpdate",
+        f"<topicupdate><eventtime>{{message_id}}</eventtime><initiator>8:{BOB}</initiator>"
+        "<value>Project X #{seq}</value></topicupdate>",
+    ),
+}
+#: Kinds whose envelopes carry ``resource.ackrequired`` (all ``NewMessage`` kinds).
+ACK_KINDS = frozenset(_MESSAGE_KINDS)
 
 
 def event_time(when: dt.datetime) -> str:
@@ -79,7 +100,6 @@ def _message(
     messagetype: str,
     content: str,
     seq: int,
-    **extra: Any,
 ) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "id": message_id,
@@ -94,9 +114,8 @@ def _message(
         "from": f"{base}/users/ME/contacts/8:{sender}",
         "imdisplayname": "Alice Smith" if sender == ALICE else "Bob",
         "version": message_id,
+        "ackrequired": ack_url(base, message_id),
     }
-    resource.update(extra)
-    resource["ackrequired"] = ack_url(base, message_id)
     return resource
 
 
@@ -104,89 +123,24 @@ def _resource(
     kind: str, base: str, *, message_id: str, when: dt.datetime, seq: int, user: str
 ) -> tuple[str, str | None, dict[str, Any]]:
     """``(resourceType, resourceLink, resource)`` for one kind."""
-    p2p = f"8:{ALICE}"
-    if kind == "text":
+    if kind in _MESSAGE_KINDS:
+        chat, sender, messagetype, content = _MESSAGE_KINDS[kind]
         res = _message(
             base,
             message_id=message_id,
             when=when,
-            chat=p2p,
-            sender=ALICE,
-            messagetype="RichText",
-            content=f"Hello <b>there</b> #{seq}",
+            chat=chat,
+            sender=sender,
+            messagetype=messagetype,
+            content=content.format(seq=seq, message_id=message_id),
             seq=seq,
         )
-        return "NewMessage", f"{base}/users/ME/conversations/{p2p}/messages/{message_id}", res
-    if kind == "group_text":
-        res = _message(
-            base,
-            message_id=message_id,
-            when=when,
-            chat=GROUP_CHAT,
-            sender=BOB,
-            messagetype="Text",
-            content=f"Lunch at 1? #{seq}",
-            seq=seq,
-        )
-        return "NewMessage", None, res
-    if kind == "edit":
-        res = _message(
-            base,
-            message_id=message_id,
-            when=when,
-            chat=p2p,
-            sender=ALICE,
-            messagetype="Text",
-            content=f"Hello there, Bob #{seq}",
-            seq=seq,
-        )
-        res["skypeeditedid"] = res.pop("clientmessageid")
-        return "NewMessage", None, res
-    if kind in ("typing", "clear_typing"):
-        res = _message(
-            base,
-            message_id=message_id,
-            when=when,
-            chat=p2p,
-            sender=ALICE,
-            messagetype="Control/Typing" if kind == "typing" else "Control/ClearTyping",
-            content="",
-            seq=seq,
-            contenttype="Application/Message",
-        )
-        return "NewMessage", None, res
-    if kind == "call":
-        content = (
-            '<partlist type="started" alt=""><part identity="alice.smith">'
-            "<name>Alice Smith</name></part></partlist>"
-        )
-        res = _message(
-            base,
-            message_id=message_id,
-            when=when,
-            chat=p2p,
-            sender=ALICE,
-            messagetype="Event/Call",
-            content=content,
-            seq=seq,
-        )
-        return "NewMessage", None, res
-    if kind == "thread_activity":
-        content = (
-            f"<topicupdate><eventtime>{message_id}</eventtime><initiator>8:{BOB}</initiator>"
-            f"<value>Project X #{seq}</value></topicupdate>"
-        )
-        res = _message(
-            base,
-            message_id=message_id,
-            when=when,
-            chat=GROUP_CHAT,
-            sender=BOB,
-            messagetype="ThreadActivity/TopicUpdate",
-            content=content,
-            seq=seq,
-        )
-        return "NewMessage", None, res
+        if kind in ("typing", "clear_typing"):
+            res["contenttype"] = "Application/Message"
+        if kind == "edit":
+            res["skypeeditedid"] = res.pop("clientmessageid")
+        link = f"{base}/users/ME/conversations/{_P2P}/messages/{message_id}"
+        return "NewMessage", (link if kind == "text" else None), res
     if kind == "presence":
         status = _STATUSES[seq % len(_STATUSES)]
         res = {
@@ -221,17 +175,17 @@ def _resource(
     if kind == "conversation_update":
         version = int(message_id)
         res = {
-            "id": p2p,
+            "id": _P2P,
             "type": "Conversation",
             "version": version,
             "properties": {
                 "consumptionhorizon": f"{message_id};{version + 877};{4417934025553866001 + seq}",
                 "isemptyconversation": "False",
             },
-            "messages": f"{base}/users/ME/conversations/{p2p}/messages",
-            "targetLink": f"{base}/users/ME/contacts/{p2p}",
+            "messages": f"{base}/users/ME/conversations/{_P2P}/messages",
+            "targetLink": f"{base}/users/ME/contacts/{_P2P}",
         }
-        return "ConversationUpdate", f"{base}/users/ME/conversations/{p2p}", res
+        return "ConversationUpdate", f"{base}/users/ME/conversations/{_P2P}", res
     if kind == "thread_update":
         res = {
             "id": GROUP_CHAT,

@@ -92,10 +92,8 @@ def _loopback(host: str) -> str:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        raise LocalProtocolError(
-            f"the emulator binds loopback addresses only (127.0.0.1, ::1), not {host!r}"
-        ) from None
-    if not address.is_loopback:
+        address = None
+    if address is None or not address.is_loopback:
         raise LocalProtocolError(
             f"the emulator binds loopback addresses only (127.0.0.1, ::1), not {host!r}"
         )
@@ -534,12 +532,10 @@ class EmulatorServer:
             after_scheme = target.split("://", 1)[-1]
             slash = after_scheme.find("/")
             target = after_scheme[slash:] if slash >= 0 else "/"
-        headers = tuple(
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in head.headers.raw_items()
-        )
+        # The URL names the listener, not the Host header: the bases are keyed by the address
+        # the server bound, and a client that connected through "localhost" is still served.
         url = f"{listener.scheme}://{listener.authority}{target}"
-        return HttpRequest(head.method.decode("ascii", "replace"), url, headers, body)
+        return attrs.evolve(HttpRequest.from_h11(head, body), url=url)
 
     def _answer(self, head: h11.Request, body: bytes, listener: _Listener) -> HttpResponse:
         request = self._request_value(head, body, listener)

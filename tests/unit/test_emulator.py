@@ -33,7 +33,7 @@ from skyproto.emulator import (
     Scenario,
     parse_scenario,
 )
-from skyproto.emulator.event_stream import render_event
+from skyproto.emulator.event_stream import ACK_KINDS, render_event
 from skyproto.emulator.profile import FOREIGN_BASE, FOREIGN_LOCATION, profile
 from skyproto.emulator.scenario import parse_fault, routes_named
 from skyproto.ids import password_hash
@@ -496,8 +496,11 @@ def test_live_flow_ends_with_a_skype_token_for_the_account() -> None:
 def test_live_pages_never_trip_the_page_check_by_accident() -> None:
     emu = make()
     ppft, cookies = live_start(emu)
+    sign_in = emu.handle(
+        req("GET", "https://login.live.com/oauth20_authorize.srf?client_id=578134"), NOW
+    )
     second = post_srf(emu, credentials(ppft), cookies)
-    for text in (second.text,):
+    for text in (sign_in.text, second.text):
         assert live_error(text) is None
         assert TWO_FACTOR.search(text) is None
         assert 'name="fmHF"' not in text
@@ -644,10 +647,16 @@ def test_api_login_checks_the_password_hash(login: str) -> None:
     body = emu.handle(req("POST", url, json=good), NOW).json()
     assert list(body) == ["skypetoken", "expiresIn"]
     assert body["expiresIn"] == 86400
-    bad = dict(good, passwordHash=password_hash(login, "other"))
-    assert emu.handle(req("POST", url, json=bad), NOW).json() == {
+    refused = {
         "status": {"code": 40120, "text": "Authentication failed. Bad username or password."}
     }
+    bad = dict(good, passwordHash=password_hash(login, "other"))
+    assert emu.handle(req("POST", url, json=bad), NOW).json() == refused
+    stranger = {**good, "username": "x@example.com"}
+    stranger["passwordHash"] = password_hash("x@example.com", ACCOUNT.password)
+    assert emu.handle(req("POST", url, json=stranger), NOW).json() == refused
+    knob = make(Scenario(wrong_password=True))
+    assert knob.handle(req("POST", url, json=good), NOW).json() == refused
 
 
 @pytest.mark.parametrize("header", ["X-SkypeToken", "Authorization"])
@@ -968,6 +977,15 @@ def test_subscribe_then_poll_delivers_the_default_events() -> None:
     assert (empty.status, empty.json()) == (200, {"eventMessages": []})
 
 
+def test_only_the_first_subscription_queues_the_script() -> None:
+    emu = make(Scenario(events=("text",)))
+    s = session(emu)
+    subscribe(emu, s)
+    assert len(poll(emu, s).json()["eventMessages"]) == 1
+    assert subscribe(emu, s).status == 201
+    assert poll(emu, s).json() == {"eventMessages": []}
+
+
 def test_poll_would_wait_only_for_a_valid_idle_poll() -> None:
     emu = make(Scenario(events=()))
     s = session(emu)
@@ -1091,8 +1109,22 @@ def test_every_event_kind_is_classified_by_the_reference(kind: str) -> None:
     assert set(EXPECTED_SKPY_CLASSES) == set(EVENT_KINDS)
 
 
-def test_default_events_carry_ackrequired() -> None:
-    assert DEFAULT_EVENTS == ("text", "typing", "presence", "conversation_update")
+def test_ackrequired_is_on_exactly_the_new_message_kinds() -> None:
+    acked = []
+    for kind in EVENT_KINDS:
+        raw = render_event(
+            kind, base=H, event_id=1, message_id="1709648582123", when=NOW, seq=0, user="live:fred"
+        )
+        if "ackrequired" in raw["resource"]:
+            assert raw["resourceType"] == "NewMessage"
+            assert raw["resource"]["ackrequired"] == (
+                f"{H}/users/ME/conversations/ALL/messages/1709648582123/ack"
+            )
+            acked.append(kind)
+    expected = ["text", "typing", "group_text", "edit", "clear_typing", "call", "thread_activity"]
+    assert acked == expected
+    assert set(expected) == ACK_KINDS
+    assert [kind for kind in DEFAULT_EVENTS if kind in ACK_KINDS] == ["text", "typing"]
 
 
 def test_presence_subscription() -> None:
@@ -1273,8 +1305,7 @@ def test_fault_on_a_group_and_reset_by_a_new_scenario() -> None:
 
 
 def test_malformed_bodies() -> None:
-    emu = make(Scenario(malformed=("poll", "live_page", "soap", "ping")))
-    s = session(Emulator(seed=7, scenario=Scenario(malformed=("poll",))))
+    emu = make(Scenario(malformed=("live_page", "soap")))
     with pytest.raises(ET.ParseError):
         ET.fromstring(
             emu.handle(
@@ -1313,23 +1344,7 @@ def test_plain_prefix_profile_maps_requests_and_emitted_urls() -> None:
     emu = make(hosts=PLAIN_HOSTS)
     base = f"{PREFIX}/client-s.gateway.messenger.live.com/v1"
     assert emu.messenger_base() == base
-    soap = emu.handle(
-        req(
-            "POST",
-            f"{PREFIX}/login.live.com/RST.srf",
-            content=soap_envelope(ACCOUNT.user, ACCOUNT.password),
-        ),
-        NOW,
-    )
-    form = [
-        ("partner", "999"),
-        ("access_token", soap_parts(soap)["BinarySecurityToken"]),
-        ("scopes", "client"),
-    ]
-    token = emu.handle(
-        req("POST", f"{PREFIX}/edge.skype.com/rps/v1/rps/skypetoken", form=form), NOW
-    ).json()["skypetoken"]
-    response = register(emu, token, base)
+    response = register(emu, skype_token_at(emu), base)
     assert (response.header("location") or "").startswith(f"{base}/users/ME/endpoints/%7B")
     start = emu.handle(
         req(
@@ -1347,22 +1362,15 @@ def test_plain_prefix_profile_maps_requests_and_emitted_urls() -> None:
 
 def test_redirect_host_under_a_plain_prefix() -> None:
     emu = make(Scenario(host_redirect=True), hosts=PLAIN_HOSTS)
-    token = emu.handle(
-        req(
-            "POST",
-            f"{PREFIX}/edge.skype.com/rps/v1/rps/skypetoken",
-            form=[("partner", "999"), ("access_token", soap_login_at(emu)), ("scopes", "client")],
-        ),
-        NOW,
-    ).json()["skypetoken"]
     base = f"{PREFIX}/client-s.gateway.messenger.live.com/v1"
-    assert register(emu, token, base).header("location") == (
+    assert register(emu, skype_token_at(emu), base).header("location") == (
         f"{PREFIX}/db3-client-s.gateway.messenger.live.com/v1/users/ME/endpoints"
     )
 
 
-def soap_login_at(emu: Emulator) -> str:
-    response = emu.handle(
+def skype_token_at(emu: Emulator) -> str:
+    """SOAP login and edge exchange through the PREFIX bases."""
+    soap = emu.handle(
         req(
             "POST",
             f"{PREFIX}/login.live.com/RST.srf",
@@ -1370,7 +1378,14 @@ def soap_login_at(emu: Emulator) -> str:
         ),
         NOW,
     )
-    return soap_parts(response)["BinarySecurityToken"]
+    form = [
+        ("partner", "999"),
+        ("access_token", soap_parts(soap)["BinarySecurityToken"]),
+        ("scopes", "client"),
+    ]
+    url = f"{PREFIX}/edge.skype.com/rps/v1/rps/skypetoken"
+    token: str = emu.handle(req("POST", url, form=form), NOW).json()["skypetoken"]
+    return token
 
 
 @pytest.mark.parametrize(
