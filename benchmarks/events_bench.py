@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from skyproto.events import UnknownEvent, decode_events
+
+from ._common import best_seconds, report
 
 #: skyproto must decode at least this many times faster than the reference.
 TARGET_RATIO = 2.0
@@ -84,18 +85,6 @@ def check_agreement(body: bytes, reference: Callable[[bytes], list[Any]]) -> Non
         raise SystemExit("events: the decoder failed on a vector envelope")
 
 
-def best_seconds(functions: list[Callable[[], object]], rounds: int, repeats: int) -> list[float]:
-    """Per-call minimum time of each function, timing them alternately."""
-    best = [float("inf")] * len(functions)
-    for _ in range(repeats):
-        for index, function in enumerate(functions):
-            started = time.perf_counter()
-            for _ in range(rounds):
-                function()
-            best[index] = min(best[index], (time.perf_counter() - started) / rounds)
-    return best
-
-
 def measure(
     size: int = BATCH_SIZE, rounds: int = ROUNDS_PER_REPEAT, repeats: int = REPEATS
 ) -> tuple[float, float | None]:
@@ -119,12 +108,12 @@ def main() -> int:
         print(f"events: skyproto {ours / 1000:.0f}k ev/s, SkPy 0.11 not installed {tail}")
         return 0
     ratio = ours / theirs
-    verdict = "" if ratio >= TARGET_RATIO else f" BELOW TARGET {TARGET_RATIO:g}x"
-    print(
+    return report(
         f"events: skyproto {ours / 1000:.0f}k ev/s, SkPy 0.11 {theirs / 1000:.0f}k ev/s, "
-        f"ratio {ratio:.1f}x {tail}{verdict}"
+        f"ratio {ratio:.1f}x {tail}",
+        ratio,
+        TARGET_RATIO,
     )
-    return 0 if ratio >= TARGET_RATIO else 1
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def _signature(obj: Any) -> str:
 def _public_members(cls: type) -> list[tuple[str, Any]]:
     members = []
     for name, value in vars(cls).items():
-        if name.startswith("_") or name in {"__init__"}:
+        if name.startswith("_"):
             continue
         if isinstance(value, property | classmethod | staticmethod) or inspect.isfunction(value):
             members.append((name, value))
@@ -127,7 +127,7 @@ def _describe_class(name: str, cls: type) -> list[str]:
 def _describe(name: str, value: Any) -> list[str]:
     if inspect.isclass(value):
         return _describe_class(name, value)
-    if callable(value) and not isinstance(value, type):
+    if callable(value):
         lines = [f"### `{name}{_signature(value)}`", ""]
         return [*lines, _doc(value), ""] if _doc(value) else lines
     shown = _stable(repr(value))

@@ -156,44 +156,32 @@ def _method(args: argparse.Namespace) -> LoginMethod:
     return LoginMethod(getattr(args, "method", LoginMethod.AUTO.value))
 
 
-def _credentials_now(args: argparse.Namespace) -> Credentials | GuestCredentials:
-    """The credentials the options name, asking for the password at once."""
+def _credentials(args: argparse.Namespace) -> Credentials | GuestCredentials | None:
+    """The credentials the options name (asking for the password now); ``None`` without any."""
     guest = _guest(args)
     if guest is not None:
         return guest
     user = getattr(args, "user", None)
-    if not user:
-        raise LocalProtocolError("logging in needs --user USER, or --guest JOIN_URL --name NAME")
-    return Credentials(user, _password(user))
-
-
-def _credentials_later(
-    args: argparse.Namespace,
-) -> Callable[[], Credentials | GuestCredentials | None]:
-    """A credential source asked only if a resumed session must log in again."""
-
-    def source() -> Credentials | GuestCredentials | None:
-        guest = _guest(args)
-        if guest is not None:
-            return guest
-        user = getattr(args, "user", None)
-        return Credentials(user, _password(user)) if user else None
-
-    return source
+    return Credentials(user, _password(user)) if user else None
 
 
 def _new_session(args: argparse.Namespace, ctx: CliContext) -> Session:
-    return Session(ctx.hosts, credentials=_credentials_now(args), method=_method(args))
+    credentials = _credentials(args)
+    if credentials is None:
+        raise LocalProtocolError("logging in needs --user USER, or --guest JOIN_URL --name NAME")
+    return Session(ctx.hosts, credentials=credentials, method=_method(args))
 
 
 def _resume(args: argparse.Namespace, ctx: CliContext, runner: FlowRunner) -> Session | None:
-    """The session saved at ``--state``, checked at the driver's time; ``None`` if no file."""
+    """The session saved at ``--state``, checked at the driver's time; ``None`` if no file.
+
+    The credentials are asked for only if the session must log in again."""
     if not os.path.lexists(args.state):
         return None
     current = runner.run(now())
     state = store.load_state(args.state, now=current, hosts=ctx.hosts)
     return Session(
-        ctx.hosts, credentials=_credentials_later(args), method=_method(args), state=state
+        ctx.hosts, credentials=lambda: _credentials(args), method=_method(args), state=state
     )
 
 
@@ -511,7 +499,8 @@ class _Demo:
         self.say(f"   endpoint id: {reg.endpoint_id}")
         self.say("   " + _hidden("registration token", reg.token.expiry))
 
-        endpoint_id = reg.endpoint_id or "SELF"
+        state = SessionState(user_id=user_id, skype_token=skype_token, registration=reg)
+        endpoint_id = state.endpoint_id
         self.say("3. endpoint config (presence document)")
         answer = self.runner.run(_endpoint.configure_endpoint(reg, endpoint_id))
         self.say(
@@ -529,16 +518,7 @@ class _Demo:
         self.poll(reg)
 
         self.say("6. recent conversations (syncState paging)")
-        session = Session(
-            self.hosts,
-            state=SessionState(
-                user_id=user_id,
-                skype_token=skype_token,
-                registration=reg,
-                endpoints=(endpoint_id,),
-            ),
-        )
-        listing = session.conversations()
+        listing = Session(self.hosts, state=state).conversations()
         found: list[str] = []
         for number, items in enumerate(self.runner.pages(listing), start=1):
             ids = [ident or "(no id)" for ident in _conversation_ids(items)]
@@ -555,8 +535,7 @@ class _Demo:
         expected = len(DEMO_EVENTS)
         received = 0
         for number in range(1, DEMO_MAX_POLLS + 1):
-            flow = _endpoint.poll(reg, "SELF", hold=DEMO_HOLD, timeout=DEMO_HOLD + 10)
-            response = self.runner.run(flow)
+            response = self.runner.run(_endpoint.poll(reg, "SELF", hold=DEMO_HOLD))
             events = decode_events(response.body)
             if not events:
                 self.say(f"   poll {number}: no events (the server held it {DEMO_HOLD:g} s)")

@@ -403,6 +403,19 @@ def test_events_resume_from_state_without_login_or_registration(cli: Cli, transp
     assert cli.state.read_bytes() == saved  # nothing changed, nothing rewritten
 
 
+def test_resuming_asks_for_no_password_while_the_session_is_valid(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli.login()
+    monkeypatch.delenv(commands.PASSWORD_ENV)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # asking would fail: no terminal
+    cli.server.clear_requests()
+    result = cli("events", "--count", "1", "--user", EMAIL)
+    assert result.code == 0, result.err
+    assert [event["id"] for event in json_lines(result.out)] == [1000]
+    assert cli.server.routes() == ["subscribe", "ping", "poll", "ack"]
+
+
 def test_events_with_timeout(cli_for: Any) -> None:
     cli = cli_for(Scenario(hold=30))
     cli.login()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import http.server
 import io
-import ipaddress
 import json
 import ssl
 import subprocess
@@ -17,10 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from h11_server import ThrowawayCA
 
 from skyproto import (
     Flow,
@@ -78,44 +73,13 @@ def http_base() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (it is its own CA) and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "skyproto test CA")])
-    start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=365 * 30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = folder / "ca.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+def throwaway_ca(tmp_path_factory: pytest.TempPathFactory) -> ThrowawayCA:
+    return ThrowawayCA(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")
-def https_base(tls_files: tuple[Path, Path]) -> Iterator[str]:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*tls_files)
-    yield from _serve(context)
+def https_base(throwaway_ca: ThrowawayCA) -> Iterator[str]:
+    yield from _serve(throwaway_ca.server_context())
 
 
 def _fetch(url: str) -> Flow[dict[str, Any]]:
@@ -282,9 +246,9 @@ def test_verbose_traces_redacted_traffic(transport: str, http_base: str) -> None
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_ca_bundle_builds_tls_trust(
-    transport: str, https_base: str, tls_files: tuple[Path, Path]
+    transport: str, https_base: str, throwaway_ca: ThrowawayCA
 ) -> None:
-    ctx, _out, _err = _context(transport=transport, ca_bundle=str(tls_files[0]))
+    ctx, _out, _err = _context(transport=transport, ca_bundle=str(throwaway_ca.ca_path))
     assert ctx.run(_fetch(https_base + "/tls")) == {"path": "/tls", "token": SECRET}
 
 
