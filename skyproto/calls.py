@@ -29,6 +29,7 @@ __all__ = [
     "auth_header",
     "build_request",
     "check_status",
+    "display_url",
     "external_call",
     "parse_retry_after",
 ]
@@ -131,7 +132,7 @@ def _is_delta_seconds(value: str | None) -> bool:
     return value is not None and _DELTA_SECONDS.fullmatch(value.strip()) is not None
 
 
-def _display_url(url: str) -> str:
+def display_url(url: str) -> str:
     """``url`` without its query, fragment and user info, as error messages show it."""
     try:
         parts = urllib.parse.urlsplit(url)
@@ -162,7 +163,7 @@ def check_status(
         hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
         raise SkypeRateLimitException(f"Rate limit exceeded{hint}", response, retry_after)
     raise SkypeApiException(
-        f"{response.status} response from {method.upper()} {_display_url(url)}", response
+        f"{response.status} response from {method.upper()} {display_url(url)}", response
     )
 
 

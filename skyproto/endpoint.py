@@ -28,7 +28,7 @@ from typing import Any
 
 from ._flow import Flow, request
 from ._http import HttpResponse
-from .calls import DEFAULT_ACCEPTED, AuthKind, _display_url, build_request, check_status
+from .calls import DEFAULT_ACCEPTED, AuthKind, build_request, check_status, display_url
 from .errors import LocalProtocolError, RemoteProtocolError, SkypeApiException
 from .hosts import Hosts
 from .ids import Status
@@ -100,7 +100,7 @@ def check_endpoint_status(
     :class:`EndpointGoneError`."""
     if response.status not in accepted and response.status != 429 and _endpoint_gone(response):
         raise EndpointGoneError(
-            f"{response.status} response from {method.upper()} {_display_url(url)}: "
+            f"{response.status} response from {method.upper()} {display_url(url)}: "
             f"endpoint is gone (errorCode {ENDPOINT_GONE_CODE})",
             response,
         )

@@ -44,7 +44,7 @@ import attrs
 
 from .._flow import Flow, request
 from .._http import SECRET_HEADERS, HttpRequest, HttpResponse, cookie_header
-from ..calls import DEFAULT_ACCEPTED, _display_url, check_status
+from ..calls import DEFAULT_ACCEPTED, check_status, display_url
 from ..errors import RemoteProtocolError
 from ..hosts import Hosts
 
@@ -265,7 +265,7 @@ def fetch(
             current, response.status, resolve_location(location, current.url, hosts)
         )
     raise RemoteProtocolError(
-        f"too many redirects (more than {max_redirects}) from {req.method} {_display_url(req.url)}"
+        f"too many redirects (more than {max_redirects}) from {req.method} {display_url(req.url)}"
     )
 
 
