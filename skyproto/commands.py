@@ -36,13 +36,13 @@ import attrs
 
 from . import endpoint as _endpoint
 from . import store
-from ._flow import Flow, now
+from ._flow import now
 from .auth import LoginMethod, choose_method, fetch_user_id, login
 from .errors import LocalProtocolError, SkypeAuthException, SkypeTokenException
 from .events import Event, Message, MessageEvent, UnknownEvent, decode_events
 from .loop import EventLoop, LoopPolicy
 from .registration import Registration, register
-from .session import GuestCredentials, Listing, Session, SessionState
+from .session import GuestCredentials, Session, SessionState
 from .tokens import Credentials
 
 if TYPE_CHECKING:
@@ -382,13 +382,6 @@ def _configure_conversations(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _start_over(session: Session, listing: Listing) -> Flow[None]:
-    """Forget where ``listing`` stopped last time, so that it is listed in full."""
-    reg = yield from session.ensure_registration()
-    paging = session.state.paging.without(listing.method, reg.messenger + listing.path)
-    session.state = attrs.evolve(session.state, paging=paging)
-
-
 def _conversation_ids(items: list[Any]) -> Iterator[str | None]:
     for item in items:
         ident = item.get("id") if isinstance(item, dict) else None
@@ -402,7 +395,9 @@ def _run_conversations(args: argparse.Namespace, ctx: CliContext) -> int:
         before = session.state
         try:
             listing = session.conversations()
-            runner.run(_start_over(session, listing))
+            # Listed in full every time: the registration first, so the right link is forgotten.
+            runner.run(session.ensure_registration())
+            listing.restart()
             for items in runner.pages(listing):
                 for ident in _conversation_ids(items):
                     if ident is None:

@@ -791,6 +791,16 @@ class Listing:
     def __repr__(self) -> str:
         return f"Listing({self.method} {self.path}, pages={self.pages}, finished={self.finished})"
 
+    def restart(self) -> None:
+        """Start over: forget the stored link of this listing under the current registration's
+        messaging base, and the pages counted so far."""
+        state = self.session.state
+        if state.registration is not None:
+            url = state.registration.messenger + self.path
+            self.session.state = attrs.evolve(state, paging=state.paging.without(self.method, url))
+        self.pages = 0
+        self.finished = False
+
     def next_page(self) -> Flow[list[Any] | None]:
         """Flow: the next page's items, or ``None`` once the listing has ended."""
         if self.finished:

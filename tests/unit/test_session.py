@@ -1081,6 +1081,20 @@ def test_a_link_answered_404_is_dropped_and_the_retry_starts_over() -> None:
     assert peer.routes == ["?", *REGISTER, "conversations"]
 
 
+def test_restart_forgets_the_link_and_lists_from_the_start() -> None:
+    peer = Peer()
+    session = connected(peer)
+    listing = session.conversations()
+    pages = list(iterate_pages(listing, peer, clock=peer.clock, sleep=peer.clock.advance))
+    assert listing.finished is True
+    assert session.state.paging.link("GET", CLIENT_S + CONVERSATIONS) is not None
+    listing.restart()
+    assert (listing.pages, listing.finished) == (0, False)
+    assert session.state.paging.link("GET", CLIENT_S + CONVERSATIONS) is None
+    again = list(iterate_pages(listing, peer, clock=peer.clock, sleep=peer.clock.advance))
+    assert again == pages
+
+
 def test_listing_arguments_are_checked() -> None:
     session = Session(credentials=CREDENTIALS)
     with pytest.raises(LocalProtocolError, match="starts with '/'"):
