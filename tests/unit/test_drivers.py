@@ -30,7 +30,7 @@ from skyproto import (
     TransportError,
     TransportTimeout,
 )
-from skyproto._flow import now, request, sleep
+from skyproto._flow import deliver, now, request, shared, sleep
 
 T0 = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
 REQ = HttpRequest("GET", "https://api.skype.com/users/self/profile")
@@ -450,3 +450,123 @@ def test_twins_agree_on_any_script(script: list[str]) -> None:
             expected.append({"ok": "200", "sleep": "slept"}.get(step, step))
     assert results[0][0] == expected
     assert results[0][3] == []  # every scripted answer was used
+
+
+# -- Shared and Deliver -------------------------------------------------------------------------
+
+
+class Owner:
+    """Something a Shared effect can be keyed on (weakly referenced by run_async)."""
+
+
+def fetch_body(calls: list[str]) -> Flow[bytes]:
+    calls.append("started")
+    response = yield from request(REQ)
+    return response.body
+
+
+async def test_shared_result_is_sent_back_and_its_errors_thrown_in(twin: str) -> None:
+    owner, calls = Owner(), []
+    harness = Harness(twin, [OK, TransportTimeout("slow")])
+
+    def twice() -> Flow[list[object]]:
+        outcomes: list[object] = [(yield from shared(owner, "k", lambda: fetch_body(calls)))]
+        try:
+            yield from shared(owner, "k", lambda: fetch_body(calls))
+        except TransportTimeout as exc:
+            outcomes.append(exc)
+        return outcomes
+
+    first, second = await harness.run(twice())
+    assert first == b"fine"
+    assert isinstance(second, TransportTimeout)
+    assert calls == ["started", "started"]  # one after the other: two runs, not one
+
+
+async def test_run_async_runs_one_shared_flow_for_concurrent_askers() -> None:
+    owner, calls = Owner(), []
+    harness = Harness("async", [OK])
+
+    def asker() -> Flow[bytes]:
+        return (yield from shared(owner, "refresh", lambda: fetch_body(calls)))
+
+    results = await asyncio.gather(*(harness.run(asker()) for _ in range(4)))
+    assert results == [b"fine"] * 4
+    assert calls == ["started"]
+    assert len(harness.sent) == 1
+
+
+async def test_run_async_cancelling_one_waiter_leaves_the_shared_run_to_the_others() -> None:
+    owner, calls = Owner(), []
+    release = asyncio.Event()
+
+    class Slow:
+        async def send(self, req: HttpRequest) -> HttpResponse:
+            await release.wait()
+            return OK
+
+    def asker() -> Flow[bytes]:
+        return (yield from shared(owner, "refresh", lambda: fetch_body(calls)))
+
+    first = asyncio.ensure_future(run_async(asker(), Slow()))
+    second = asyncio.ensure_future(run_async(asker(), Slow()))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    release.set()
+    assert await second == b"fine"
+    assert first.cancelled()
+    assert calls == ["started"]
+
+
+async def test_run_async_refuses_an_owner_without_weak_references() -> None:
+    def asker() -> Flow[bytes]:
+        return (yield from shared(42, "k", lambda: fetch_body([])))
+
+    with pytest.raises(LocalProtocolError, match="weak references"):
+        await Harness("async", [OK]).run(asker())
+
+
+async def test_deliver_calls_the_handler_and_throws_its_error_in(twin: str) -> None:
+    seen: list[object] = []
+
+    def handler(event: object) -> None:
+        if event == "bad":
+            raise ValueError("handler failed")
+        seen.append(event)
+
+    def flow() -> Flow[str]:
+        yield from deliver("good", handler)
+        try:
+            yield from deliver("bad", handler)
+        except ValueError as exc:
+            return str(exc)
+        return "not thrown"
+
+    assert await Harness(twin).run(flow()) == "handler failed"
+    assert seen == ["good"]
+
+
+async def test_run_async_awaits_a_coroutine_handler() -> None:
+    seen: list[object] = []
+
+    async def handler(event: object) -> None:
+        await asyncio.sleep(0)
+        seen.append(event)
+
+    def flow() -> Flow[list[object]]:
+        yield from deliver(1, handler)
+        return list(seen)  # the handler finished before the flow resumed
+
+    assert await Harness("async").run(flow()) == [1]
+
+
+def test_run_sync_refuses_a_coroutine_handler_without_leaking_it() -> None:
+    async def handler(event: object) -> None:  # pragma: no cover
+        pass
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(LocalProtocolError, match="run_sync needs a sync handler"):
+            run_sync(deliver(1, handler), object())  # type: ignore[arg-type]
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
