@@ -408,8 +408,9 @@ _SEED_CONVERSATIONS: tuple[dict[str, Any], ...] = (
 
 
 def _millis_of(stamp: str) -> int:
-    when = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-    return epoch_millis(when)
+    # The seed data's own stamps (``...T19:00:00.000Z``); fromisoformat reads them without the
+    # lazy import strptime would do mid-flow.
+    return epoch_millis(dt.datetime.fromisoformat(stamp))
 
 
 # -- the emulator ------------------------------------------------------------------------------

@@ -32,9 +32,26 @@ from typing import Any
 import attrs
 import pytest
 
-from skyproto import Flow, HttpRequest, HttpResponse, Now, Sleep, Stepper
+from skyproto import (
+    Credentials,
+    Deliver,
+    EventLoop,
+    Flow,
+    GuestCredentials,
+    HttpRequest,
+    HttpResponse,
+    LoginMethod,
+    Now,
+    Session,
+    Shared,
+    Sleep,
+    Stepper,
+)
 from skyproto._http import describe
 from skyproto.calls import external_call
+from skyproto.emulator.core import Emulator
+from skyproto.emulator.profile import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID
+from skyproto.emulator.scenario import Scenario as Knobs
 
 #: Modules allowed to do I/O. ``skyproto.emulator`` is its package ``__init__``, which imports
 #: the server; its pure modules (core, pages, scenario...) are checked like the rest.
@@ -396,14 +413,37 @@ NOW = dt.datetime(2015, 10, 21, 7, 0, tzinfo=dt.UTC)
 CONFIG_URL = "https://a.config.skype.com/config/v1/Skype/908_1.30.0.128/SkypePersonalization"
 
 
+DEFAULT_KNOBS = Knobs()
+
+
 @attrs.frozen
 class Scenario:
     """A flow to drive with canned answers, and the outcome it must reach."""
 
     name: str
     start: Callable[[], Flow[Any]]
-    answers: tuple[HttpResponse, ...]
+    #: Canned answers in order, or ``None`` to answer with a fresh pure emulator.
+    answers: tuple[HttpResponse, ...] | None
     outcome: str
+    knobs: Knobs = DEFAULT_KNOBS
+
+
+def session_round(
+    credentials: Credentials | GuestCredentials, method: LoginMethod = LoginMethod.AUTO
+) -> Flow[str]:
+    """Connect, run one event-loop cycle and fetch one page of conversations."""
+    session = Session(credentials=credentials, method=method)
+    yield from session.connect()
+    delivered: list[object] = []
+    stats = yield from EventLoop(session, delivered.append).run(max_polls=1)
+    items = yield from session.conversations().next_page()
+    return (
+        f"{session.user_id} delivered={stats.delivered} acks={stats.acks} "
+        f"conversations={len(items or [])}"
+    )
+
+
+ACCOUNT = Credentials(DEFAULT_ACCOUNT.user, DEFAULT_ACCOUNT.password)
 
 
 def outcome_of(value: object) -> str:
@@ -414,6 +454,33 @@ def outcome_of(value: object) -> str:
 
 #: Add a scenario here for each new flow; the audit test drives them all.
 SCENARIOS = (
+    Scenario(
+        "SOAP login, registration, event loop, listing",
+        lambda: session_round(ACCOUNT),
+        None,
+        "returned 'live:fred delivered=4 acks=2 conversations=2'",
+    ),
+    Scenario(
+        "Live login after a registration redirect",
+        lambda: session_round(ACCOUNT, LoginMethod.LIVE),
+        None,
+        "returned 'live:fred delivered=4 acks=2 conversations=2'",
+        Knobs(host_redirect=True),
+    ),
+    Scenario(
+        "Skype-API login",
+        lambda: session_round(ACCOUNT, LoginMethod.API),
+        None,
+        "returned 'live:fred delivered=4 acks=2 conversations=2'",
+    ),
+    Scenario(
+        "guest login",
+        lambda: session_round(
+            GuestCredentials(f"https://join.skype.com/{DEFAULT_MEETING_ID}", "Grace")
+        ),
+        None,
+        "returned 'guest:grace_656c90bd delivered=4 acks=2 conversations=2'",
+    ),
     Scenario(
         "external call, 200",
         lambda: external_call("GET", CONFIG_URL, params={"apikey": "x|y"}),
@@ -435,25 +502,49 @@ SCENARIOS = (
 )
 
 
-def drive(flow: Flow[Any], answers: tuple[HttpResponse, ...], *, limit: int = 1000) -> str:
-    """Run ``flow`` with ``answers`` and a fixed clock; describe how it ended."""
-    pending = list(answers)
+def run_by_hand(
+    flow: Flow[Any], answer: Callable[[HttpRequest], HttpResponse], limit: int = 1000
+) -> Any:
+    """A driver written with ``Stepper``: fixed clock, no sleeping, ``answer`` as the peer."""
+    step = Stepper(flow)
+    for _ in range(limit):
+        if step.done:
+            return step.result
+        effect = step.pending
+        if isinstance(effect, HttpRequest):
+            describe(effect)  # the traffic log is part of the drive
+            response = answer(effect)
+            describe(response)
+            step.receive(response)
+        elif isinstance(effect, Now):
+            step.send(NOW)
+        elif isinstance(effect, Sleep):
+            step.send(None)
+        elif isinstance(effect, Shared):
+            try:
+                outcome = run_by_hand(effect.start(), answer, limit)
+            except Exception as exc:
+                step.throw(exc)
+            else:
+                step.send(outcome)
+        elif isinstance(effect, Deliver):
+            effect.handler(effect.event)
+            step.send(None)
+    raise AssertionError("the flow did not finish")
+
+
+def drive(
+    flow: Flow[Any], answers: tuple[HttpResponse, ...] | None, knobs: Knobs = DEFAULT_KNOBS
+) -> str:
+    """Run ``flow`` against ``answers`` (or a pure emulator); describe how it ended."""
+    emulator = Emulator(scenario=knobs, seed=5)
+    pending = list(answers or ())
+
+    def answer(req: HttpRequest) -> HttpResponse:
+        return emulator.handle(req, NOW) if answers is None else pending.pop(0)
+
     try:
-        step = Stepper(flow)
-        for _ in range(limit):
-            if step.done:
-                return outcome_of(step.result)
-            effect = step.pending
-            if isinstance(effect, HttpRequest):
-                describe(effect)  # the traffic log is part of the drive
-                response = pending.pop(0)
-                describe(response)
-                step.receive(response)
-            elif isinstance(effect, Now):
-                step.send(NOW)
-            elif isinstance(effect, Sleep):
-                step.send(None)
-        return "did not finish"
+        return outcome_of(run_by_hand(flow, answer))
     except Exception as exc:  # the outcome is the exception
         return f"raised {type(exc).__name__}: {exc}"
 
@@ -474,7 +565,7 @@ def run_scenarios_under_audit() -> dict[str, Any]:
     events: dict[str, list[str]] = {}
     for scenario in SCENARIOS:
         seen.clear()
-        outcomes[scenario.name] = drive(scenario.start(), scenario.answers)
+        outcomes[scenario.name] = drive(scenario.start(), scenario.answers, scenario.knobs)
         events[scenario.name] = list(seen)
     seen.clear()
     with open(os.devnull, "rb"):
@@ -507,4 +598,4 @@ def test_flows_do_no_io_under_an_audit_hook() -> None:
 
 def test_the_scenarios_reach_their_outcomes_in_process() -> None:
     for scenario in SCENARIOS:
-        assert drive(scenario.start(), scenario.answers) == scenario.outcome
+        assert drive(scenario.start(), scenario.answers, scenario.knobs) == scenario.outcome
