@@ -1,4 +1,4 @@
-"""Endpoint operations (PROTOCOL.md §5): configure, ping, subscribe, presence, poll, ack, listing.
+"""Endpoint operations (docs/protocol.md §5): configure, ping, subscribe, presence, poll, ack, listing.
 
 Every flow here takes the :class:`~skyproto.registration.Registration` that names the messaging
 base ``H`` and carries the registration token (sent as the ``RegistrationToken`` header). Flows
@@ -8,7 +8,7 @@ first.
 Endpoint ids go into paths with their braces percent-encoded (``{…}`` becomes ``%7B…%7D``); ids
 that are already encoded, and the alias ``SELF``, are used as they are.
 
-An endpoint the server has forgotten (PROTOCOL.md §11: ``errorCode`` 729, at the top level or
+An endpoint the server has forgotten (docs/protocol.md §11: ``errorCode`` 729, at the top level or
 nested under ``standardizedError``, normally on a 404) raises :class:`EndpointGoneError`, a
 :class:`~skyproto.SkypeApiException`, so the session layer can register again. A plain 404
 without that code stays a :class:`~skyproto.SkypeApiException` with ``status == 404``.

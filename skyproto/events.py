@@ -1,4 +1,4 @@
-"""Typed events from the long poll, and the one cattrs converter that builds them (PROTOCOL.md §9).
+"""Typed events from the long poll, and the one cattrs converter that builds them (docs/protocol.md §9).
 
 :func:`decode_events` takes the poll answer's body as received and returns one :class:`Event`
 per element of ``eventMessages``, in order. :func:`encode_event` turns an event back into the
@@ -7,7 +7,7 @@ wire shape (for the emulator and for round-trip tests).
 Malformed input
 ---------------
 The policy separates the *batch* from the *event*, so that one odd event never costs the others
-(the reference client loses the whole batch, PROTOCOL.md §12 item 23):
+(the reference client loses the whole batch, docs/protocol.md §12.23):
 
 * The body is empty (or only whitespace), or the object has no ``eventMessages``: no events.
 * The body is not JSON, is not a JSON object, or its ``eventMessages`` is not a list: the

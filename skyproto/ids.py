@@ -1,7 +1,7 @@
 """Identifier helpers, the Skype-API password hash and the presence :class:`Status`.
 
 People and conversations are named by a numeric type prefix and a colon (``8:fred.2``,
-``19:…@thread.skype``, ``28:concierge``); see PROTOCOL.md §10.
+``19:…@thread.skype``, ``28:concierge``); see docs/protocol.md §10.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The event loop: poll, decode, deliver, acknowledge, and recover, as one long-running flow.
 
-Each cycle (PROTOCOL.md §5.6, §5.7, §7.5, §7.6, with the recoveries the reference lacks):
+Each cycle (docs/protocol.md §5.6, §5.7, §7.5, §7.6, with the recoveries the reference lacks):
 
 1. Register again first when the previous cycle's fault asked for it (see below).
 2. Poll once through :meth:`Session.call <skyproto.Session.call>`, so the session's policy applies

@@ -1,4 +1,4 @@
-"""The Mac256 lock-and-key response sent with every registration request (PROTOCOL.md §4).
+"""The Mac256 lock-and-key response sent with every registration request (docs/protocol.md §4).
 
 The challenge is the decimal Unix time of the request. The response mixes a SHA-256 digest of the
 challenge and a fixed key with the "CS64" checksum of the challenge and the application id, taken

@@ -1,4 +1,4 @@
-"""syncState paging (PROTOCOL.md §6).
+"""syncState paging (docs/protocol.md §6).
 
 A listing answers with its items and, in ``_metadata.syncState``, a full URL that continues it.
 :class:`PagingState` remembers the latest such link per ``(method, original URL)``; :func:`page`

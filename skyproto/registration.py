@@ -1,4 +1,4 @@
-"""The registration-token handshake (PROTOCOL.md §3).
+"""The registration-token handshake (docs/protocol.md §3).
 
 Theory of operation
 -------------------

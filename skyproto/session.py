@@ -36,7 +36,7 @@ id), the user's endpoint ids, the syncState links and whether the session is a g
      "endpoints": ["{...}"], "paging": {...}, "guest": false}
 
 Expiries are ISO 8601 date-times with a UTC offset; a date-time without one is refused rather than
-guessed (the reference keeps naive local times; PROTOCOL.md §12.12). A password is never part of
+guessed (the reference keeps naive local times; docs/protocol.md §12.12). A password is never part of
 the state, so it is never written.
 
 :func:`load_snapshot` is strict, because the file may be damaged or tampered with. Every problem
@@ -654,7 +654,7 @@ class Session:
         return self.state
 
     def configure(self) -> Flow[HttpResponse]:
-        """Flow: publish the endpoint's presence document (PROTOCOL.md §5.2)."""
+        """Flow: publish the endpoint's presence document (docs/protocol.md §5.2)."""
         return (
             yield from self.call(
                 lambda reg: _endpoint.configure_endpoint(
@@ -736,7 +736,7 @@ class Session:
         )
 
     def conversations(self, *, max_pages: int = _paging.DEFAULT_MAX_PAGES) -> Listing:
-        """The recent-conversations listing (PROTOCOL.md §6)."""
+        """The recent-conversations listing (docs/protocol.md §6)."""
         return self.listing(
             "/users/ME/conversations",
             items_key="conversations",

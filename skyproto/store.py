@@ -6,7 +6,7 @@ Every write goes through :func:`write_atomic`: the bytes go to a new temporary f
 the target's directory, are flushed and fsynced, and the temporary file is renamed over the target;
 then the directory is fsynced so the rename itself survives a crash. A reader therefore sees the
 old file or the new one, never a mix, and the target ends with mode 0600 even if it existed with
-wider permissions (the reference truncates in place and keeps the old mode; PROTOCOL.md §12.13).
+wider permissions (the reference truncates in place and keeps the old mode; docs/protocol.md §12.13).
 
 Two formats are handled:
 

@@ -1,4 +1,4 @@
-"""Every login flow, one module per flow (PROTOCOL.md §2).
+"""Every login flow, one module per flow (docs/protocol.md §2).
 
 Each flow does the login only and returns a :class:`~skyproto.tokens.SkypeToken`; fetching the
 user id (:func:`fetch_user_id`) and registering are composed by the session. :func:`login` picks

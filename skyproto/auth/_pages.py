@@ -3,7 +3,7 @@
 HTML is read with the standard library's :class:`html.parser.HTMLParser`, which never raises on
 bad markup and, like a browser, treats ``<script>`` contents as text: an ``<input>`` written
 inside a JavaScript string is not an element. Every scan here takes linear time, so a hostile or
-broken page cannot stall a login. Regular expressions are used only where PROTOCOL.md
+broken page cannot stall a login. Regular expressions are used only where docs/protocol.md
 §2.2 defines a rule on the raw page text (``sErrTxt``, the two-factor marker, PPFT, opid).
 
 Expiry policy: an answer's ``expiresIn``/``expires_in`` gives ``floor(now) + value`` seconds. The
@@ -56,7 +56,7 @@ OAUTH_PARTNER = "999"
 SITE_NAME = "lw.skype.com"
 
 # sErrTxt:'<body>': a run of plain characters, then any number of backslash escapes each followed
-# by a run of plain characters (PROTOCOL.md §2.2 rule 2, in the looser form of §2.4).
+# by a run of plain characters (docs/protocol.md §2.2 rule 2, in the looser form of §2.4).
 _ERROR_TEXT = re.compile(r"sErrTxt:'([^'\\]*(?:\\.[^'\\]*)*)'")
 _MAX_MESSAGE = 300
 _MAX_EXPIRES_IN = 10 * 366 * 24 * 3600

@@ -1,6 +1,6 @@
 """A bounded redirect follower with an explicit, per-flow cookie jar.
 
-Transports never follow redirects or keep cookies (DESIGN.md property 3), so the login flows that
+Transports never follow redirects or keep cookies (docs/design.md property 3), so the login flows that
 need both (the Live web form, token refresh, guest join) send their requests through
 :func:`fetch`, which does it here, where every byte sent is decided and tested.
 

@@ -1,4 +1,4 @@
-"""The Skype-API login (PROTOCOL.md §2.3): user name and password hash, straight to api.skype.com.
+"""The Skype-API login (docs/protocol.md §2.3): user name and password hash, straight to api.skype.com.
 
 SkPy never picks this flow by itself; callers ask for it with ``LoginMethod.API``. The password
 is sent only as ``passwordHash`` (:func:`skyproto.ids.password_hash`). An answer without

@@ -1,4 +1,4 @@
-"""Guest login (PROTOCOL.md §2.6): join a public conversation by its join link, with a name.
+"""Guest login (docs/protocol.md §2.6): join a public conversation by its join link, with a name.
 
 Steps: the join page (with a desktop browser's ``User-Agent``, or it answers "unsupported
 device") sets the ``csrf_token`` and ``launcher_session_id`` cookies; the meetings lookup gives
@@ -32,7 +32,7 @@ from ._redirects import CookieJar, fetch_checked
 
 __all__ = ["BROWSER_USER_AGENT", "guest_login", "meeting_id"]
 
-#: The desktop-browser ``User-Agent`` the join page requires (PROTOCOL.md §1.5).
+#: The desktop-browser ``User-Agent`` the join page requires (docs/protocol.md §1.5).
 BROWSER_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 6.3; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/33.0.1750.117 Safari/537.36"

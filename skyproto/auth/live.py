@@ -1,4 +1,4 @@
-"""The Live web-form login (PROTOCOL.md §2.2): login.skype.com hands over to login.live.com.
+"""The Live web-form login (docs/protocol.md §2.2): login.skype.com hands over to login.live.com.
 
 Stages: (1) ``GET`` the sign-in page for the PPFT and the ``MSPRequ``/``MSPOK`` cookies;
 (2) post the credentials, which answers with an ``opid``; (3) post the ``opid`` to confirm, which

@@ -1,4 +1,4 @@
-"""The user id behind a Skype token (PROTOCOL.md §2.7).
+"""The user id behind a Skype token (docs/protocol.md §2.7).
 
 A profile answer that is not a JSON object, or whose ``username`` is missing or empty, is a
 :class:`~skyproto.RemoteProtocolError` (the reference stores ``None`` and carries on).

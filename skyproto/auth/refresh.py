@@ -1,4 +1,4 @@
-"""Token refresh (PROTOCOL.md §2.4): a new Skype token for a current one, without the password.
+"""Token refresh (docs/protocol.md §2.4): a new Skype token for a current one, without the password.
 
 The current token goes to login.skype.com as the cookie ``refresh-token``; the page answered
 holds a ``t`` value, which the t-exchange of the Live login trades for a new token. The

@@ -25,7 +25,7 @@ Every URL the emulator emits (redirects, ``Location``, ``ackrequired``, ``syncSt
 links inside events and listings) is built from the real URL with :meth:`Hosts.url`, so it points
 back at the emulator.
 
-Answers to bad input, where PROTOCOL.md does not say what the real service does, follow one
+Answers to bad input, where docs/protocol.md does not say what the real service does, follow one
 convention, documented in ``docs/emulator.md``: the messaging and join services answer JSON
 ``{"errorCode": <code>, "message": <text>}`` (401 for a missing, unknown or expired token; 404
 with code 729 for an unknown endpoint; 400 for a malformed body), ``api.skype.com`` and the edge
@@ -309,7 +309,7 @@ def _fields(pairs: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def _cookie_values(request: HttpRequest) -> dict[str, list[str]]:
-    """Every value sent for each cookie name (a name can appear twice, PROTOCOL.md §1.2)."""
+    """Every value sent for each cookie name (a name can appear twice, docs/protocol.md §1.2)."""
     jar: dict[str, list[str]] = {}
     for header in request.header_all("cookie"):
         for part in header.split(";"):
@@ -417,7 +417,7 @@ def _millis_of(stamp: str) -> int:
 
 
 class Emulator:
-    """The Skype services of PROTOCOL.md, as a pure function of requests and time.
+    """The Skype services of docs/protocol.md, as a pure function of requests and time.
 
     ``hosts`` is the profile whose bases the emulator answers on and writes into the URLs it
     emits (default: the real URLs). ``seed`` makes every generated token and id reproducible.
@@ -741,7 +741,7 @@ class Emulator:
     def _url(self, host: str, path: str) -> str:
         return self._hosts.url(f"https://{host}{path}")
 
-    # -- SOAP and edge (PROTOCOL.md §2.1) ------------------------------------------------------
+    # -- SOAP and edge (docs/protocol.md §2.1) ------------------------------------------------------
 
     def _on_soap(self, request: HttpRequest, routed: _Routed, now: dt.datetime) -> HttpResponse:
         text = request.body.decode("utf-8", "replace")
@@ -838,7 +838,7 @@ class Emulator:
             },
         )
 
-    # -- Live web form (PROTOCOL.md §2.2) ------------------------------------------------------
+    # -- Live web form (docs/protocol.md §2.2) ------------------------------------------------------
 
     def _on_live_start(
         self, request: HttpRequest, routed: _Routed, now: dt.datetime
@@ -1019,7 +1019,7 @@ class Emulator:
             200, pages.refresh_error_page("Your session has expired. Please sign in again.")
         )
 
-    # -- Skype API (PROTOCOL.md §2.3, §2.7) ----------------------------------------------------
+    # -- Skype API (docs/protocol.md §2.3, §2.7) ----------------------------------------------------
 
     def _on_api_login(
         self, request: HttpRequest, routed: _Routed, now: dt.datetime
@@ -1072,7 +1072,7 @@ class Emulator:
             },
         )
 
-    # -- guests (PROTOCOL.md §2.6) -------------------------------------------------------------
+    # -- guests (docs/protocol.md §2.6) -------------------------------------------------------------
 
     def _on_join_page(
         self, request: HttpRequest, routed: _Routed, now: dt.datetime
@@ -1131,7 +1131,7 @@ class Emulator:
         token, _lifetime = self._issue_skype_token(user_id, now)
         return _json(200, {"skypetoken": token, "threadId": thread, "userId": f"8:{user_id}"})
 
-    # -- registration (PROTOCOL.md §3, §4) -----------------------------------------------------
+    # -- registration (docs/protocol.md §3, §4) -----------------------------------------------------
 
     def _lock_and_key_ok(self, value: str | None, now: dt.datetime) -> bool:
         match = _LOCK_AND_KEY.fullmatch((value or "").strip())
@@ -1193,7 +1193,7 @@ class Emulator:
         ]
         return HttpResponse.build(201, headers=headers, content=b"")
 
-    # -- endpoint operations (PROTOCOL.md §5) --------------------------------------------------
+    # -- endpoint operations (docs/protocol.md §5) --------------------------------------------------
 
     def _reg_grant(self, request: HttpRequest, now: dt.datetime) -> _RegGrant | HttpResponse:
         header = request.header("registrationtoken")
@@ -1421,7 +1421,7 @@ class Emulator:
         self._horizons[(grant.user_id, chat)] = horizon
         return HttpResponse.build(200, content=b"")
 
-    # -- listings (PROTOCOL.md §6) -------------------------------------------------------------
+    # -- listings (docs/protocol.md §6) -------------------------------------------------------------
 
     def _page_request(
         self, request: HttpRequest, grant: _RegGrant, listing: str

@@ -1,4 +1,4 @@
-"""Event envelopes the emulator delivers through the long poll (PROTOCOL.md §9).
+"""Event envelopes the emulator delivers through the long poll (docs/protocol.md §9).
 
 :func:`render_event` turns a kind name into an ``eventMessages`` element shaped like captured
 traffic. Every URL in it starts from the messaging base of the endpoint that receives it, and

@@ -1,6 +1,6 @@
 """HTML pages and SOAP documents the emulator answers with.
 
-They imitate the shapes clients parse (PROTOCOL.md §2), and avoid what would confuse the Live
+They imitate the shapes clients parse (docs/protocol.md §2), and avoid what would confuse the Live
 page check: every ``<form>`` has a ``name``, only the pages meant to carry a t value have an
 element with ``id="t"``, and every Live error message contains an apostrophe, so its ``sErrTxt``
 holds a backslash escape (the reference client only recognises messages with one).

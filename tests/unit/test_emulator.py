@@ -56,7 +56,7 @@ WREPLY_QUERY = (
 SET_REG_TOKEN = re.compile(
     r"registrationToken=([A-Za-z0-9+/=]+); expires=([0-9]+); endpointId=(\{[a-z0-9-]+\})"
 )
-# The reference client's Location pattern (PROTOCOL.md §3.3).
+# The reference client's Location pattern (docs/protocol.md §3.3).
 SKPY_LOCATION = re.compile(r"(https://[^/]+/v1)/users/ME/endpoints(/(%7B[a-z0-9\-]+%7D))?")
 PPFT = re.compile(r'<input.*?name="PPFT".*?value="([^"]*)"')
 OPID = re.compile(r"opid=([A-Za-z0-9]+)", re.IGNORECASE)

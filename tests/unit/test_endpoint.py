@@ -1,4 +1,4 @@
-"""Endpoint operations (PROTOCOL.md §5): exact requests, status mapping, trust checks."""
+"""Endpoint operations (docs/protocol.md §5): exact requests, status mapping, trust checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Identifier helpers, the password hash and Status (PROTOCOL.md §2.3, §10; vectors/helpers.json)."""
+"""Identifier helpers, the password hash and Status (docs/protocol.md §2.3, §10; vectors/helpers.json)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Mac256 and the LockAndKey header (PROTOCOL.md §4): vectors, worked examples, input checks."""
+"""Mac256 and the LockAndKey header (docs/protocol.md §4): vectors, worked examples, input checks."""
 
 from __future__ import annotations
 

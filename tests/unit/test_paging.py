@@ -1,4 +1,4 @@
-"""syncState paging (PROTOCOL.md §6), including the worked example."""
+"""syncState paging (docs/protocol.md §6), including the worked example."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The core does no I/O, checked three ways (DESIGN.md, "Properties that must hold", 1).
+"""The core does no I/O, checked three ways (docs/design.md, "Properties that must hold", 1).
 
 1. A fresh interpreter imports every core module and no HTTP client, event loop or TLS module
    comes with them.

@@ -565,7 +565,7 @@ def test_registration_due_registers_again_before_the_call() -> None:
 
 
 def test_registration_token_calls_do_not_check_the_skype_token() -> None:
-    """PROTOCOL.md §7.3: a RegistrationToken call checks only the registration token."""
+    """docs/protocol.md §7.3: a RegistrationToken call checks only the registration token."""
     peer = Peer(Scenario(token_lifetime=3600))
     session = connected(peer)
     peer.clock.advance(2 * 3600)  # the Skype token has expired; the registration has not
@@ -574,7 +574,7 @@ def test_registration_token_calls_do_not_check_the_skype_token() -> None:
 
 
 def test_both_tokens_expired_log_in_once_and_register_once_not_twice_as_skpy() -> None:
-    """PROTOCOL.md §7.4: SkPy's nested re-login registers inside the login and then again
+    """docs/protocol.md §7.4: SkPy's nested re-login registers inside the login and then again
     (SOAP: 2 login + profile + 2 x 3 registration + the call = 10 requests, two new endpoints).
     The session logs in once and registers once: 7 requests, one new endpoint."""
     peer = Peer()

@@ -1,4 +1,4 @@
-"""Skype-API login (PROTOCOL.md §2.3), driven with canned responses.
+"""Skype-API login (docs/protocol.md §2.3), driven with canned responses.
 
 Branches of §2.3 covered here:
 - request: exact URL, headers, JSON body (key order, separators), passwordHash for every

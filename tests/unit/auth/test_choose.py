@@ -1,4 +1,4 @@
-"""Choosing a login flow (PROTOCOL.md §2.0) and the package's public interface.
+"""Choosing a login flow (docs/protocol.md §2.0) and the package's public interface.
 
 Covered: '@' in the user name -> SOAP, anything else -> Live (SkPy's rule); the API flow only on
 request; login() runs the chosen flow (first request of each); a bad user name type or method ->

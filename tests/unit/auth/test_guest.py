@@ -1,4 +1,4 @@
-"""Guest login (PROTOCOL.md §2.6), driven with canned responses.
+"""Guest login (docs/protocol.md §2.6), driven with canned responses.
 
 Branches of §2.6 covered here (and the §12.21, §12.26 fixes):
 - join id: URL or bare id, trailing '/', query and fragment, percent-encoding; empty / '.' /

@@ -1,4 +1,4 @@
-"""Live web-form login (PROTOCOL.md §2.2) and the redirect/cookie follower it runs on.
+"""Live web-form login (docs/protocol.md §2.2) and the redirect/cookie follower it runs on.
 
 Branches of §2.2 covered here (and the §12.18, §12.19, §12.26 fixes):
 - page check, every stage: t found (any tag, first only, beats an error), t without value ->

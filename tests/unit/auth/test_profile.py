@@ -1,4 +1,4 @@
-"""The user id behind a Skype token (PROTOCOL.md §2.7), driven with canned responses.
+"""The user id behind a Skype token (docs/protocol.md §2.7), driven with canned responses.
 
 Branches covered: exact request (X-SkypeToken auth kind), classic / live: / guest: user ids,
 username missing, null, empty or not a string -> RemoteProtocolError (the reference keeps None),

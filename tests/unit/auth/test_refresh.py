@@ -1,4 +1,4 @@
-"""Token refresh (PROTOCOL.md §2.4), driven with canned responses.
+"""Token refresh (docs/protocol.md §2.4), driven with canned responses.
 
 Branches of §2.4 covered here:
 - request: exact URL (/login/login), query, refresh-token cookie; redirects followed, the cookie

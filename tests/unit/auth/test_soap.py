@@ -1,4 +1,4 @@
-"""SOAP login (PROTOCOL.md §2.1), driven with canned responses.
+"""SOAP login (docs/protocol.md §2.1), driven with canned responses.
 
 Branches of §2.1 covered here (and the §12.20 fixes):
 - envelope: element structure and namespaces, escaping order & < >, quotes kept, UTF-8 body with
