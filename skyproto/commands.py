@@ -13,9 +13,10 @@ file that was there. No password is ever part of it. The other verbs resume from
 logging in or registering while its tokens are valid, and write it back when the session changed
 (a token refreshed, a new registration, another endpoint list).
 
-One process at a time uses a state file: each verb holds its lock (:func:`skyproto.store.lock_state`)
-from start to end, ``events`` included. ``login`` refuses at once, before asking for a password
-or sending anything, when another process holds it; the verbs that resume a session wait up to
+One process at a time uses a state file: each verb holds its lock from start to end, ``events``
+included (:func:`skyproto.store.lock_state`; a ``.NAME.lock`` file beside the state, so its
+directory must be writable). ``login`` refuses at once when another process holds it, before
+asking for a password or sending anything; the verbs that resume a session wait up to
 :data:`STATE_LOCK_WAIT` seconds first. ``login`` also proves that the file can be written (the
 directory takes a new file; the target is not a link, a directory or a FIFO) before its first
 request, so a failing save never wastes a login and a registered endpoint.

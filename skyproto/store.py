@@ -204,9 +204,8 @@ def lock_path(path: StrPath) -> Path:
 
 def _remove_stale_temps(target: Path) -> None:
     """Remove the temporary files killed writers left next to ``target`` (best effort)."""
-    pattern = re.compile(
-        re.escape(_temp_name(target.name, "@")).replace("@", f"[0-9a-f]{{{_TEMP_HEX_DIGITS}}}")
-    )
+    head, tail = _temp_name(target.name, "\0").split("\0")
+    pattern = re.compile(f"{re.escape(head)}[0-9a-f]{{{_TEMP_HEX_DIGITS}}}{re.escape(tail)}")
     with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
         for entry in entries:
             if pattern.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False):

@@ -979,6 +979,17 @@ def test_a_save_removes_what_killed_writers_left(tmp_path: Path) -> None:
     )
 
 
+def test_only_the_targets_own_temporary_files_are_removed(tmp_path: Path) -> None:
+    ours = tmp_path / ".me@x.json.0123456789ab.tmp"
+    theirs = tmp_path / ".me@x.json.0123456789ab@tmp"
+    for path in (ours, theirs, tmp_path / ".me@x.json.0123456789AB.tmp"):
+        path.write_bytes(b"")
+    save_state(tmp_path / "me@x.json", full_state())
+    assert not ours.exists()
+    assert theirs.exists()
+    assert (tmp_path / ".me@x.json.0123456789AB.tmp").exists()
+
+
 def test_taking_the_lock_removes_what_killed_writers_left(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     save_state(path, full_state())
