@@ -199,6 +199,8 @@ def _reason(exc: OSError) -> str:
 def lock_path(path: StrPath) -> Path:
     """The lock file :func:`lock_state` uses for ``path``: ``.NAME.lock`` in the same directory."""
     target = Path(os.path.abspath(path))
+    if not target.name:
+        raise LocalProtocolError(f"{os.fspath(path)!r} names no file to lock")
     return target.with_name(f".{target.name}.lock")
 
 

@@ -905,6 +905,11 @@ def test_the_lock_wait_must_be_finite(tmp_path: Path, wait: float) -> None:
         pass
 
 
+def test_the_root_directory_is_not_a_state_file() -> None:
+    with pytest.raises(LocalProtocolError, match=r"^'/' names no file to lock$"):
+        save_state("/", full_state())
+
+
 LOCK_HOLDER = """
 import sys
 from skyproto import store
