@@ -13,6 +13,14 @@ file that was there. No password is ever part of it. The other verbs resume from
 logging in or registering while its tokens are valid, and write it back when the session changed
 (a token refreshed, a new registration, another endpoint list).
 
+One process at a time uses a state file: each verb holds its lock from start to end, ``events``
+included (:func:`skyproto.store.lock_state`; a ``.NAME.lock`` file beside the state, so its
+directory must be writable). ``login`` refuses at once when another process holds it, before
+asking for a password or sending anything; the verbs that resume a session wait up to
+:data:`STATE_LOCK_WAIT` seconds first. ``login`` also proves that the file can be written (the
+directory takes a new file; the target is not a link, a directory or a FIFO) before its first
+request, so a failing save never wastes a login and a registered endpoint.
+
 Passwords
 ---------
 The password comes from the environment variable :data:`PASSWORD_ENV`, or from an interactive
@@ -53,6 +61,7 @@ __all__ = [
     "CLI_LOOP_POLICY",
     "DEFAULT_STATE_FILE",
     "PASSWORD_ENV",
+    "STATE_LOCK_WAIT",
     "VERB_SPECS",
     "event_record",
 ]
@@ -61,6 +70,8 @@ __all__ = [
 DEFAULT_STATE_FILE = "skyproto-state.json"
 #: The environment variable holding the account password.
 PASSWORD_ENV = "SKYPROTO_PASSWORD"
+#: Seconds a verb resuming a saved session waits for another process to release the state file.
+STATE_LOCK_WAIT = 3.0
 #: The event loop's policy for ``events``: the command line never waits out a long Retry-After.
 CLI_LOOP_POLICY = LoopPolicy(max_retry_after=5.0)
 
@@ -98,7 +109,8 @@ def _add_state_option(parser: argparse.ArgumentParser) -> None:
         "--state",
         metavar="FILE",
         default=DEFAULT_STATE_FILE,
-        help=f"the saved session (default: ./{DEFAULT_STATE_FILE}; written atomically, mode 0600)",
+        help=f"the saved session (default: ./{DEFAULT_STATE_FILE}; written atomically, mode 0600; "
+        "used by one process at a time)",
     )
 
 
@@ -193,17 +205,31 @@ def _require_saved(args: argparse.Namespace, ctx: CliContext, runner: FlowRunner
 
 
 def _save(path: str, state: SessionState) -> None:
-    try:
-        store.save_state(path, state)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise LocalProtocolError(f"cannot write the state file {path!r}: {reason}") from None
+    store.save_state(path, state)  # under the verb's lock (re-entrant); errors name the file
 
 
 def _save_if_changed(path: str, session: Session, before: SessionState | None) -> None:
     state = session.state
     if state.skype_token is not None and state != before:
         _save(path, state)
+
+
+def _holding_state(run: RunVerb, *, login: bool = False, needs_saved: bool = False) -> RunVerb:
+    """``run`` holding the lock on ``--state`` from start to end (see the module docstring).
+
+    ``login``: refuse at once if the lock is held, and prove the file can be saved before
+    running; otherwise wait up to :data:`STATE_LOCK_WAIT` seconds. ``needs_saved``: the verb only
+    refuses without a saved session, so a missing file takes no lock (and leaves no lock file)."""
+
+    def locked(args: argparse.Namespace, ctx: CliContext) -> int:
+        if needs_saved and not os.path.lexists(args.state):
+            return run(args, ctx)
+        with store.lock_state(args.state, wait=0.0 if login else STATE_LOCK_WAIT):
+            if login:
+                store.check_writable(args.state)
+            return run(args, ctx)
+
+    return locked
 
 
 # -- login --------------------------------------------------------------------------------------
@@ -563,21 +589,31 @@ VERB_SPECS: tuple[tuple[str, str, RunVerb, ConfigureVerb], ...] = (
     (
         "login",
         "log in, register an endpoint and save the session to --state",
-        _run_login,
+        _holding_state(_run_login, login=True),
         _configure_login,
     ),
     (
         "events",
         "print events as JSON lines (and acknowledge them) until --count, --timeout or Ctrl-C",
-        _run_events,
+        _holding_state(_run_events),
         _configure_events,
     ),
-    ("endpoints", "list every endpoint id of the account", _run_endpoints, _configure_endpoints),
-    ("ping", "keep this endpoint active", _run_ping, _configure_ping),
+    (
+        "endpoints",
+        "list every endpoint id of the account",
+        _holding_state(_run_endpoints, needs_saved=True),
+        _configure_endpoints,
+    ),
+    (
+        "ping",
+        "keep this endpoint active",
+        _holding_state(_run_ping, needs_saved=True),
+        _configure_ping,
+    ),
     (
         "conversations",
         "list the recent conversations' ids (syncState paging)",
-        _run_conversations,
+        _holding_state(_run_conversations, needs_saved=True),
         _configure_conversations,
     ),
     (

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -15,7 +17,12 @@ from skyproto import Hosts, SkypeTokenException
 from skyproto.paging import PagingState
 from skyproto.registration import Registration
 from skyproto.session import SessionState, dump_snapshot, load_snapshot
-from skyproto.store import format_skpy_token_file, parse_skpy_token_file
+from skyproto.store import (
+    format_skpy_token_file,
+    load_state,
+    parse_skpy_token_file,
+    read_skpy_token_file,
+)
 from skyproto.tokens import RegistrationToken, SkypeToken
 
 NOW = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -252,3 +259,57 @@ def test_expiry_epochs_are_utc_seconds(seconds: int) -> None:
     else:
         assert state.registration.token.expiry == expected
         assert format_skpy_token_file(state).decode().splitlines()[4] == str(seconds)
+
+
+# -- any bytes in a file ------------------------------------------------------------------------
+
+#: Arbitrary bytes, and bytes near each format: a snapshot or a token file with noise spliced in.
+ANY_BYTES = st.one_of(
+    st.binary(max_size=600),
+    st.builds(
+        lambda state, cut, noise: dump_snapshot(state)[:cut] + noise,
+        STATES,
+        st.integers(0, 400),
+        st.binary(max_size=20),
+    ),
+    st.builds(
+        lambda state, cut, noise: format_skpy_token_file(state)[:cut] + noise,
+        TOKEN_FILE_STATES,
+        st.integers(0, 200),
+        st.binary(max_size=20),
+    ),
+)
+
+
+def read_bytes_from_a_file(data: bytes, read: Callable[[Path], SessionState]) -> Any:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "state.json"
+        path.write_bytes(data)
+        return attempt(lambda: read(path))
+
+
+@given(ANY_BYTES)
+def test_any_bytes_load_as_a_state_file_or_raise_a_token_error(data: bytes) -> None:
+    outcome = read_bytes_from_a_file(data, lambda path: load_state(path, now=NOW, hosts=HOSTS))
+    assert isinstance(outcome, SessionState | SkypeTokenException)
+    assert str(outcome)
+    direct = attempt(lambda: load_snapshot(data, now=NOW, hosts=HOSTS))
+    assert type(direct) is type(outcome)
+    if isinstance(outcome, SessionState):
+        assert direct == outcome
+
+
+@given(ANY_BYTES)
+def test_any_bytes_read_as_a_token_file_or_raise_a_token_error(data: bytes) -> None:
+    outcome = read_bytes_from_a_file(
+        data, lambda path: read_skpy_token_file(path, now=NOW, hosts=HOSTS)
+    )
+    assert isinstance(outcome, SessionState | SkypeTokenException)
+    if isinstance(outcome, SkypeTokenException):
+        assert str(outcome).startswith(
+            ("Token file is malformed: ", "Token file has expired", "Token file names")
+        )
+    else:
+        assert outcome.skype_token is not None
+    direct = attempt(lambda: parse_skpy_token_file(data, now=NOW, hosts=HOSTS))
+    assert direct == outcome if isinstance(outcome, SessionState) else str(direct) == str(outcome)

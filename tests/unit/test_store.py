@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -244,8 +250,9 @@ def test_missing_token_file(tmp_path: Path) -> None:
 
 
 def test_token_file_that_is_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(SkypeTokenException, match="does not exist or is not readable"):
+    with pytest.raises(SkypeTokenException) as caught:
         read_skpy_token_file(tmp_path, now=NOW, hosts=HOSTS)
+    assert str(caught.value) == f"Token file {str(tmp_path)!r} is not a regular file"
 
 
 def test_token_file_with_invalid_utf8(tmp_path: Path) -> None:
@@ -601,7 +608,7 @@ def test_saving_again_replaces_the_state(tmp_path: Path) -> None:
     save_state(path, SessionState(user_id="live:old"))
     save_state(path, full_state())
     assert load_state(path, now=NOW, hosts=HOSTS) == full_state()
-    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".state.json.lock", "state.json"]
 
 
 def test_missing_state_file(tmp_path: Path) -> None:
@@ -648,3 +655,457 @@ def test_unreadable_state_file(tmp_path: Path) -> None:
     path.chmod(0)
     with pytest.raises(SkypeTokenException, match="does not exist or is not readable"):
         load_state(path, now=NOW, hosts=HOSTS)
+
+
+# -- what is read: regular files only, without blocking, bounded -------------------------------
+
+READERS: dict[str, Callable[[Path], SessionState]] = {
+    "state": lambda path: load_state(path, now=NOW, hosts=HOSTS),
+    "token file": lambda path: read_skpy_token_file(path, now=NOW, hosts=HOSTS),
+}
+WHAT = {"state": "saved state file", "token file": "Token file"}
+
+
+def finishes(call: Callable[[], Any], *, unblock: Callable[[], None]) -> Any:
+    """``call()``'s outcome (its result or exception), failing if it is still blocked after 10 s;
+    ``unblock`` then releases it so no thread is left hanging."""
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():
+        unblock()
+        thread.join(10)
+        pytest.fail("the call blocked")
+    return outcome[0]
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path, reader: str) -> None:
+    path = tmp_path / "state.json"
+    os.mkfifo(path)
+
+    def unblock() -> None:  # a writer opening the FIFO releases a blocked reader
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    outcome = finishes(lambda: READERS[reader](path), unblock=unblock)
+    assert isinstance(outcome, SkypeTokenException)
+    assert str(outcome) == f"{WHAT[reader]} {str(path)!r} is not a regular file"
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_a_directory_or_a_device_is_refused(tmp_path: Path, reader: str) -> None:
+    for path in (tmp_path, Path("/dev/null")):
+        with pytest.raises(SkypeTokenException) as caught:
+            READERS[reader](path)
+        assert str(caught.value) == f"{WHAT[reader]} {str(path)!r} is not a regular file"
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_a_huge_file_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    path = tmp_path / "state.json"
+    with path.open("wb") as file:
+        file.truncate(8 * 1024**3)  # sparse: eight gigabytes that take no room
+    reads: list[int] = []
+    real_read = os.read
+
+    def counting_read(fd: int, size: int) -> bytes:
+        reads.append(size)
+        return real_read(fd, size)
+
+    monkeypatch.setattr(os, "read", counting_read)
+    with pytest.raises(SkypeTokenException) as caught:
+        READERS[reader](path)
+    assert str(caught.value) == f"{WHAT[reader]} {str(path)!r} is too large"
+    assert sum(reads) <= store.MAX_FILE_SIZE + 1
+
+
+# -- symbolic links ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_reading_through_a_link_is_refused(tmp_path: Path, reader: str) -> None:
+    real = tmp_path / "real"
+    if reader == "state":
+        save_state(real, full_state())
+    else:
+        write_skpy_token_file(real, example_state())
+    link = tmp_path / "state.json"
+    link.symlink_to(real)
+    with pytest.raises(SkypeTokenException) as caught:
+        READERS[reader](link)
+    assert str(caught.value) == (
+        f"{WHAT[reader]} {str(link)!r} is a symbolic link; skyproto does not read through links "
+        "(give the real path)"
+    )
+
+
+@pytest.mark.parametrize("what", ["state file", "token file"])
+def test_saving_onto_a_link_changes_neither_the_link_nor_its_target(
+    tmp_path: Path, what: str
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"someone else's file")
+    link = tmp_path / "state.json"
+    link.symlink_to(victim)
+    save: Callable[[], None] = (
+        (lambda: save_state(link, full_state()))
+        if what == "state file"
+        else (lambda: write_skpy_token_file(link, example_state()))
+    )
+    with pytest.raises(LocalProtocolError) as caught:
+        save()
+    assert str(caught.value) == (
+        f"the {what} {str(link)!r} is a symbolic link; skyproto does not write through links "
+        "(give the real path)"
+    )
+    assert link.is_symlink()
+    assert os.readlink(link) == str(victim)
+    assert victim.read_bytes() == b"someone else's file"
+    assert not any(secret in str(caught.value) for secret in SECRETS)
+
+
+def test_a_linked_lock_file_is_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    victim.chmod(0o644)
+    store.lock_path(tmp_path / "state.json").symlink_to(victim)
+    with pytest.raises(LocalProtocolError, match=r"^cannot lock the state file .*state\.json'"):
+        save_state(tmp_path / "state.json", full_state())
+    assert mode_of(victim) == 0o644
+    assert victim.read_bytes() == b"keep me"
+    assert not (tmp_path / "state.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_saving_onto_a_special_file_is_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "state.json"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    with pytest.raises(LocalProtocolError) as caught:
+        save_state(path, full_state())
+    assert str(caught.value) == f"the state file {str(path)!r} is not a regular file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".state.json.lock", "state.json"]
+
+
+# -- failures reach the caller as skyproto errors, leaving the old file -------------------------
+
+
+@pytest.mark.parametrize("step", ["write", "fsync", "replace"])
+def test_a_full_disk_keeps_the_old_state_and_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    path = tmp_path / "state.json"
+    save_state(path, SessionState(user_id="live:old"))
+    old = path.read_bytes()
+
+    def no_space(*args: Any) -> Any:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, step, no_space)
+    with pytest.raises(LocalProtocolError) as caught:
+        save_state(path, full_state())
+    monkeypatch.undo()
+    assert str(caught.value) == (
+        f"cannot write the state file {str(path)!r}: No space left on device"
+    )
+    assert caught.value.__cause__ is None
+    assert not any(secret in repr(caught.value) for secret in SECRETS)
+    assert path.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".state.json.lock", "state.json"]
+
+
+def test_a_missing_directory_is_a_skyproto_error(tmp_path: Path) -> None:
+    path = tmp_path / "absent" / "state.json"
+    with pytest.raises(LocalProtocolError) as caught:
+        save_state(path, full_state())
+    assert str(caught.value).startswith(
+        f"cannot lock the state file {str(path)!r}: No such file or directory"
+    )
+
+
+# -- the lock ----------------------------------------------------------------------------------
+
+
+def hold_in_thread(path: Path, release: threading.Event) -> threading.Thread:
+    """A thread holding the lock on ``path`` until ``release`` is set; started and holding."""
+    holding = threading.Event()
+
+    def hold() -> None:
+        with store.lock_state(path):
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert holding.wait(10)
+    return thread
+
+
+def test_a_held_lock_refuses_another_holder_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    release = threading.Event()
+    thread = hold_in_thread(path, release)
+    try:
+        with pytest.raises(LocalProtocolError) as caught, store.lock_state(path):
+            pass
+        assert str(caught.value) == (
+            f"the state file {str(path)!r} is in use by another skyproto process; "
+            "try again when it has finished"
+        )
+        with pytest.raises(LocalProtocolError, match="is in use by another skyproto process"):
+            save_state(path, full_state(), wait=0.1)
+        assert not path.exists()
+    finally:
+        release.set()
+        thread.join(10)
+    save_state(path, full_state(), wait=0)
+    assert load_state(path, now=NOW, hosts=HOSTS) == full_state()
+
+
+def test_a_waiting_save_proceeds_when_the_lock_is_released(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    release = threading.Event()
+    thread = hold_in_thread(path, release)
+    threading.Timer(0.2, release.set).start()
+    save_state(path, full_state(), wait=30)
+    thread.join(10)
+    assert load_state(path, now=NOW, hosts=HOSTS) == full_state()
+
+
+def test_the_lock_is_reentrant_within_a_thread(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    with store.lock_state(path), store.lock_state(path):
+        save_state(path, full_state(), wait=0)
+        write_skpy_token_file(tmp_path / "tokens", example_state(), wait=0)
+    # Released: another thread takes it at once.
+    release = threading.Event()
+    release.set()
+    hold_in_thread(path, release).join(10)
+
+
+@pytest.mark.parametrize("wait", [-1.0, float("nan"), float("inf")])
+def test_the_lock_wait_must_be_finite(tmp_path: Path, wait: float) -> None:
+    with (
+        pytest.raises(LocalProtocolError, match="lock wait"),
+        store.lock_state(tmp_path, wait=wait),
+    ):
+        pass
+
+
+def test_the_root_directory_is_not_a_state_file() -> None:
+    with pytest.raises(LocalProtocolError, match=r"^'/' names no file to lock$"):
+        save_state("/", full_state())
+
+
+LOCK_HOLDER = """
+import sys
+from skyproto import store
+with store.lock_state(sys.argv[1]):
+    print("holding", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_lock_held_by_another_process_and_freed_when_it_is_killed(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "holding\n"
+        with pytest.raises(LocalProtocolError, match="is in use by another skyproto process"):
+            save_state(path, full_state(), wait=0)
+        holder.kill()  # the kernel frees the flock with the process
+        holder.wait(10)
+        save_state(path, full_state(), wait=10)
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert load_state(path, now=NOW, hosts=HOSTS) == full_state()
+
+
+@pytest.mark.parametrize("mask", [0o000, 0o077, 0o277])
+def test_the_lock_file_is_0600_whatever_the_umask(tmp_path: Path, umask: Any, mask: int) -> None:
+    umask(mask)
+    path = tmp_path / "state.json"
+    save_state(path, full_state())
+    assert mode_of(path) == 0o600
+    assert mode_of(store.lock_path(path)) == 0o600
+    assert store.lock_path(path).read_bytes() == b""
+
+
+def test_an_existing_lock_file_is_made_private(tmp_path: Path) -> None:
+    lock = store.lock_path(tmp_path / "state.json")
+    lock.write_bytes(b"")
+    lock.chmod(0o666)
+    with store.lock_state(tmp_path / "state.json"):
+        assert mode_of(lock) == 0o600
+
+
+# -- left-overs of killed writers --------------------------------------------------------------
+
+STALE = ".state.json.0123456789ab.tmp"
+NOT_OURS = (
+    ".state.json.backup",
+    ".state.json.0123456789ab.tmp.keep",
+    ".other.json.0123456789ab.tmp",
+)
+
+
+def leave_litter(directory: Path) -> None:
+    (directory / STALE).write_bytes(b'{"skype_token": "SKYPETOKEN"')
+    for name in NOT_OURS:
+        (directory / name).write_bytes(b"not ours")
+
+
+def test_a_save_removes_what_killed_writers_left(tmp_path: Path) -> None:
+    leave_litter(tmp_path)
+    path = tmp_path / "state.json"
+    save_state(path, full_state())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*NOT_OURS, ".state.json.lock", "state.json"]
+    )
+
+
+def test_only_the_targets_own_temporary_files_are_removed(tmp_path: Path) -> None:
+    ours = tmp_path / ".me@x.json.0123456789ab.tmp"
+    theirs = tmp_path / ".me@x.json.0123456789ab@tmp"
+    for path in (ours, theirs, tmp_path / ".me@x.json.0123456789AB.tmp"):
+        path.write_bytes(b"")
+    save_state(tmp_path / "me@x.json", full_state())
+    assert not ours.exists()
+    assert theirs.exists()
+    assert (tmp_path / ".me@x.json.0123456789AB.tmp").exists()
+
+
+def test_taking_the_lock_removes_what_killed_writers_left(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_state(path, full_state())
+    leave_litter(tmp_path)
+    with store.lock_state(path):
+        assert not (tmp_path / STALE).exists()
+        assert load_state(path, now=NOW, hosts=HOSTS) == full_state()
+    assert all((tmp_path / name).exists() for name in NOT_OURS)
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from skyproto import store
+from skyproto.session import SessionState
+os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # dies between write and rename
+store.save_state(sys.argv[1], SessionState(user_id="live:new"))
+"""
+
+
+def test_a_writer_killed_before_its_rename_leaves_the_old_file_and_no_lasting_temp(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.json"
+    save_state(path, full_state())
+    old = path.read_bytes()
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(path)], timeout=60, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert path.read_bytes() == old
+    left = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(left) == 1  # what a killed writer leaves: the complete new content
+    assert b"live:new" in left[0].read_bytes()
+    assert mode_of(left[0]) == 0o600
+    save_state(path, SessionState(user_id="live:next"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".state.json.lock", "state.json"]
+
+
+CONCURRENT_WRITER = """
+import sys
+from skyproto import store
+from skyproto.session import SessionState
+for _ in range(int(sys.argv[3])):
+    store.save_state(sys.argv[1], SessionState(user_id=sys.argv[2] * 2000))
+"""
+
+
+def test_two_processes_saving_at_once_leave_a_complete_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    save_state(path, SessionState(user_id="a" * 2000))
+    writers = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(path), name, "40"])
+        for name in ("b", "c")
+    ]
+    seen: set[str] = set()
+    try:
+        while any(writer.poll() is None for writer in writers):
+            state = load_state(path, now=NOW, hosts=HOSTS)  # never partial, never missing
+            assert state.user_id is not None
+            seen.add(state.user_id[0])
+            assert state.user_id == state.user_id[0] * 2000
+    finally:
+        for writer in writers:
+            writer.wait(60)
+    assert [writer.returncode for writer in writers] == [0, 0]
+    assert seen <= {"a", "b", "c"}
+    assert load_state(path, now=NOW, hosts=HOSTS).user_id in ("b" * 2000, "c" * 2000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".state.json.lock", "state.json"]
+
+
+# -- the check before a login -------------------------------------------------------------------
+
+
+def test_check_writable_accepts_a_missing_or_regular_file_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.json"
+    store.check_writable(path)
+    assert list(tmp_path.iterdir()) == []
+    save_state(path, full_state())
+    store.check_writable(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".state.json.lock", "state.json"]
+
+
+def test_check_writable_refuses_a_path_under_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    path = tmp_path / "file" / "state.json"
+    with pytest.raises(LocalProtocolError) as caught:
+        store.check_writable(path)
+    assert str(caught.value) == f"cannot write the state file {str(path)!r}: Not a directory"
+
+
+def test_check_writable_refuses_a_read_only_directory(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root writes into directories whatever their mode")
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(LocalProtocolError, match="Permission denied"):
+            store.check_writable(tmp_path / "state.json")
+    finally:
+        tmp_path.chmod(0o700)
+
+
+@pytest.mark.parametrize("kind", ["link", "directory", "fifo"])
+def test_check_writable_refuses_what_a_save_refuses(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "state.json"
+    if kind == "link":
+        path.symlink_to(tmp_path / "elsewhere")
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    with pytest.raises(LocalProtocolError, match=r"is a symbolic link|is not a regular file"):
+        store.check_writable(path)
