@@ -12,10 +12,11 @@ pass in (skyproto never sends them); give it ``cookies=refusing_cookie_jar()`` t
 
 Limits: the request's ``timeout`` (``default_timeout`` when it is ``None``) is httpx's connect,
 write, pool and read timeout, and the deadline is checked between the chunks of the body. The
-async transport also runs the whole exchange under that deadline (``anyio.fail_after``), so it
-is the exact bound. The sync one cannot shorten a read already waiting: a server that trickles
-its answer is cut off at the first chunk after the deadline, at most one ``timeout`` late. The
-name lookup is inside httpx's connect timeout. A response body over ``max_body_size`` bytes is a
+async transport also runs the whole exchange, name lookup included, under that deadline
+(``anyio.fail_after``), so it is the exact bound. The sync one cannot shorten a read already
+waiting: a server that trickles its answer is cut off at the first chunk after the deadline, at
+most one ``timeout`` late; nor can it bound the name lookup (``getaddrinfo`` takes no timeout).
+A response body over ``max_body_size`` bytes is a
 :class:`~skyproto.TransportError`, raised as soon as a ``Content-Length`` declares it or the
 bytes received pass it.
 """
