@@ -4,6 +4,29 @@ Every request the core sends is made by :func:`build_request`, so the ``User-Age
 auth-header kinds are decided here once. Every status check goes through :func:`check_status`,
 which is where 429 becomes :class:`~skyproto.SkypeRateLimitException` (with ``Retry-After``) and
 anything else unexpected becomes :class:`~skyproto.SkypeApiException`.
+
+Timeouts are decided here too. Every request :func:`build_request` makes carries a finite
+``timeout``: the one given, or else the entry of :data:`TIMEOUTS` for its ``kind``. The policy,
+in seconds for the whole exchange (connect to last byte), as the transports bound it:
+
+=================  =======  =========================================================
+kind               seconds  calls
+=================  =======  =========================================================
+``login page``     30       GET of a login or authorize page (§2), each redirect hop
+``login form``     30       POST of the credentials or a page's form (§2)
+``token exchange`` 30       SOAP security token, edge and API token exchanges (§2)
+``registration``   30       the registration-token handshake (§3)
+``endpoint``       20       endpoint calls: configure, subscribe, presence, ping (§5)
+``poll``           hold+15  the long poll (§5.6): the server's hold plus this margin
+``ack``            10       acknowledging an event (§5.7)
+``paging``         30       a page of a syncState listing (§6)
+``profile``        20       the account's profile
+``guest``          30       the guest join pages and calls
+``call``           30       anything else (unauthenticated lookups, other API calls)
+=================  =======  =========================================================
+
+A caller may pass a shorter (or longer) ``timeout`` of its own (the event loop cuts the poll's
+to the time left before its deadline); it must be positive and finite.
 """
 
 from __future__ import annotations
@@ -11,10 +34,12 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import enum
+import math
 import re
 import urllib.parse
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal
 
 from ._flow import Flow, now, request
 from ._http import HeaderInput, HttpRequest, HttpResponse
@@ -24,10 +49,14 @@ __all__ = [
     "DEFAULT_ACCEPTED",
     "EXTERNAL_ACCEPTED",
     "REGISTRATION_ACCEPTED",
+    "TIMEOUTS",
     "USER_AGENT",
     "AuthKind",
+    "CallKind",
     "auth_header",
     "build_request",
+    "call_timeout",
+    "check_seconds",
     "check_status",
     "display_url",
     "external_call",
@@ -42,6 +71,39 @@ DEFAULT_ACCEPTED: frozenset[int] = frozenset({200, 201, 202, 204, 207})
 EXTERNAL_ACCEPTED: frozenset[int] = frozenset({200, 201, 204, 207})
 #: Statuses accepted by the registration handshake, which uses 404 for "go elsewhere".
 REGISTRATION_ACCEPTED: frozenset[int] = frozenset({200, 201, 404})
+
+#: The kinds of call :data:`TIMEOUTS` has a bound for.
+CallKind = Literal[
+    "login page",
+    "login form",
+    "token exchange",
+    "registration",
+    "endpoint",
+    "poll",
+    "ack",
+    "paging",
+    "profile",
+    "guest",
+    "call",
+]
+
+#: Seconds each kind of call may take, connect to last byte (the table in this module's
+#: docstring). For ``"poll"`` it is the margin added to the server's hold time.
+TIMEOUTS: Mapping[CallKind, float] = MappingProxyType(
+    {
+        "login page": 30.0,
+        "login form": 30.0,
+        "token exchange": 30.0,
+        "registration": 30.0,
+        "endpoint": 20.0,
+        "poll": 15.0,
+        "ack": 10.0,
+        "paging": 30.0,
+        "profile": 20.0,
+        "guest": 30.0,
+        "call": 30.0,
+    }
+)
 
 # delta-seconds (RFC 9110 says digits; a decimal fraction is tolerated).
 _DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -62,10 +124,34 @@ def auth_header(kind: AuthKind, token: str) -> tuple[str, str]:
     return (kind.value, token)
 
 
+def check_seconds(value: Any, what: str) -> float:
+    """``value`` as a float if it is a positive, finite number of seconds, else
+    :class:`LocalProtocolError` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LocalProtocolError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise LocalProtocolError(f"{what} must be positive and finite, not {value!r}")
+    return float(value)
+
+
+def call_timeout(kind: CallKind, *, hold: float = 0.0) -> float:
+    """The timeout :data:`TIMEOUTS` gives a call of ``kind``; for ``"poll"``, ``hold`` plus it.
+
+    An unknown ``kind``, or a ``hold`` that is negative or not finite, raises
+    :class:`LocalProtocolError`.
+    """
+    if kind not in TIMEOUTS:
+        raise LocalProtocolError(f"no timeout for calls of kind {kind!r}")
+    if hold:
+        check_seconds(hold, "hold")
+    return TIMEOUTS[kind] + hold
+
+
 def build_request(
     method: str,
     url: str,
     *,
+    kind: CallKind = "call",
     auth: tuple[AuthKind, str] | None = None,
     params: Mapping[str, str | None] | Iterable[tuple[str, str | None]] | None = None,
     headers: HeaderInput = None,
@@ -76,11 +162,14 @@ def build_request(
     timeout: float | None = None,
     user_agent: str = USER_AGENT,
 ) -> HttpRequest:
-    """Build a request with the project's ``User-Agent`` and, if given, an auth header.
+    """Build a request with the project's ``User-Agent``, a timeout and, if given, an auth header.
 
     Header order: ``User-Agent``, the auth header, then ``headers``. A ``User-Agent`` in
-    ``headers`` replaces the default one (a request never carries two).
+    ``headers`` replaces the default one (a request never carries two). The request's timeout is
+    ``timeout`` when given (positive and finite, else :class:`LocalProtocolError`), otherwise
+    the :data:`TIMEOUTS` entry for ``kind``: never ``None``.
     """
+    limit = call_timeout(kind) if timeout is None else check_seconds(timeout, "timeout")
     given: list[tuple[str, str | None]] = []
     if headers is not None:
         given.extend(headers.items() if isinstance(headers, Mapping) else headers)
@@ -99,7 +188,7 @@ def build_request(
         form=form,
         content=content,
         cookies=cookies,
-        timeout=timeout,
+        timeout=limit,
     )
 
 

@@ -28,7 +28,16 @@ from typing import Any
 
 from ._flow import Flow, request
 from ._http import HttpResponse
-from .calls import DEFAULT_ACCEPTED, AuthKind, build_request, check_status, display_url
+from .calls import (
+    DEFAULT_ACCEPTED,
+    TIMEOUTS,
+    AuthKind,
+    CallKind,
+    build_request,
+    call_timeout,
+    check_status,
+    display_url,
+)
 from .errors import LocalProtocolError, RemoteProtocolError, SkypeApiException
 from .hosts import Hosts
 from .ids import Status
@@ -56,8 +65,9 @@ logger = logging.getLogger("skyproto")
 
 #: The ``errorCode`` of "You must create an endpoint before performing this operation."
 ENDPOINT_GONE_CODE = 729
-#: Seconds added to the server's hold time to make the poll request's timeout hint.
-POLL_TIMEOUT_MARGIN = 15.0
+#: Seconds added to the server's hold time to make the poll request's timeout (the ``"poll"``
+#: entry of :data:`skyproto.calls.TIMEOUTS`).
+POLL_TIMEOUT_MARGIN = TIMEOUTS["poll"]
 #: The resources every subscription asks for (§5.4).
 SUBSCRIBED_RESOURCES = (
     "/v1/users/ME/conversations/ALL/properties",
@@ -131,11 +141,13 @@ def _call(
     *,
     json: Any = None,
     params: Mapping[str, str] | None = None,
+    kind: CallKind = "endpoint",
     timeout: float | None = None,
 ) -> Flow[HttpResponse]:
     req = build_request(
         method,
         url,
+        kind=kind,
         auth=(AuthKind.REG_TOKEN, reg.token.token),
         params=params,
         json=json,
@@ -283,9 +295,9 @@ def poll(
         raise LocalProtocolError("hold must be positive")
     if timeout is not None and not timeout > 0:
         raise LocalProtocolError("timeout must be positive")
-    limit = hold + POLL_TIMEOUT_MARGIN if timeout is None else timeout
+    limit = call_timeout("poll", hold=hold) if timeout is None else timeout
     url = _endpoint_url(reg, endpoint_id, "/subscriptions/0/poll")
-    return (yield from _call(reg, "POST", url, timeout=limit))
+    return (yield from _call(reg, "POST", url, kind="poll", timeout=limit))
 
 
 def _host_of(url: str) -> str:
@@ -305,7 +317,7 @@ def ack(reg: Registration, url: str, *, hosts: Hosts) -> Flow[bool]:
         shown = _host_of(url) if isinstance(url, str) else "<not a string>"
         logger.warning("not acknowledging an event at untrusted host %s", shown)
         return False
-    yield from _call(reg, "POST", url)
+    yield from _call(reg, "POST", url, kind="ack")
     return True
 
 

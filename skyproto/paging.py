@@ -150,6 +150,7 @@ def page(
     req = build_request(
         method,
         target,
+        kind="paging",
         auth=(AuthKind.REG_TOKEN, reg.token.token),
         params=params if link is None else None,
         headers=headers,

@@ -269,6 +269,7 @@ def registration_request(skype_token: SkypeToken, base: str, when: dt.datetime) 
     return build_request(
         "POST",
         endpoints_url(base),
+        kind="registration",
         headers=[
             ("LockAndKey", lock_and_key(when)),
             ("Authentication", f"skypetoken={skype_token.token}"),

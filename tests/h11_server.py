@@ -8,8 +8,10 @@ came on), and answers from a programmable handler::
         ...  # send requests to server.url + "/path"
         assert server.received[0].method == "GET"
 
-A :class:`Reply` can delay its answer, close the connection afterwards, or replace the answer by
-raw bytes (a truncated response, garbage, or ``b""`` for an abrupt close). :class:`ThrowawayCA`
+A :class:`Reply` can delay its answer, close the connection afterwards, replace the answer by
+raw bytes (a truncated response, garbage, or ``b""`` for an abrupt close), or hang: stay silent
+on an open connection once it has sent what it had (``Reply(raw=b"", hang=True)`` is a server
+that accepts and never answers; ``raw=`` a head and ``hang=True``, one that stalls mid-answer). :class:`ThrowawayCA`
 makes the certificates for an HTTPS server (``H11Server(..., tls=ca.server_context())``).
 
 Without sockets, :func:`wire_bytes`, :func:`serve` and :func:`answer` pass a request or response
@@ -73,7 +75,8 @@ class Reply:
     ``Content-Length`` is added unless ``headers`` frame the body themselves. ``delay`` seconds
     pass before anything is sent. With ``pace`` set, the answer goes out ``piece`` bytes at a
     time, ``pace`` seconds apart. With ``raw`` set, those bytes are sent verbatim instead of a
-    response and the connection is closed. ``close`` closes it after a normal response.
+    response and the connection is closed. ``close`` closes it after a normal response. ``hang``
+    keeps the connection open and silent after the answer (or ``raw``) until the server stops.
     """
 
     status: int = 200
@@ -84,6 +87,7 @@ class Reply:
     raw: bytes | None = None
     pace: float = 0.0
     piece: int = 8
+    hang: bool = False
 
 
 Handler = Callable[[Received], Reply]
@@ -192,9 +196,13 @@ class H11Server:
             if reply.delay and self._stop.wait(reply.delay):
                 return
             if reply.raw is not None:
-                self._send(sock, reply.raw, reply)
+                if self._send(sock, reply.raw, reply) and reply.hang:
+                    self._stop.wait()
                 return
             if not self._send(sock, _encode(conn, reply), reply):
+                return
+            if reply.hang:
+                self._stop.wait()
                 return
             if reply.close or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return

@@ -15,11 +15,21 @@ decoding) and turns every client failure into :class:`~skyproto.TransportError`
 body. The drivers throw that error into the flow, which may retry; they always close the flow.
 Importing a transport whose client library is missing raises an ``ImportError`` naming the extra.
 A transport of your own can reuse :func:`wire_head` and :func:`wire_headers` (the exact lines to
-send) and :func:`transport_error` (a redacted :class:`~skyproto.TransportError` for a failure).
+send), :func:`transport_error` (a redacted :class:`~skyproto.TransportError` for a failure) and
+:class:`BoundedBody` (the exchange's deadline, and the body collected under a size limit).
+
+Every transport bounds every exchange: a request's ``timeout`` (or the transport's
+``default_timeout``, :data:`DEFAULT_TIMEOUT` unless given, when it is ``None``) covers the
+connect and every read, as far as each client allows (each module says what its client cannot
+bound), and a response body over ``max_body_size`` bytes (:data:`DEFAULT_MAX_BODY_SIZE` unless
+given) is a :class:`~skyproto.TransportError` raised while it is read, never held in memory.
 """
 
 from ._drive import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_TIMEOUT,
     AsyncTransport,
+    BoundedBody,
     SyncTransport,
     aiterate_pages,
     iterate_pages,
@@ -32,7 +42,10 @@ from ._drive import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_TIMEOUT",
     "AsyncTransport",
+    "BoundedBody",
     "SyncTransport",
     "aiterate_pages",
     "iterate_pages",

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import inspect
+import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
@@ -39,13 +40,17 @@ import h11
 
 from skyproto._flow import Deliver, Flow, Now, Shared, Sleep
 from skyproto._http import HttpRequest, HttpResponse, redact_url
+from skyproto.calls import check_seconds
 from skyproto.errors import LocalProtocolError, TransportError, TransportTimeout
 
 if TYPE_CHECKING:
     from skyproto.session import Listing
 
 __all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_TIMEOUT",
     "AsyncTransport",
+    "BoundedBody",
     "SyncTransport",
     "aiterate_pages",
     "iterate_pages",
@@ -58,6 +63,16 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: Seconds a transport allows a request whose ``timeout`` is ``None`` (its ``default_timeout``).
+#: The core never sends one: every request it builds has its own timeout.
+DEFAULT_TIMEOUT = 60.0
+#: Bytes a transport accepts in one response body (its ``max_body_size``): 16 MiB.
+DEFAULT_MAX_BODY_SIZE = 16 * 1024 * 1024
+
+_DIGITS = re.compile(r"[0-9]+")
+# Answers that carry no body whatever their Content-Length says (RFC 9110 §6.4.1).
+_BODILESS_STATUSES = frozenset({204, 304})
 
 
 class SyncTransport(Protocol):
@@ -299,3 +314,67 @@ def transport_error(
         cause = cause.__cause__ or cause.__context__
     kind = TransportTimeout if timed_out else TransportError
     return kind(f"{kinds}: {request.method} {redact_url(request.url)}")
+
+
+def check_body_size(value: object) -> int:
+    """``value`` if it is a positive whole number of bytes, else :class:`LocalProtocolError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise LocalProtocolError(f"max_body_size must be a positive whole number, not {value!r}")
+    return value
+
+
+class BoundedBody:
+    """One exchange's deadline and its response body, collected under a size limit.
+
+    The deadline is ``request.timeout`` seconds from now, or ``default_timeout`` when the request
+    has none. :meth:`left` is what remains of it; once it has passed, :meth:`left` raises
+    :class:`TransportTimeout`. :meth:`declared` rejects a ``Content-Length`` over ``limit``
+    before any of the body is read, and :meth:`add` keeps count as the chunks arrive, so a body
+    over ``limit`` raises :class:`TransportError` (naming the limit) without ever being held.
+    """
+
+    def __init__(self, request: HttpRequest, default_timeout: float, limit: int) -> None:
+        self.request = request
+        timeout = default_timeout if request.timeout is None else request.timeout
+        self.timeout = check_seconds(timeout, "the request's timeout")
+        self.deadline = time.monotonic() + self.timeout
+        self.limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def left(self) -> float:
+        """Seconds until the deadline; :class:`TransportTimeout` once it has passed."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise transport_error(self.request, TimeoutError("deadline passed"), timed_out=True)
+        return remaining
+
+    def declared(self, status: int, content_length: str | None) -> None:
+        """Refuse an answer whose ``Content-Length`` is over the limit (bodiless ones aside)."""
+        if content_length is None or self.request.method == "HEAD":
+            return
+        if status < 200 or status in _BODILESS_STATUSES:
+            return
+        # A list of equal values ("10, 10") is legal; the client itself rejects unequal ones.
+        for value in content_length.split(","):
+            value = value.strip()
+            if _DIGITS.fullmatch(value) and int(value) > self.limit:
+                raise self._too_large("declares")
+
+    def add(self, chunk: bytes) -> None:
+        """Keep ``chunk``; :class:`TransportError` if the body is now over the limit."""
+        self._size += len(chunk)
+        if self._size > self.limit:
+            raise self._too_large("sent")
+        if chunk:
+            self._chunks.append(chunk)
+
+    def body(self) -> bytes:
+        """The body collected so far."""
+        return b"".join(self._chunks)
+
+    def _too_large(self, verb: str) -> TransportError:
+        return TransportError(
+            f"the response {verb} a body over the {self.limit}-byte limit (max_body_size): "
+            f"{self.request.method} {redact_url(self.request.url)}"
+        )

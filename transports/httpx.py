@@ -2,13 +2,23 @@
 
 Each request is built as an ``httpx.Request`` carrying exactly the core's header lines, then sent
 with ``client.send(..., auth=None, follow_redirects=False)``: the client's default headers,
-cookies, params, base URL and auth are never applied to it. What the user configured on the
-client still applies: its transport or mounts (pools, proxies, TLS ``verify``), event hooks and,
-for requests whose ``timeout`` is ``None``, its default timeout.
+cookies, params, base URL, auth and timeout are never applied to it. What the user configured on
+the client still applies: its transport or mounts (pools, proxies, TLS ``verify``) and event
+hooks.
 
 Cookies: the core's requests never carry the client's jar. A client these transports create
 refuses to store cookies at all. httpx stores ``Set-Cookie`` answers in the jar of a client you
 pass in (skyproto never sends them); give it ``cookies=refusing_cookie_jar()`` to keep it empty.
+
+Limits: the request's ``timeout`` (``default_timeout`` when it is ``None``) is httpx's connect,
+write, pool and read timeout, and the deadline is checked between the chunks of the body. The
+async transport also runs the whole exchange, name lookup included, under that deadline
+(``anyio.fail_after``), so it is the exact bound. The sync one cannot shorten a read already
+waiting: a server that trickles its answer is cut off at the first chunk after the deadline, at
+most one ``timeout`` late; nor can it bound the name lookup (``getaddrinfo`` takes no timeout).
+A response body over ``max_body_size`` bytes is a
+:class:`~skyproto.TransportError`, raised as soon as a ``Content-Length`` declares it or the
+bytes received pass it.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import http.cookiejar
 import urllib.parse
 
 try:
+    import anyio
     import httpx
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
@@ -24,8 +35,17 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from skyproto._http import HttpRequest, HttpResponse
+from skyproto.calls import check_seconds
 
-from ._drive import transport_error, wire_head, wire_headers
+from ._drive import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_TIMEOUT,
+    BoundedBody,
+    check_body_size,
+    transport_error,
+    wire_head,
+    wire_headers,
+)
 
 __all__ = ["AsyncHttpxTransport", "HttpxTransport", "refusing_cookie_jar"]
 
@@ -35,17 +55,16 @@ def refusing_cookie_jar() -> http.cookiejar.CookieJar:
     return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
-def _to_httpx(client: httpx.Client | httpx.AsyncClient, request: HttpRequest) -> httpx.Request:
+def _to_httpx(request: HttpRequest, bounded: BoundedBody) -> httpx.Request:
     head = wire_head(request)
     parts = urllib.parse.urlsplit(request.url)
     url = httpx.URL(f"{parts.scheme}://{parts.netloc}").copy_with(raw_path=head.target)
-    timeout = client.timeout if request.timeout is None else httpx.Timeout(request.timeout)
     return httpx.Request(
         request.method,
         url,
         headers=wire_headers(head),
         content=request.body or None,
-        extensions={"timeout": timeout.as_dict()},
+        extensions={"timeout": httpx.Timeout(bounded.left()).as_dict()},
     )
 
 
@@ -54,29 +73,48 @@ def _response(request: HttpRequest, response: httpx.Response, body: bytes) -> Ht
     return HttpResponse(response.status_code, headers, body, request.url)
 
 
+def _declared(bounded: BoundedBody, response: httpx.Response) -> None:
+    values = response.headers.get_list("content-length")
+    bounded.declared(response.status_code, ", ".join(values) if values else None)
+
+
 class HttpxTransport:
     """Send requests with an ``httpx.Client`` (yours, configured as you like, or a new one).
 
-    ``close()`` closes the client only if this transport created it.
+    ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
+    ``max_body_size`` (bytes) bounds every response body. ``close()`` closes the client only if
+    this transport created it.
     """
 
-    def __init__(self, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.Client | None = None,
+        *,
+        default_timeout: float = DEFAULT_TIMEOUT,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        self.default_timeout = check_seconds(default_timeout, "default_timeout")
+        self.max_body_size = check_body_size(max_body_size)
         self._owned = client is None
         self.client = client if client is not None else httpx.Client(cookies=refusing_cookie_jar())
 
     def send(self, request: HttpRequest) -> HttpResponse:
-        outgoing = _to_httpx(self.client, request)
+        bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
+        outgoing = _to_httpx(request, bounded)
         try:
             response = self.client.send(outgoing, stream=True, auth=None, follow_redirects=False)
             try:
-                body = b"".join(response.iter_raw())
+                _declared(bounded, response)
+                for chunk in response.iter_raw():
+                    bounded.add(chunk)
+                    bounded.left()
             finally:
                 response.close()
         except httpx.TimeoutException as exc:
             raise transport_error(request, exc, timed_out=True) from exc
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise transport_error(request, exc) from exc
-        return _response(request, response, body)
+        return _response(request, response, bounded.body())
 
     def close(self) -> None:
         """Close the client, if this transport created it."""
@@ -93,30 +131,44 @@ class HttpxTransport:
 class AsyncHttpxTransport:
     """Send requests with an ``httpx.AsyncClient`` (yours, configured as you like, or a new one).
 
-    ``aclose()`` closes the client only if this transport created it.
+    ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
+    ``max_body_size`` (bytes) bounds every response body. ``aclose()`` closes the client only
+    if this transport created it.
     """
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        default_timeout: float = DEFAULT_TIMEOUT,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        self.default_timeout = check_seconds(default_timeout, "default_timeout")
+        self.max_body_size = check_body_size(max_body_size)
         self._owned = client is None
         self.client = (
             client if client is not None else httpx.AsyncClient(cookies=refusing_cookie_jar())
         )
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        outgoing = _to_httpx(self.client, request)
+        bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
+        outgoing = _to_httpx(request, bounded)
         try:
-            response = await self.client.send(
-                outgoing, stream=True, auth=None, follow_redirects=False
-            )
-            try:
-                body = b"".join([chunk async for chunk in response.aiter_raw()])
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException as exc:
+            with anyio.fail_after(bounded.left()):
+                response = await self.client.send(
+                    outgoing, stream=True, auth=None, follow_redirects=False
+                )
+                try:
+                    _declared(bounded, response)
+                    async for chunk in response.aiter_raw():
+                        bounded.add(chunk)
+                finally:
+                    await response.aclose()
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise transport_error(request, exc, timed_out=True) from exc
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise transport_error(request, exc) from exc
-        return _response(request, response, body)
+        return _response(request, response, bounded.body())
 
     async def aclose(self) -> None:
         """Close the client, if this transport created it."""

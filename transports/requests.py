@@ -9,13 +9,22 @@ environment's proxies and its CA bundle (the latter only while ``verify`` is lef
 Two urllib3 habits remain: it upper-cases percent-escapes in the request target (``%7b`` goes
 out as ``%7B``; the core writes them upper-case anyway), and response headers come back grouped
 by name, the values of a repeated name (``Set-Cookie``) separate and in order. Needs urllib3 2.
+
+Limits: the request's ``timeout`` (``default_timeout`` when it is ``None``) is urllib3's ``total``
+for the connect and the response head, and every read of the body then waits only for what is
+left of it, so a server that trickles its answer is cut off at the deadline. What it cannot
+bound: the name lookup (``getaddrinfo`` takes no timeout), and within the head each read waits
+at most what was left when the head began. A response body over ``max_body_size`` bytes is a
+:class:`~skyproto.TransportError`, raised as soon as a ``Content-Length`` declares it or the
+bytes received pass it. A timeout an adapter of yours would set is not used: there is always
+one of ours.
 """
 
 from __future__ import annotations
 
+import socket
 import urllib.parse
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 try:
     import requests
@@ -29,25 +38,46 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from skyproto._http import HttpRequest, HttpResponse
+from skyproto.calls import check_seconds
 
-from ._drive import transport_error, wire_head, wire_headers
+from ._drive import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_TIMEOUT,
+    BoundedBody,
+    check_body_size,
+    transport_error,
+    wire_head,
+    wire_headers,
+)
 
 __all__ = ["RequestsTransport"]
+
+_CHUNK = 65536
 
 
 class RequestsTransport:
     """Send requests through ``session`` (yours, configured as you like, or a new one).
 
-    A request whose ``timeout`` is ``None`` gets the adapter's own default (none, unless your
-    adapter sets one). ``close()`` closes the session only if this transport created it.
+    ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
+    ``max_body_size`` (bytes) bounds every response body. ``close()`` closes the session only if
+    this transport created it.
     """
 
-    def __init__(self, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        session: requests.Session | None = None,
+        *,
+        default_timeout: float = DEFAULT_TIMEOUT,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        self.default_timeout = check_seconds(default_timeout, "default_timeout")
+        self.max_body_size = check_body_size(max_body_size)
         self._owned = session is None
         self.session = session if session is not None else requests.Session()
 
     def send(self, request: HttpRequest) -> HttpResponse:
         head = wire_head(request)
+        bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         prepared = requests.PreparedRequest()
         prepared.method = request.method
         parts = urllib.parse.urlsplit(request.url)
@@ -66,8 +96,6 @@ class RequestsTransport:
         # Unlike requests itself, an explicit session.verify beats the environment's CA bundle.
         verify = settings["verify"] if self.session.verify is True else self.session.verify
         verify = True if verify is None else verify
-        # Without a timeout of ours, the adapter's own default stands.
-        timeout: dict[str, Any] = {} if request.timeout is None else {"timeout": request.timeout}
         try:
             response = self.session.get_adapter(prepared.url).send(
                 prepared,
@@ -75,18 +103,26 @@ class RequestsTransport:
                 verify=verify,
                 cert=settings["cert"],
                 proxies=settings["proxies"],
-                **timeout,
+                # requests passes a urllib3 Timeout through; its stubs only know numbers.
+                timeout=urllib3.Timeout(total=bounded.left()),  # type: ignore[arg-type]
             )
             try:
-                body = response.raw.read(decode_content=False)
-                headers = tuple(response.raw.headers.items())
+                raw = response.raw
+                headers = tuple(raw.headers.items())
+                bounded.declared(response.status_code, raw.headers.get("content-length"))
+                while True:
+                    _shorten_reads(raw, bounded.left())
+                    chunk = raw.read1(_CHUNK, decode_content=False)
+                    if not chunk:
+                        break
+                    bounded.add(chunk)
             finally:
                 response.close()
         except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
             raise transport_error(request, exc, timed_out=True) from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise transport_error(request, exc) from exc
-        return HttpResponse(response.status_code, headers, body, request.url)
+        return HttpResponse(response.status_code, headers, bounded.body(), request.url)
 
     def close(self) -> None:
         """Close the session, if this transport created it."""
@@ -98,6 +134,13 @@ class RequestsTransport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _shorten_reads(raw: urllib3.BaseHTTPResponse, seconds: float) -> None:
+    """Make the next read of ``raw``'s connection wait at most ``seconds``."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if isinstance(sock, socket.socket):
+        sock.settimeout(seconds)
 
 
 class _ExactHeaders(HTTPHeaderDict):

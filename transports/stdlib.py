@@ -1,22 +1,34 @@
 """Sync transport built from the standard library's ``socket`` and ``ssl``, plus h11.
 
 One connection per request, closed once the response has been read: simple, and nothing leaks.
-No proxy support. ``timeout`` bounds the whole exchange (connect, TLS handshake, send, receive),
-not each read.
+No proxy support.
+
+Limits: the request's ``timeout`` (``default_timeout`` when it is ``None``) bounds the whole
+exchange, connect, TLS handshake, send and every read, each wait shortened to what is left; only
+the name lookup (``getaddrinfo``, which takes no timeout) is outside it. A response body over
+``max_body_size`` bytes is a :class:`~skyproto.TransportError`, raised as soon as a
+``Content-Length`` declares it or the bytes received pass it.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
-import time
 import urllib.parse
 
 import h11
 
 from skyproto._http import HttpRequest, HttpResponse
+from skyproto.calls import check_seconds
 
-from ._drive import transport_error, wire_head
+from ._drive import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_TIMEOUT,
+    BoundedBody,
+    check_body_size,
+    transport_error,
+    wire_head,
+)
 
 __all__ = ["StdlibTransport"]
 
@@ -27,29 +39,34 @@ class StdlibTransport:
     """Send requests over plain sockets.
 
     ``ssl_context`` decides TLS trust for ``https`` URLs (default: the system's trust store).
-    ``default_timeout`` applies to requests whose ``timeout`` is ``None``; ``None`` waits forever.
+    ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
+    ``max_body_size`` (bytes) bounds every response body.
     """
 
     def __init__(
-        self, ssl_context: ssl.SSLContext | None = None, *, default_timeout: float | None = None
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        default_timeout: float = DEFAULT_TIMEOUT,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.ssl_context = ssl_context if ssl_context is not None else ssl.create_default_context()
-        self.default_timeout = default_timeout
+        self.default_timeout = check_seconds(default_timeout, "default_timeout")
+        self.max_body_size = check_body_size(max_body_size)
 
     def send(self, request: HttpRequest) -> HttpResponse:
         head = wire_head(request)
-        timeout = request.timeout if request.timeout is not None else self.default_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
+        bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         parts = urllib.parse.urlsplit(request.url)
         host = parts.hostname or ""
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            sock = socket.create_connection((host, port), timeout=_left(deadline))
+            sock = socket.create_connection((host, port), timeout=bounded.left())
             try:
                 if parts.scheme == "https":
-                    sock.settimeout(_left(deadline))
+                    sock.settimeout(bounded.left())
                     sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
-                return _exchange(sock, head, request, deadline)
+                return _exchange(sock, head, request, bounded)
             finally:
                 sock.close()
         except TimeoutError as exc:
@@ -67,38 +84,33 @@ class StdlibTransport:
         self.close()
 
 
-def _left(deadline: float | None) -> float | None:
-    """Seconds until ``deadline`` (``None``: no deadline); ``TimeoutError`` once it has passed."""
-    if deadline is None:
-        return None
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("deadline passed")
-    return remaining
-
-
 def _exchange(
-    sock: socket.socket, head: h11.Request, request: HttpRequest, deadline: float | None
+    sock: socket.socket, head: h11.Request, request: HttpRequest, bounded: BoundedBody
 ) -> HttpResponse:
     conn = h11.Connection(our_role=h11.CLIENT)
     out = conn.send(head) or b""
     if request.body:
         out += conn.send(h11.Data(data=request.body)) or b""
     out += conn.send(h11.EndOfMessage()) or b""
-    sock.settimeout(_left(deadline))
+    sock.settimeout(bounded.left())
     sock.sendall(out)
     response: h11.Response | None = None
-    body = bytearray()
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            sock.settimeout(_left(deadline))
+            sock.settimeout(bounded.left())
             conn.receive_data(sock.recv(_CHUNK))
         elif isinstance(event, h11.Response):
             response = event
+            bounded.declared(event.status_code, _content_length(event))
         elif isinstance(event, h11.Data):
-            body += event.data
+            bounded.add(bytes(event.data))
         elif isinstance(event, h11.EndOfMessage) and response is not None:
-            return HttpResponse.from_h11(response, bytes(body), url=request.url)
+            return HttpResponse.from_h11(response, bounded.body(), url=request.url)
         elif not isinstance(event, h11.InformationalResponse):
             raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} from the server")
+
+
+def _content_length(event: h11.Response) -> str | None:
+    values = [v.decode("latin-1") for k, v in event.headers if k == b"content-length"]
+    return ", ".join(values) if values else None

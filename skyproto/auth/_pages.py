@@ -254,7 +254,7 @@ def t_exchange(t: str, *, hosts: Hosts, jar: CookieJar) -> Flow[SkypeToken]:
         ("site_name", SITE_NAME),
         ("redirect_uri", REDIRECT_URI),
     ]
-    req = build_request("POST", url, params=login_query(), form=form)
+    req = build_request("POST", url, kind="token exchange", params=login_query(), form=form)
     current = yield from now()
     response = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     return parse_token_page(response, current)

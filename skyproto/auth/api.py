@@ -29,7 +29,7 @@ def api_login(credentials: Credentials, *, hosts: Hosts) -> Flow[SkypeToken]:
         "passwordHash": password_hash(credentials.user, credentials.password),
         "scopes": "client",
     }
-    response = yield from request(build_request("POST", url, json=body))
+    response = yield from request(build_request("POST", url, kind="token exchange", json=body))
     current = yield from now()
     check_status(response, DEFAULT_ACCEPTED, method="POST", url=url, now=current)
     data = json_object(response, "Skype-API login")

@@ -62,7 +62,7 @@ def guest_login(join: str, name: str, *, hosts: Hosts) -> Flow[SkypeToken]:
     current = yield from now()
 
     page_url = f"{hosts.join}/{ident}"
-    req = build_request("GET", page_url, user_agent=BROWSER_USER_AGENT)
+    req = build_request("GET", page_url, kind="guest", user_agent=BROWSER_USER_AGENT)
     page = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     own = page.set_cookies()
     csrf, launcher = own.get("csrf_token"), own.get("launcher_session_id")
@@ -72,7 +72,7 @@ def guest_login(join: str, name: str, *, hosts: Hosts) -> Flow[SkypeToken]:
         )
 
     meeting_url = f"{hosts.join_api}/meetings/{ident}"
-    req = build_request("GET", meeting_url)
+    req = build_request("GET", meeting_url, kind="guest")
     answer = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     thread = require_text(
         json_object(answer, "meetings lookup").get("threadId"), "the meeting's threadId", answer
@@ -82,7 +82,9 @@ def guest_login(join: str, name: str, *, hosts: Hosts) -> Flow[SkypeToken]:
 
     members_url = f"{hosts.join_api}/threads/{urllib.parse.quote(thread, safe=':@')}/members"
     headers = [("csrf_token", csrf), ("X-Skype-Request-Id", launcher)]
-    req = build_request("POST", members_url, headers=headers, json={"displayName": name})
+    req = build_request(
+        "POST", members_url, kind="guest", headers=headers, json={"displayName": name}
+    )
     answer = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     token = require_text(
         json_object(answer, "thread join").get("skypetoken"), "the guest skypetoken", answer

@@ -130,7 +130,7 @@ def _post_srf(
     ]
     current = yield from now()
     cookies = {**session, "CkTst": _cookie_test(current)}
-    req = build_request("POST", url, params=params, form=form)
+    req = build_request("POST", url, kind="login form", params=params, form=form)
     return (yield from fetch_checked(req, hosts=hosts, jar=jar, now=current, cookies=cookies))
 
 
@@ -139,7 +139,7 @@ def live_login(credentials: Credentials, *, hosts: Hosts) -> Flow[SkypeToken]:
     jar = CookieJar()
     url = hosts.login + "/oauth/microsoft"
     current = yield from now()
-    req = build_request("GET", url, params=login_query())
+    req = build_request("GET", url, kind="login page", params=login_query())
     page = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     t = check_page(page)
     if t is None:

@@ -18,7 +18,7 @@ __all__ = ["fetch_user_id"]
 def fetch_user_id(token: SkypeToken, *, hosts: Hosts) -> Flow[str]:
     """Flow: the user id (``fred.2``, ``live:fred_1``, ``guest:…``) that ``token`` belongs to."""
     url = hosts.require_trusted(hosts.api + "/users/self/profile", "the profile request")
-    req = build_request("GET", url, auth=(AuthKind.SKYPE_TOKEN, token.token))
+    req = build_request("GET", url, kind="profile", auth=(AuthKind.SKYPE_TOKEN, token.token))
     response = yield from request(req)
     current = yield from now()
     check_status(response, DEFAULT_ACCEPTED, method="GET", url=url, now=current)

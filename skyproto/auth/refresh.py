@@ -38,7 +38,7 @@ def refresh_login(token: SkypeToken, *, hosts: Hosts) -> Flow[SkypeToken]:
     jar = CookieJar()
     url = hosts.login + "/login"
     current = yield from now()
-    req = build_request("GET", url, params=login_query())
+    req = build_request("GET", url, kind="login page", params=login_query())
     response = yield from fetch_checked(
         req, hosts=hosts, jar=jar, now=current, cookies={"refresh-token": token.token}
     )

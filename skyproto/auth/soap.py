@@ -214,7 +214,9 @@ def parse_edge_response(response: HttpResponse, current: dt.datetime) -> SkypeTo
 def soap_login(credentials: Credentials, *, hosts: Hosts) -> Flow[SkypeToken]:
     """Flow: log in with the SOAP security-token service and the edge exchange."""
     rst_url = hosts.require_trusted(hosts.msacc + "/RST.srf", "the security-token request")
-    req = build_request("POST", rst_url, content=security_token_envelope(credentials))
+    req = build_request(
+        "POST", rst_url, kind="token exchange", content=security_token_envelope(credentials)
+    )
     response = yield from request(req)
     current = yield from now()
     if response.status not in DEFAULT_ACCEPTED and response.status != 429:
@@ -234,7 +236,7 @@ def soap_login(credentials: Credentials, *, hosts: Hosts) -> Flow[SkypeToken]:
         ("access_token", security_token),
         ("scopes", "client"),
     ]
-    response = yield from request(build_request("POST", edge_url, form=form))
+    response = yield from request(build_request("POST", edge_url, kind="token exchange", form=form))
     current = yield from now()
     check_status(response, DEFAULT_ACCEPTED, method="POST", url=edge_url, now=current)
     return parse_edge_response(response, current)

@@ -76,6 +76,7 @@ from .scenario import ROUTES, Scenario
 __all__ = [
     "CLIENT_ID",
     "LOCK_AND_KEY_WINDOW",
+    "LOG_SIZE",
     "REDIRECT_URI",
     "SITE_NAME",
     "WREPLY",
@@ -102,6 +103,9 @@ _SECURITY_TOKEN_LIFETIME = dt.timedelta(hours=1)
 _JOIN_LIFETIME = dt.timedelta(hours=1)
 #: Remembered items per table (sessions, tickets, tokens) before the oldest are forgotten.
 _TABLE_LIMIT = 10_000
+#: Entries a log (the server's requests, the acknowledged message ids) keeps by default; older
+#: ones are forgotten, so a long run's memory stays flat.
+LOG_SIZE = 5000
 _MAX_PAGE_SIZE = 200
 
 _NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -293,6 +297,13 @@ def _wire_id(endpoint_id: str) -> str:
     return endpoint_id.replace("{", "%7B").replace("}", "%7D")
 
 
+def check_log_size(value: object) -> int:
+    """``value`` if it is a positive whole number of log entries, else LocalProtocolError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise LocalProtocolError(f"log_size must be a positive whole number, not {value!r}")
+    return value
+
+
 def _remember(table: dict[K, V], key: K, value: V) -> None:
     """Store ``value``, forgetting the oldest entries beyond the table limit."""
     table[key] = value
@@ -421,7 +432,7 @@ class Emulator:
 
     ``hosts`` is the profile whose bases the emulator answers on and writes into the URLs it
     emits (default: the real URLs). ``seed`` makes every generated token and id reproducible.
-    ``meetings`` maps public join ids to thread ids.
+    ``meetings`` maps public join ids to thread ids. ``log_size`` bounds :attr:`acknowledged`.
 
     Not thread-safe: the server serialises calls.
     """
@@ -434,6 +445,7 @@ class Emulator:
         account: Account | None = None,
         seed: int | None = None,
         meetings: Mapping[str, str] | None = None,
+        log_size: int = LOG_SIZE,
     ) -> None:
         self._hosts = hosts if hosts is not None else Hosts()
         self._scenario = scenario if scenario is not None else Scenario()
@@ -459,7 +471,7 @@ class Emulator:
         self._stash: deque[_Pending] = deque(maxlen=_TABLE_LIMIT)
         self._fault_uses: dict[int, int] = {}
         self._ackable: dict[str, None] = {}
-        self._acknowledged: list[str] = []
+        self._acknowledged: deque[str] = deque(maxlen=check_log_size(log_size))
         self._horizons: dict[tuple[str, str], str] = {}
         self._sync_states: dict[str, tuple[str, str, int, int]] = {}
         self._sync_tokens: dict[tuple[str, str, int, int], str] = {}
@@ -500,7 +512,10 @@ class Emulator:
 
     @property
     def acknowledged(self) -> tuple[str, ...]:
-        """Message ids acknowledged through ``ackrequired``, in order (repeats included)."""
+        """Message ids acknowledged through ``ackrequired``, in order (repeats included).
+
+        Only the latest ``log_size`` are kept.
+        """
         return tuple(self._acknowledged)
 
     def endpoint_ids(self, user_id: str | None = None) -> tuple[str, ...]:

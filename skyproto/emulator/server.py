@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 import types
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,7 +51,7 @@ import h11
 from .._http import HttpRequest, HttpResponse, describe
 from ..errors import LocalProtocolError
 from ..hosts import Hosts
-from .core import Emulator
+from .core import LOG_SIZE, Emulator, check_log_size
 from .profile import DEFAULT_ACCOUNT, SERVED_HOSTS, Account, hosts_for, profile
 from .scenario import ROUTES, Scenario, parse_scenario
 
@@ -106,6 +107,8 @@ class EmulatorServer:
     ``scenario`` may be replaced at any time through :attr:`scenario`. ``port`` 0 picks free
     ports; in TLS mode a non-zero ``port`` is the first of consecutive ports, one per host.
     ``clock`` returns the aware UTC time the emulator sees (tests may move it forward).
+    ``log_size`` bounds :attr:`requests` (and the emulator's ``acknowledged``): only the latest
+    ``log_size`` entries are kept.
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class EmulatorServer:
         meetings: Mapping[str, str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         on_request: Callable[[LoggedRequest], None] | None = None,
+        log_size: int = LOG_SIZE,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise LocalProtocolError(f"port must be between 0 and 65535, not {port!r}")
@@ -145,7 +149,8 @@ class EmulatorServer:
         self._ssl_context: ssl.SSLContext | None = None
         self._tls_dir: str | None = None
         self._core: Emulator | None = None
-        self._log: list[LoggedRequest] = []
+        self._log_size = check_log_size(log_size)
+        self._log: deque[LoggedRequest] = deque(maxlen=self._log_size)
         self._errors: list[BaseException] = []
         self._state = "new"
 
@@ -166,6 +171,7 @@ class EmulatorServer:
                 account=self._account,
                 seed=self._seed,
                 meetings=self._meetings,
+                log_size=self._log_size,
             )
             self._wake_r, self._wake_w = socket.socketpair()
             self._acceptor = threading.Thread(
@@ -304,13 +310,18 @@ class EmulatorServer:
         return count
 
     @property
+    def log_size(self) -> int:
+        """How many requests :attr:`requests` keeps at most."""
+        return self._log_size
+
+    @property
     def requests(self) -> list[LoggedRequest]:
-        """Every request received so far, in order."""
+        """The requests received so far, in order (the latest ``log_size`` of them)."""
         with self._cond:
             return list(self._log)
 
     def routes(self) -> list[str | None]:
-        """The route of every request received so far, in order."""
+        """The route of each request in :attr:`requests`, in order."""
         with self._cond:
             return [entry.route for entry in self._log]
 

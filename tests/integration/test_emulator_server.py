@@ -30,6 +30,7 @@ from skyproto.emulator import (
     Fault,
     Scenario,
 )
+from skyproto.emulator.core import LOG_SIZE
 from skyproto.mac256 import mac256
 
 pytestmark = pytest.mark.integration
@@ -198,6 +199,25 @@ def test_plain_profile_uses_one_port_with_a_prefix_per_host() -> None:
             server.hosts.messenger
             == f"http://127.0.0.1:{port}/client-s.gateway.messenger.live.com/v1"
         )
+
+
+def test_the_request_log_keeps_only_the_latest_requests() -> None:
+    with EmulatorServer(log_size=3) as server:
+        for index in range(5):
+            send(server, "GET", f"https://api.skype.com/nowhere/{index}")
+        assert [entry.request.path for entry in server.requests] == [
+            "/api.skype.com/nowhere/2",
+            "/api.skype.com/nowhere/3",
+            "/api.skype.com/nowhere/4",
+        ]
+        assert server.routes() == [None, None, None]
+        server.clear_requests()
+        assert server.requests == []
+
+
+def test_the_request_log_is_bounded_by_default() -> None:
+    assert EmulatorServer().log_size == LOG_SIZE
+    assert 1000 <= LOG_SIZE <= 10_000
 
 
 def test_login_registration_and_events_over_the_socket() -> None:

@@ -22,7 +22,7 @@ import pytest
 import requests
 import requests.adapters
 from h11_server import H11Server, Received, Reply, ThrowawayCA, refused_url, replies
-from skyproto.transports import run_async, run_sync
+from skyproto.transports import DEFAULT_MAX_BODY_SIZE, DEFAULT_TIMEOUT, run_async, run_sync
 from skyproto.transports.httpx import AsyncHttpxTransport, HttpxTransport
 from skyproto.transports.requests import RequestsTransport
 from skyproto.transports.stdlib import StdlibTransport
@@ -31,6 +31,7 @@ from skyproto import (
     Flow,
     HttpRequest,
     HttpResponse,
+    LocalProtocolError,
     SkypeApiException,
     SkypeRateLimitException,
     TransportError,
@@ -71,15 +72,18 @@ class Client:
             self.transport.close()
 
 
-def make(kind: str, user_client: Any = None) -> Client:
-    """A transport of ``kind``, around ``user_client`` if given (for stdlib: an SSLContext)."""
+def make(kind: str, user_client: Any = None, **limits: Any) -> Client:
+    """A transport of ``kind``, around ``user_client`` if given (for stdlib: an SSLContext).
+
+    ``limits`` go to the constructor (``default_timeout``, ``max_body_size``).
+    """
     if kind == "requests":
-        return Client(kind, RequestsTransport(user_client))
+        return Client(kind, RequestsTransport(user_client, **limits))
     if kind == "httpx":
-        return Client(kind, HttpxTransport(user_client))
+        return Client(kind, HttpxTransport(user_client, **limits))
     if kind == "httpx-async":
-        return Client(kind, AsyncHttpxTransport(user_client))
-    return Client(kind, StdlibTransport(user_client))
+        return Client(kind, AsyncHttpxTransport(user_client, **limits))
+    return Client(kind, StdlibTransport(user_client, **limits))
 
 
 @pytest.fixture(params=KINDS)
@@ -338,15 +342,47 @@ async def test_timeout_raises_transport_timeout(server: H11Server, client: Clien
     assert_clean(caught.value, server.url)
 
 
-async def test_what_the_timeout_bounds(server: H11Server, client: Client) -> None:
-    """stdlib bounds the whole exchange; requests and httpx bound each wait for data."""
-    server.handler = lambda _: Reply(200, body=b"0123456789", pace=0.08)  # 6 pieces: 0.4 s
-    req = HttpRequest("GET", server.url + "/slowly", timeout=0.25)
-    if client.kind == "stdlib":
-        with pytest.raises(TransportTimeout):
-            await client.send(req)
-    else:
-        assert (await client.send(req)).body == b"0123456789"
+async def test_the_timeout_bounds_the_whole_exchange(server: H11Server, client: Client) -> None:
+    """A server that trickles its answer, each wait short, is still cut off at the deadline.
+
+    The sync httpx transport notices it at the first chunk after the deadline (one piece late).
+    """
+    body = b"0123456789" * 20
+    server.handler = lambda _: Reply(200, body=body, pace=0.05)  # about 30 pieces: 1.5 s
+    began = time.monotonic()
+    with pytest.raises(TransportTimeout) as caught:
+        await client.send(HttpRequest("GET", server.url + "/slowly", timeout=0.25))
+    assert 0.2 < time.monotonic() - began < 1.2
+    assert "GET" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"", id="accepts-never-answers"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", id="head-then-stall"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", id="body-stalls"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+            id="chunks-stall",
+        ),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Le", id="head-stalls"),
+    ],
+)
+async def test_a_silent_server_times_out_within_the_bound(
+    server: H11Server, kind: str, raw: bytes
+) -> None:
+    """A server that stops talking, before or during its answer, never hangs a transport."""
+    server.handler = lambda _: Reply(raw=raw, hang=True)
+    for limits, timeout in [({}, 0.3), ({"default_timeout": 0.3}, None)]:
+        client = make(kind, **limits)
+        began = time.monotonic()
+        try:
+            with pytest.raises(TransportTimeout):
+                await client.send(HttpRequest("GET", server.url + "/", timeout=timeout))
+        finally:
+            await client.close()
+        assert 0.25 < time.monotonic() - began < 2.0
 
 
 async def test_refused_connection_raises_transport_error(client: Client) -> None:
@@ -491,16 +527,14 @@ async def test_user_client_is_used_but_its_defaults_are_not(server: H11Server, k
             await theirs.aclose()
 
 
-async def test_client_default_timeout_applies_only_without_ours(
-    server: H11Server, kind: str
-) -> None:
-    """``timeout=None`` leaves the client's default in force; a timeout of ours overrides it."""
+async def test_default_timeout_applies_only_without_ours(server: H11Server, kind: str) -> None:
+    """``timeout=None`` gets the transport's ``default_timeout`` (not the client's, which may
+    be none); a timeout of ours overrides it."""
     if kind == "stdlib":
-        transport = Client(kind, StdlibTransport(default_timeout=0.2))
         theirs = None
     else:
-        theirs, _ = user_client(kind, timeout=0.2)
-        transport = make(kind, theirs)
+        theirs, _ = user_client(kind, timeout=30)
+    transport = make(kind, theirs, default_timeout=0.2)
     server.handler = lambda _: Reply(200, delay=0.5)
     with pytest.raises(TransportTimeout):
         await transport.send(HttpRequest("GET", server.url + "/slow"))
@@ -508,6 +542,133 @@ async def test_client_default_timeout_applies_only_without_ours(
     assert response.status == 200
     await transport.close()
     await close_theirs(theirs)
+
+
+def test_the_default_timeout_is_finite() -> None:
+    for transport in (
+        RequestsTransport(),
+        HttpxTransport(),
+        AsyncHttpxTransport(),
+        StdlibTransport(),
+    ):
+        assert transport.default_timeout == DEFAULT_TIMEOUT
+        assert transport.max_body_size == DEFAULT_MAX_BODY_SIZE == 16 * 1024 * 1024
+    assert 0 < DEFAULT_TIMEOUT < float("inf")
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"default_timeout": None},
+        {"default_timeout": 0},
+        {"default_timeout": float("inf")},
+        {"default_timeout": float("nan")},
+        {"max_body_size": 0},
+        {"max_body_size": 1.5},
+        {"max_body_size": None},
+    ],
+)
+def test_limits_must_be_finite_and_positive(kind: str, limits: dict[str, Any]) -> None:
+    with pytest.raises(LocalProtocolError) as caught:
+        make(kind, **limits)
+    assert next(iter(limits)) in str(caught.value)
+
+
+async def test_a_request_timeout_that_is_not_finite_is_refused(
+    server: H11Server, client: Client
+) -> None:
+    with pytest.raises(LocalProtocolError):
+        await client.send(HttpRequest("GET", server.url + "/", timeout=float("inf")))
+    assert server.received == []
+
+
+# Body size
+
+
+LIMIT = 1000
+
+
+def framed(body: bytes, framing: str) -> Reply:
+    """``body`` in an answer framed by ``Content-Length``, chunks, or the connection's close."""
+    if framing == "content-length":
+        return Reply(200, body=body)
+    if framing == "chunked":
+        return Reply(200, [("Transfer-Encoding", "chunked")], body)
+    return Reply(raw=b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "until-close"])
+async def test_body_size_limit(server: H11Server, kind: str, framing: str) -> None:
+    """A body of ``max_body_size`` bytes passes; one byte more is a TransportError naming the
+    limit, with or without a Content-Length, and the transport works on afterwards."""
+    server.handler = replies(
+        framed(b"a" * LIMIT, framing), framed(b"b" * (LIMIT + 1), framing), Reply(200, body=b"ok")
+    )
+    client = make(kind, max_body_size=LIMIT)
+    try:
+        response = await client.send(HttpRequest("GET", server.url + "/fits", timeout=5))
+        assert response.body == b"a" * LIMIT
+        with pytest.raises(TransportError) as caught:
+            await client.send(HttpRequest("GET", server.url + "/over", timeout=5))
+        assert not isinstance(caught.value, TransportTimeout)
+        assert f"{LIMIT}-byte limit" in str(caught.value)
+        assert "GET" in str(caught.value)
+        assert (await client.send(HttpRequest("GET", server.url + "/", timeout=5))).body == b"ok"
+    finally:
+        await client.close()
+
+
+async def test_too_large_content_length_is_refused_before_the_body(
+    server: H11Server, kind: str
+) -> None:
+    """The head alone is enough: the transport does not wait for (or read) a body too large."""
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {400 * 1024 * 1024}\r\n\r\n".encode()
+    server.handler = lambda _: Reply(raw=head + b"x" * 100, hang=True)
+    client = make(kind, max_body_size=LIMIT)
+    began = time.monotonic()
+    try:
+        with pytest.raises(TransportError) as caught:
+            await client.send(HttpRequest("GET", server.url + "/huge", timeout=5))
+    finally:
+        await client.close()
+    assert not isinstance(caught.value, TransportTimeout)
+    assert f"{LIMIT}-byte limit" in str(caught.value)
+    assert time.monotonic() - began < 2
+
+
+async def test_a_large_body_that_goes_on_is_cut_off_at_the_limit(
+    server: H11Server, kind: str
+) -> None:
+    """A chunked body far over the limit fails once the limit is passed, not at its end."""
+    server.handler = lambda _: Reply(
+        200, [("Transfer-Encoding", "chunked")], b"z" * (200 * LIMIT), pace=0.01, piece=LIMIT
+    )
+    client = make(kind, max_body_size=LIMIT)
+    began = time.monotonic()
+    try:
+        with pytest.raises(TransportError) as caught:
+            await client.send(HttpRequest("GET", server.url + "/long", timeout=5))
+    finally:
+        await client.close()
+    assert not isinstance(caught.value, TransportTimeout)
+    assert time.monotonic() - began < 1.5  # 200 pieces would take 2 s
+
+
+async def test_head_and_bodiless_answers_may_declare_any_length(
+    server: H11Server, kind: str
+) -> None:
+    big = str(400 * 1024 * 1024)
+    server.handler = lambda req: Reply(
+        200 if req.method == "HEAD" else 304, [("Content-Length", big)]
+    )
+    client = make(kind, max_body_size=LIMIT)
+    try:
+        head = await client.send(HttpRequest("HEAD", server.url + "/", timeout=5))
+        assert (head.status, head.body) == (200, b"")
+        unchanged = await client.send(HttpRequest("GET", server.url + "/", timeout=5))
+        assert (unchanged.status, unchanged.body) == (304, b"")
+    finally:
+        await client.close()
 
 
 # TLS

@@ -3,33 +3,45 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Collection
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from skyproto.transports import run_sync
 
 from skyproto import (
+    Credentials,
+    GuestCredentials,
     HttpRequest,
     HttpResponse,
     LocalProtocolError,
+    LoginMethod,
     Now,
+    Session,
     SkypeApiException,
     SkypeRateLimitException,
     Stepper,
 )
 from skyproto._http import SECRET_HEADERS
+from skyproto.auth.refresh import refresh_login
 from skyproto.calls import (
     DEFAULT_ACCEPTED,
     EXTERNAL_ACCEPTED,
     REGISTRATION_ACCEPTED,
+    TIMEOUTS,
     USER_AGENT,
     AuthKind,
+    CallKind,
     auth_header,
     build_request,
+    call_timeout,
     check_status,
     external_call,
     parse_retry_after,
 )
+from skyproto.emulator import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, Emulator
+from skyproto.events import decode_events
 
 NOW = dt.datetime(2015, 10, 21, 7, 0, tzinfo=dt.UTC)
 HTTP_DATE = "Wed, 21 Oct 2015 07:28:00 GMT"  # 28 minutes after NOW
@@ -283,3 +295,119 @@ def test_external_call_429_without_retry_after() -> None:
         step.receive(HttpResponse(429))
     assert caught.value.retry_after is None
     assert str(caught.value) == "Rate limit exceeded"
+
+
+# -- timeouts -------------------------------------------------------------------------------------
+
+
+def test_the_timeout_table_covers_every_kind_with_a_finite_bound() -> None:
+    assert set(TIMEOUTS) == set(get_args(CallKind))
+    for seconds in TIMEOUTS.values():
+        assert 0 < seconds < 120
+    with pytest.raises(TypeError):
+        TIMEOUTS["call"] = 1.0  # type: ignore[index]
+
+
+def test_build_request_always_sets_a_finite_timeout() -> None:
+    assert build_request("GET", URL).timeout == TIMEOUTS["call"]
+    assert build_request("GET", URL, kind="ack").timeout == TIMEOUTS["ack"]
+    assert build_request("GET", URL, kind="login page").timeout == TIMEOUTS["login page"]
+    # A timeout of the caller's own wins over the table.
+    assert build_request("GET", URL, kind="ack", timeout=2.5).timeout == 2.5
+    assert build_request("GET", URL, timeout=7).timeout == 7.0
+    assert external_call("GET", URL).send(None).timeout == TIMEOUTS["call"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, math.inf, math.nan, True, "5"])
+def test_build_request_refuses_a_timeout_that_is_not_positive_and_finite(bad: Any) -> None:
+    with pytest.raises(LocalProtocolError) as caught:
+        build_request("GET", URL, timeout=bad)
+    assert "timeout" in str(caught.value)
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(LocalProtocolError, match="no timeout for calls of kind 'lunch'"):
+        build_request("GET", URL, kind="lunch")  # type: ignore[arg-type]
+
+
+def test_poll_timeout_is_the_hold_plus_the_margin() -> None:
+    assert call_timeout("poll", hold=30) == 30 + TIMEOUTS["poll"]
+    assert call_timeout("endpoint") == TIMEOUTS["endpoint"]
+    for bad in (math.inf, math.nan, -1.0):
+        with pytest.raises(LocalProtocolError):
+            call_timeout("poll", hold=bad)
+
+
+#: The kind of call each emulator route is.
+ROUTE_KINDS: dict[str, CallKind] = {
+    "soap": "token exchange",
+    "edge": "token exchange",
+    "api_login": "token exchange",
+    "t_exchange": "token exchange",
+    "live_start": "login page",
+    "live_page": "login page",  # the redirect hop keeps the first request's timeout
+    "refresh": "login page",
+    "live_credentials": "login form",
+    "live_confirm": "login form",
+    "profile": "profile",
+    "join_page": "guest",
+    "meeting": "guest",
+    "join_thread": "guest",
+    "register": "registration",
+    "config": "endpoint",
+    "ping": "endpoint",
+    "subscribe": "endpoint",
+    "set_presence": "endpoint",
+    "endpoints": "endpoint",
+    "ack": "ack",
+    "conversations": "paging",
+}
+
+
+class Recorder:
+    """The pure emulator as a transport, keeping each request's route and timeout."""
+
+    def __init__(self) -> None:
+        self.emulator = Emulator(seed=3)
+        self.seen: list[tuple[str | None, float | None]] = []
+
+    def send(self, req: HttpRequest) -> HttpResponse:
+        self.seen.append((self.emulator.route(req), req.timeout))
+        return self.emulator.handle(req, NOW)
+
+    def run(self, flow: Any) -> Any:
+        return run_sync(flow, self, clock=lambda: NOW, sleep=lambda _: None)
+
+
+@pytest.mark.parametrize("method", ["soap", "live", "api", "guest"])
+def test_every_request_a_session_sends_has_its_kinds_timeout(method: str) -> None:
+    peer = Recorder()
+    hosts = peer.emulator.hosts
+    if method == "guest":
+        credentials: Any = GuestCredentials(f"{hosts.join}/{DEFAULT_MEETING_ID}", "Alice")
+        session = Session(hosts, credentials=credentials)
+    else:
+        credentials = Credentials(DEFAULT_ACCOUNT.user, DEFAULT_ACCOUNT.password)
+        session = Session(hosts, credentials=credentials, method=LoginMethod(method))
+    peer.run(session.connect())
+    peer.run(session.subscribe())
+    peer.run(session.ping())
+    peer.run(session.set_presence())
+    peer.run(session.list_endpoints())
+    peer.emulator.queue_event("text", NOW)
+    events = decode_events(peer.run(session.poll(hold=5)).body)
+    acks = [event.ack_url for event in events if event.ack_url is not None]
+    if method != "guest":
+        assert acks
+        peer.run(session.ack(acks[0]))
+        peer.run(session.conversations().next_page())
+        token = session.state.skype_token
+        assert token is not None
+        peer.run(refresh_login(token, hosts=hosts))
+    polls = [timeout for route, timeout in peer.seen if route == "poll"]
+    assert polls == [5 + TIMEOUTS["poll"]]
+    others = [(route, timeout) for route, timeout in peer.seen if route != "poll"]
+    assert others
+    for route, timeout in others:
+        assert route in ROUTE_KINDS, route
+        assert timeout == TIMEOUTS[ROUTE_KINDS[route]], route

@@ -1021,6 +1021,23 @@ def test_ack_accepts_only_messages_that_asked_for_it() -> None:
     assert call(emu, s, "POST", url, reg="registrationToken=x").status == 401
 
 
+def test_the_acknowledged_log_keeps_only_the_latest_entries() -> None:
+    emu = make(log_size=3)
+    s = session(emu)
+    subscribe(emu, s)
+    events = poll(emu, s).json()["eventMessages"]
+    url = events[0]["resource"]["ackrequired"]
+    for _ in range(5):
+        assert call(emu, s, "POST", url).status == 201
+    assert emu.acknowledged == (events[0]["resource"]["id"],) * 3
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, True, None])
+def test_log_size_must_be_a_positive_whole_number(size: Any) -> None:
+    with pytest.raises(LocalProtocolError, match="log_size"):
+        make(log_size=size)
+
+
 def test_events_queued_before_subscription_wait_for_it() -> None:
     emu = make(Scenario(events=("presence",)))
     assert emu.queue_event("call", NOW) == 0
