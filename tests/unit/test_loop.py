@@ -955,6 +955,18 @@ def test_stop_during_the_minimum_interval_wait_sends_no_poll() -> None:
     assert peer.journal == ["subscribe", "ping", "poll", "sleep"]
 
 
+def test_a_short_lived_token_is_not_renewed_at_every_poll() -> None:
+    # 60 s tokens: with a flat 5 minute leeway each poll logged in and registered again.
+    peer = Peer(
+        Scenario(events=(), hold=0, token_lifetime=60, registration_lifetime=60), poll_seconds=0.25
+    )
+    peer.on("poll", *[batch()] * 100)
+    stats = peer.run(peer.event_loop(LoopPolicy(min_poll_interval=0.25)), max_polls=100)
+    assert stats.polls == 100
+    assert peer.routes() == ["subscribe", "ping", *["poll"] * 100]
+    assert peer.sleeps == []
+
+
 # -- the policy as data ---------------------------------------------------------------------------
 
 
