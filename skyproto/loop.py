@@ -157,7 +157,7 @@ class LoopStats:
     failures: int = 0
     #: 429 answers, including one that ended the loop.
     rate_limited: int = 0
-    #: Seconds of backoff and ``Retry-After`` asked of the driver.
+    #: Seconds of backoff, ``Retry-After`` and minimum poll interval asked of the driver.
     slept: float = 0.0
 
 
@@ -230,7 +230,9 @@ FAULT_ACTIONS: Mapping[Fault, Action] = types.MappingProxyType(
 def _classify(exc: BaseException) -> Fault:
     """The :class:`Fault` an exception from a step of the loop stands for.
 
-    The most specific class is tested first (each is a subclass of a later one)."""
+    A subclass is tested before its base: a rate limit and a lost endpoint are also
+    :class:`~skyproto.SkypeApiException`, an untrusted host also a
+    :class:`~skyproto.RemoteProtocolError`."""
     if isinstance(exc, TransportError):
         return Fault.TRANSPORT
     if isinstance(exc, SkypeRateLimitException):

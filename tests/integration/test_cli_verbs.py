@@ -496,7 +496,11 @@ def test_events_gives_up_on_a_server_that_is_gone(
     cli.server.stop()  # nothing listens on its port any more
     failures = 3
     policy = attrs.evolve(
-        commands.CLI_LOOP_POLICY, backoff_initial=0.01, backoff_max=0.02, max_failures=failures
+        commands.CLI_LOOP_POLICY,
+        backoff_initial=0.01,
+        backoff_max=0.02,
+        max_failures=failures,
+        min_poll_interval=0.01,
     )
     monkeypatch.setattr(commands, "CLI_LOOP_POLICY", policy)
     result = cli("events", transport=transport)
@@ -541,7 +545,7 @@ def _interrupt(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     return process.returncode, out, err
 
 
-@pytest.mark.parametrize("verb", [("demo",), ("ping",), ("conversations",)])
+@pytest.mark.parametrize("verb", [("demo",), ("ping",), ("conversations",)], ids=" ".join)
 def test_sigint_in_any_verb_exits_0_with_one_line(cli_for: Any, verb: tuple[str, ...]) -> None:
     # A poll held for 30 s (demo) or an emulator that answers after 30 s (the others).
     cli = cli_for(Scenario(hold=30))
