@@ -16,7 +16,10 @@ and runs an event loop. Transports, drivers and ``asyncio`` are loaded with
 included) pulls in no HTTP client and no event loop.
 
 Exit codes: 0 success, 1 a :class:`~skyproto.SkypeException` (the last stderr line reads
-``error: <ExceptionClass>: <message>``), 2 a usage error, 130 interrupted.
+``error: <ExceptionClass>: <message>``), 2 a usage error. Ctrl-C (SIGINT) ends every verb the
+same way: one ``interrupted`` line on stderr, no traceback, exit 0 (stopping ``events`` with
+Ctrl-C is how it is meant to end, and tools downstream rely on that). Output into a pipe that
+closed early (``skyproto events | head -2``) ends the command quietly with exit 0.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar, cast
@@ -51,7 +55,8 @@ TRANSPORTS = ("requests", "httpx", "httpx-async", "stdlib")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+#: Ctrl-C: the same in every verb (see the module docstring).
+EXIT_INTERRUPTED = EXIT_OK
 
 
 # -- the shapes of the dynamically loaded transports and drivers ---------------------------------
@@ -453,6 +458,20 @@ def build_parser(verbs: Sequence[Verb] | None = None) -> argparse.ArgumentParser
     return parser
 
 
+def _silence(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at the null device, so that writing and the final flush
+    at exit raise no second ``BrokenPipeError`` once the reader has gone."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # not a file (io.UnsupportedOperation is both)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split()) or "(no message)"
 
@@ -489,9 +508,13 @@ def main(
         err.flush()
         return EXIT_ERROR
     except KeyboardInterrupt:
-        err.write("interrupted\n")
-        err.flush()
+        with contextlib.suppress(OSError):
+            err.write("interrupted\n")
+            err.flush()
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout's reader went away (``| head``): nothing more to say
+        _silence(out)
+        return EXIT_OK
     finally:
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)

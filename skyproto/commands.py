@@ -72,8 +72,9 @@ DEFAULT_STATE_FILE = "skyproto-state.json"
 PASSWORD_ENV = "SKYPROTO_PASSWORD"
 #: Seconds a verb resuming a saved session waits for another process to release the state file.
 STATE_LOCK_WAIT = 3.0
-#: The event loop's policy for ``events``: the command line never waits out a long Retry-After.
-CLI_LOOP_POLICY = LoopPolicy(max_retry_after=5.0)
+#: The event loop's policy for ``events``: the command line never waits out a long Retry-After,
+#: and gives up on a server that is gone after 6 failures in a row (at most about 35 s of backoff).
+CLI_LOOP_POLICY = LoopPolicy(max_retry_after=5.0, backoff_max=10.0, max_failures=6)
 
 EXIT_OK = 0
 
@@ -323,34 +324,33 @@ def _configure_events(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Resumes the session saved in --state without logging in; without a state file it "
         "logs in as 'login' does (--user/--guest). Each event is printed as one line of JSON, "
-        "then acknowledged. Ctrl-C stops it cleanly (exit 0)."
+        "then acknowledged. Ctrl-C stops it cleanly (exit 0). When the server cannot be reached it "
+        "gives up after a few failures in a row (exit 1)."
     )
 
 
 def _run_events(args: argparse.Namespace, ctx: CliContext) -> int:
+    # Ctrl-C (exit 0), a closed stdout and a server that is gone are the command line's to report.
     session: Session | None = None
     before: SessionState | None = None
-    try:
-        with ctx.runner() as runner:
-            try:
-                session = _resume(args, ctx, runner)
-                if session is not None:
-                    before = session.state
-                else:
-                    session = _new_session(args, ctx)
-                    runner.run(session.connect())
-                deadline = None
-                if args.timeout is not None:
-                    deadline = runner.run(now()) + dt.timedelta(seconds=args.timeout)
-                loop = EventLoop(
-                    session, lambda event: _print_event(ctx, event), policy=CLI_LOOP_POLICY
-                )
-                runner.run(loop.run(max_events=args.count, deadline=deadline))
-            finally:
-                if session is not None:
-                    _save_if_changed(args.state, session, before)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a listener is meant to stop
+    with ctx.runner() as runner:
+        try:
+            session = _resume(args, ctx, runner)
+            if session is not None:
+                before = session.state
+            else:
+                session = _new_session(args, ctx)
+                runner.run(session.connect())
+            deadline = None
+            if args.timeout is not None:
+                deadline = runner.run(now()) + dt.timedelta(seconds=args.timeout)
+            loop = EventLoop(
+                session, lambda event: _print_event(ctx, event), policy=CLI_LOOP_POLICY
+            )
+            runner.run(loop.run(max_events=args.count, deadline=deadline))
+        finally:
+            if session is not None:
+                _save_if_changed(args.state, session, before)
     return EXIT_OK
 
 

@@ -2,6 +2,9 @@
 
 Each cycle (docs/protocol.md §5.6, §5.7, §7.5, §7.6, with the recoveries the reference lacks):
 
+0. Wait until :attr:`LoopPolicy.min_poll_interval` has passed since the previous cycle began
+   (a backoff counts towards it), so a server that answers every poll at once is not polled in
+   a tight loop.
 1. Register again first when the previous cycle's fault asked for it (see below).
 2. Poll once through :meth:`Session.call <skyproto.Session.call>`, so the session's policy applies
    (an expiring token is renewed first; 401 logs in and registers again; errorCode 729 registers
@@ -14,7 +17,8 @@ Each cycle (docs/protocol.md §5.6, §5.7, §7.5, §7.6, with the recoveries the
    acknowledged. An event already delivered (same id, even after a new subscription or
    registration) is not delivered again, only acknowledged again so the server stops sending it.
 
-Faults:
+Faults: each exception is classified once into a :class:`Fault`, and the loop looks up what to do
+in one table, :data:`FAULT_ACTIONS` (an :class:`Action` per fault):
 
 ============================  =========================================================
 poll answer                   what the loop does
@@ -58,10 +62,12 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import enum
 import logging
 import math
 import random
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 
 import attrs
 
@@ -123,6 +129,9 @@ class LoopPolicy:
     max_retry_after: float = attrs.field(default=600.0, validator=_positive)
     #: How many delivered event ids are remembered for de-duplication.
     dedupe_window: int = attrs.field(default=10_000, validator=_count)
+    #: Polls start at least this far apart, so a server that answers at once (an empty batch
+    #: without holding the poll) is not polled in a tight loop.
+    min_poll_interval: float = attrs.field(default=1.0, validator=_positive)
 
 
 @attrs.define
@@ -148,7 +157,7 @@ class LoopStats:
     failures: int = 0
     #: 429 answers, including one that ended the loop.
     rate_limited: int = 0
-    #: Seconds of backoff and ``Retry-After`` asked of the driver.
+    #: Seconds of backoff, ``Retry-After`` and minimum poll interval asked of the driver.
     slept: float = 0.0
 
 
@@ -159,6 +168,89 @@ def backoff_delay(failures: int, policy: LoopPolicy, rng: random.Random) -> floa
         raise LocalProtocolError("backoff starts at the first failure")
     cap = min(policy.backoff_max, policy.backoff_initial * 2.0 ** min(failures - 1, 64))
     return cap / 2 + rng.random() * cap / 2
+
+
+class Fault(enum.Enum):
+    """What kind of failure ended a step of the loop (see ``_classify``)."""
+
+    #: 429.
+    RATE_LIMITED = "rate limited"
+    #: errorCode 729 (the session's own registration did not cure it): the endpoint is gone.
+    ENDPOINT_GONE = "endpoint gone"
+    #: 404: the subscription is gone.
+    NOT_FOUND = "not found"
+    #: 403: the registration is refused.
+    FORBIDDEN = "forbidden"
+    #: 5xx.
+    SERVER_ERROR = "server error"
+    #: A 2xx the loop cannot read, or another malformed answer.
+    MALFORMED = "malformed answer"
+    #: The transport could not complete the exchange (a timeout, a refused connection).
+    TRANSPORT = "transport error"
+    #: A redirect to a host the session does not trust.
+    UNTRUSTED_HOST = "untrusted host"
+    #: Anything else: another 4xx, a 401 that logging in again did not cure, a failed login.
+    OTHER = "other error"
+
+
+class Action(enum.Enum):
+    """What the loop does about a :class:`Fault`."""
+
+    #: Wait ``Retry-After`` (backoff when absent); a failure; a wait past the limit gives up.
+    WAIT_OUT = "wait out"
+    #: Exponential backoff with jitter; a failure.
+    BACK_OFF = "back off"
+    #: As :attr:`BACK_OFF`, except that once the deadline has passed the run ends normally.
+    BACK_OFF_BEFORE_DEADLINE = "back off before the deadline"
+    #: Subscribe again before the next poll (register again after a 404 in a row); a recovery.
+    RESUBSCRIBE = "subscribe again"
+    #: Register (and so subscribe) again before the next poll; a recovery.
+    REREGISTER = "register again"
+    #: End the loop with the exception.
+    GIVE_UP = "give up"
+
+
+#: The loop's policy as data: one action per fault. Logging in again is not here: the session
+#: does it within the call (once), so a 401 that reaches the loop is :attr:`Fault.OTHER`.
+FAULT_ACTIONS: Mapping[Fault, Action] = types.MappingProxyType(
+    {
+        Fault.RATE_LIMITED: Action.WAIT_OUT,
+        Fault.ENDPOINT_GONE: Action.REREGISTER,
+        Fault.NOT_FOUND: Action.RESUBSCRIBE,
+        Fault.FORBIDDEN: Action.REREGISTER,
+        Fault.SERVER_ERROR: Action.BACK_OFF,
+        Fault.MALFORMED: Action.BACK_OFF,
+        Fault.TRANSPORT: Action.BACK_OFF_BEFORE_DEADLINE,
+        Fault.UNTRUSTED_HOST: Action.GIVE_UP,
+        Fault.OTHER: Action.GIVE_UP,
+    }
+)
+
+
+def _classify(exc: BaseException) -> Fault:
+    """The :class:`Fault` an exception from a step of the loop stands for.
+
+    A subclass is tested before its base: a rate limit and a lost endpoint are also
+    :class:`~skyproto.SkypeApiException`, an untrusted host also a
+    :class:`~skyproto.RemoteProtocolError`."""
+    if isinstance(exc, TransportError):
+        return Fault.TRANSPORT
+    if isinstance(exc, SkypeRateLimitException):
+        return Fault.RATE_LIMITED
+    if isinstance(exc, EndpointGoneError):
+        return Fault.ENDPOINT_GONE
+    if isinstance(exc, UntrustedHostError):
+        return Fault.UNTRUSTED_HOST
+    if isinstance(exc, RemoteProtocolError):
+        return Fault.MALFORMED
+    if isinstance(exc, SkypeApiException) and exc.status is not None:
+        if exc.status == 404:
+            return Fault.NOT_FOUND
+        if exc.status == 403:
+            return Fault.FORBIDDEN
+        if 500 <= exc.status <= 599:
+            return Fault.SERVER_ERROR
+    return Fault.OTHER
 
 
 class _Seen:
@@ -207,6 +299,7 @@ class EventLoop:
         self._seen = _Seen(self.policy.dedupe_window)
         self._subscribed: Registration | None = None
         self._last_ping: dt.datetime | None = None
+        self._last_poll_start: dt.datetime | None = None
         self._register_first = False
         self._stopping = False
 
@@ -258,6 +351,8 @@ class EventLoop:
             current = yield from now()
             if deadline is not None and current >= deadline:
                 break
+            if not (yield from self._keep_poll_interval(deadline)):
+                break
             was_404, after_404 = after_404, False
             try:
                 if self._register_first:
@@ -269,49 +364,60 @@ class EventLoop:
                 )
                 self.stats.polls += 1
                 events = decode_events(response.body)
-            except SkypeRateLimitException as exc:
-                self.stats.rate_limited += 1
-                if exc.retry_after is not None and exc.retry_after > self.policy.max_retry_after:
+            except (SkypeApiException, TransportError) as exc:
+                fault = _classify(exc)
+                action = FAULT_ACTIONS[fault]
+                if fault is Fault.RATE_LIMITED:
+                    self.stats.rate_limited += 1
+                if action is Action.GIVE_UP:
                     raise
-                failures = self._failing(failures, exc)
-                yield from self._wait_out(exc, failures, deadline)
-            except EndpointGoneError as exc:
-                self._register_first = True  # kept even when this ends the run
-                recoveries = self._recovering(recoveries, exc)
-            except UntrustedHostError:
-                raise
-            except RemoteProtocolError as exc:
-                failures = self._failing(failures, exc)
-                yield from self._back_off(failures, deadline)
-            except SkypeApiException as exc:
-                if exc.status == 404:
-                    after_404 = True
-                    if was_404:
-                        self._register_first = True  # subscribing again did not help
-                    else:
-                        self._subscribed = None
-                    recoveries = self._recovering(recoveries, exc)
-                elif exc.status == 403:
-                    self._register_first = True
-                    recoveries = self._recovering(recoveries, exc)
-                elif exc.status is not None and 500 <= exc.status <= 599:
-                    failures = self._failing(failures, exc)
-                    yield from self._back_off(failures, deadline)
-                else:
-                    raise
-            except TransportError as exc:
-                if deadline is not None:
+                if action is Action.BACK_OFF_BEFORE_DEADLINE and deadline is not None:
                     current = yield from now()
                     if current >= deadline:
-                        break
-                failures = self._failing(failures, exc)
-                yield from self._back_off(failures, deadline)
+                        break  # a timeout once the deadline has passed ends the run normally
+                if action is Action.RESUBSCRIBE:
+                    after_404 = True
+                    if was_404:
+                        action = Action.REREGISTER  # subscribing again did not help
+                    else:
+                        self._subscribed = None
+                if action is Action.REREGISTER:
+                    self._register_first = True  # kept even when this ends the run
+                if action in (Action.RESUBSCRIBE, Action.REREGISTER):
+                    recoveries = self._recovering(recoveries, exc)
+                    continue
+                if action is Action.WAIT_OUT and isinstance(exc, SkypeRateLimitException):
+                    if (
+                        exc.retry_after is not None
+                        and exc.retry_after > self.policy.max_retry_after
+                    ):
+                        raise
+                    failures = self._failing(failures, exc)
+                    yield from self._wait_out(exc, failures, deadline)
+                else:
+                    failures = self._failing(failures, exc)
+                    yield from self._back_off(failures, deadline)
             else:
                 failures = recoveries = 0
                 yield from self._hand_over(events, target)
         return self.stats
 
     # -- the steps ------------------------------------------------------------------------------
+
+    def _keep_poll_interval(self, deadline: dt.datetime | None) -> Flow[bool]:
+        """Wait until :attr:`LoopPolicy.min_poll_interval` has passed since the last poll began
+        (a backoff counts towards it); then this poll begins. False: stopped or past the
+        deadline meanwhile."""
+        current = yield from now()
+        if self._last_poll_start is not None:
+            since = (current - self._last_poll_start).total_seconds()
+            if since < self.policy.min_poll_interval:
+                yield from self._pause(self.policy.min_poll_interval - since, deadline)
+                current = yield from now()
+                if self._stopping or (deadline is not None and current >= deadline):
+                    return False
+        self._last_poll_start = current
+        return True
 
     def _poll_once(self, reg: Registration, deadline: dt.datetime | None) -> Flow[HttpResponse]:
         """Subscribe ``reg`` if it is new to the loop, ping if due, then poll it."""

@@ -5,8 +5,10 @@ Session
 :class:`Session` owns a :class:`SessionState` and runs every authenticated call through one policy,
 written as flows (so the time comes from the driver and nothing here sleeps or sends):
 
-* **Skype token missing, expired or within** :data:`~skyproto.tokens.REFRESH_LEEWAY` **of its
-  expiry**: log in again with the session's credentials (:class:`~skyproto.Credentials`, a
+* **Skype token missing, expired or within the refresh leeway of its expiry**
+  (:func:`~skyproto.tokens.refresh_leeway`: :data:`~skyproto.tokens.REFRESH_LEEWAY`, or half the
+  token's lifetime when that is shorter; the lifetime is the expiry minus the time this session
+  received the token, unknown for a token it was given): log in again with the session's credentials (:class:`~skyproto.Credentials`, a
   :class:`GuestCredentials`, or a callable returning one, asked only when a login is due). With no
   credentials, :class:`~skyproto.SkypeTokenException`.
 * **Registration token missing or expiring**: register again (the handshake, the endpoint config and
@@ -82,7 +84,7 @@ from .hosts import Hosts
 from .ids import Status
 from .paging import PagingState
 from .registration import DEFAULT_MAX_REDIRECTS, Registration, register
-from .tokens import Credentials, SkypeToken, utc
+from .tokens import Credentials, RegistrationToken, SkypeToken, refresh_leeway, utc
 
 __all__ = [
     "MAX_CALL_ATTEMPTS",
@@ -467,6 +469,8 @@ class Session:
         self._credentials = credentials
         self._logins = 0
         self._registrations = 0
+        #: Per kind, a token this session received and its lifetime (expiry - time received).
+        self._lifetimes: dict[str, tuple[object, dt.timedelta]] = {}
 
     def __repr__(self) -> str:
         state = self.state
@@ -510,7 +514,7 @@ class Session:
         """Flow: a Skype token valid for at least the refresh leeway, logging in if needed."""
         current = yield from now()
         token = self.state.skype_token
-        if token is not None and not token.expired(current):
+        if token is not None and not token.expired(current, self._leeway("skype", token)):
             return token
         return (yield from self._fresh_login(token))
 
@@ -519,13 +523,22 @@ class Session:
         needed."""
         current = yield from now()
         reg = self.state.registration
-        if reg is not None and not reg.token.expired(current):
+        if reg is not None and not reg.token.expired(current, self._leeway("reg", reg.token)):
             # A state given to the constructor (or assigned) was never checked against these
             # hosts, and every registration-token call goes to this base: UntrustedHostError
             # before anything is sent there.
             self.hosts.require_trusted(reg.messenger, "the session's registration")
             return reg
         return (yield from self._fresh_registration(reg))
+
+    def _leeway(self, kind: str, token: SkypeToken | RegistrationToken) -> dt.timedelta:
+        known = self._lifetimes.get(kind)
+        return refresh_leeway(known[1] if known is not None and known[0] is token else None)
+
+    def _received(self, kind: str, token: SkypeToken | RegistrationToken) -> Flow[None]:
+        """Remember ``token``'s lifetime, counted from now (just after it arrived)."""
+        current = yield from now()
+        self._lifetimes[kind] = (token, token.expiry - current)
 
     def _fresh_login(self, stale: SkypeToken | None) -> Flow[SkypeToken]:
         current = self.state.skype_token
@@ -561,6 +574,7 @@ class Session:
             token = yield from guest_login(source.join, source.name, hosts=self.hosts)
         else:
             token = yield from login(source, hosts=self.hosts, method=self.method)
+        yield from self._received("skype", token)
         user_id = yield from fetch_user_id(token, hosts=self.hosts)
         if self.state.user_id is not None and user_id != self.state.user_id:
             # A different account: nothing of the old one may be reused with this token.
@@ -592,6 +606,7 @@ class Session:
         paging = self.state.paging
         if old is not None and old.messenger != reg.messenger:
             paging = paging.rebased(old.messenger)
+        yield from self._received("reg", reg.token)
         self.state = attrs.evolve(self.state, registration=reg, paging=paging)
         self._registrations += 1
         if reg.endpoint_id is not None:

@@ -19,6 +19,7 @@ __all__ = [
     "Credentials",
     "RegistrationToken",
     "SkypeToken",
+    "refresh_leeway",
     "utc",
 ]
 
@@ -26,8 +27,20 @@ __all__ = [
 DEFAULT_TOKEN_LIFETIME = dt.timedelta(hours=24)
 #: Lifetime of a guest token; the join service gives none.
 GUEST_TOKEN_LIFETIME = dt.timedelta(hours=24)
-#: A token this close to its expiry counts as expired, so a request never races the deadline.
+#: A token this close to its expiry counts as expired, so a request never races the deadline
+#: (less for a short-lived token: see :func:`refresh_leeway`).
 REFRESH_LEEWAY = dt.timedelta(minutes=5)
+
+
+def refresh_leeway(lifetime: dt.timedelta | None) -> dt.timedelta:
+    """The leeway for a token that lives ``lifetime`` (its expiry minus the time it was issued):
+    ``min(REFRESH_LEEWAY, lifetime / 2)``, so a 60 s token is renewed after 30 s rather than
+    counting as expired at once. ``None`` (not known) gives :data:`REFRESH_LEEWAY`."""
+    if lifetime is None:
+        return REFRESH_LEEWAY
+    if not isinstance(lifetime, dt.timedelta):
+        raise LocalProtocolError(f"lifetime is a timedelta, not {type(lifetime).__name__}")
+    return max(dt.timedelta(0), min(REFRESH_LEEWAY, lifetime / 2))
 
 
 def utc(value: dt.datetime) -> dt.datetime:

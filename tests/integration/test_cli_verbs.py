@@ -32,6 +32,8 @@ from skyproto.emulator import (
 )
 from skyproto.emulator.pytest_plugin import EmulatorFactory
 
+from . import default_sigint
+
 pytestmark = pytest.mark.integration
 
 PASSWORD = DEFAULT_ACCOUNT.password
@@ -481,12 +483,48 @@ def test_ctrl_c_in_events_exits_cleanly(
 
     monkeypatch.setattr(commands, "event_record", interrupt_on_second)
     result = cli("events", transport=transport)
-    assert (result.code, result.out, result.err) == (0, '{"id": 1000}\n', "")
+    assert (result.code, result.out, result.err) == (0, '{"id": 1000}\n', "interrupted\n")
     # The interrupted event was neither remembered nor acknowledged.
     assert cli.server.routes().count("ack") == 1
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_events_gives_up_on_a_server_that_is_gone(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
+    cli.login()
+    cli.server.stop()  # nothing listens on its port any more
+    failures = 3
+    policy = attrs.evolve(
+        commands.CLI_LOOP_POLICY,
+        backoff_initial=0.01,
+        backoff_max=0.02,
+        max_failures=failures,
+        min_poll_interval=0.01,
+    )
+    monkeypatch.setattr(commands, "CLI_LOOP_POLICY", policy)
+    result = cli("events", transport=transport)
+    assert (result.code, result.out) == (1, "")
+    lines = result.err.splitlines()
+    # One warning per failure the loop waits out, then the last one, named, ends it.
+    assert len(lines) == failures + 1
+    assert all(line.startswith("WARNING: event poll failed") for line in lines[:-1])
+    assert re.fullmatch(r"error: TransportError: \S.*", result.last_error_line)
+    assert "Traceback" not in result.err
+
+
+def test_the_events_policy_gives_up_within_a_minute() -> None:
+    policy = commands.CLI_LOOP_POLICY
+    longest = sum(
+        min(policy.backoff_max, policy.backoff_initial * 2**n) for n in range(policy.max_failures)
+    )
+    assert longest <= 60
+    assert policy.max_retry_after <= 5
+
+
 def _python(*args: str, **options: Any) -> subprocess.Popen[str]:
+    """``python -m skyproto ARGS`` with pipes, SIGINT handled as usual even when the suite runs
+    where it is ignored, and no password in the environment."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop(commands.PASSWORD_ENV, None)
     return subprocess.Popen(
@@ -495,8 +533,79 @@ def _python(*args: str, **options: Any) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=default_sigint,
         **options,
     )
+
+
+def _interrupt(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    """SIGINT the process; its exit code, the rest of its stdout and its stderr."""
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=15)
+    return process.returncode, out, err
+
+
+@pytest.mark.parametrize("verb", [("demo",), ("ping",), ("conversations",)], ids=" ".join)
+def test_sigint_in_any_verb_exits_0_with_one_line(cli_for: Any, verb: tuple[str, ...]) -> None:
+    # A poll held for 30 s (demo) or an emulator that answers after 30 s (the others).
+    cli = cli_for(Scenario(hold=30))
+    cli.login()
+    if verb != ("demo",):
+        cli.server.scenario = attrs.evolve(cli.server.scenario, delay=30.0)
+    process = _python("--hosts", str(cli.hosts_file), *verb, cwd=cli.directory)
+    watchdog = threading.Timer(45, process.kill)
+    watchdog.start()
+    try:
+        if verb == ("demo",):
+            assert process.stdout is not None
+            while not process.stdout.readline().startswith("   queued on the emulator"):
+                pass
+        time.sleep(1.0)  # into the held poll, or the slow answer
+        code, _out, err = _interrupt(process)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert (code, err) == (0, "interrupted\n")
+
+
+def _read_then_close(process: subprocess.Popen[str], lines: int) -> list[str]:
+    """Read ``lines`` lines of stdout, then close it, as ``| head -N`` does."""
+    assert process.stdout is not None
+    read = [process.stdout.readline() for _ in range(lines)]
+    process.stdout.close()
+    return read
+
+
+def test_demo_into_a_pipe_closed_early_exits_quietly() -> None:
+    process = _python("demo")
+    try:
+        assert _read_then_close(process, 1)[0].startswith("skyproto demo:")
+        assert process.stderr is not None
+        err = process.stderr.read()
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert (process.returncode, err) == (0, "")
+
+
+@pytest.mark.parametrize("transport", ["requests", "httpx-async"])
+def test_events_into_a_pipe_closed_early_exits_quietly(cli_for: Any, transport: str) -> None:
+    cli = cli_for(Scenario(hold=30))
+    cli.login()
+    process = _python(
+        "--hosts", str(cli.hosts_file), "--transport", transport, "events", cwd=cli.directory
+    )
+    try:
+        first = _read_then_close(process, 2)
+        assert [json.loads(line)["id"] for line in first] == [1000, 1001]
+        time.sleep(0.5)
+        cli.server.queue_event("text")  # printed into the closed pipe
+        assert process.stderr is not None
+        err = process.stderr.read()
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert (process.returncode, err) == (0, "")
 
 
 @pytest.mark.parametrize("transport", ["requests", "httpx-async"])
@@ -513,12 +622,11 @@ def test_sigint_stops_events_with_exit_code_0(cli_for: Any, transport: str) -> N
         lines = [process.stdout.readline() for _ in range(4)]  # the four queued events
         assert [json.loads(line)["id"] for line in lines] == [1000, 1001, 1002, 1003]
         time.sleep(0.3)  # into the held poll
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=15)
+        code, out, err = _interrupt(process)
     finally:
         watchdog.cancel()
         process.kill()
-    assert (process.returncode, out, err) == (0, "", "")
+    assert (code, out, err) == (0, "", "interrupted\n")
 
 
 # -- endpoints, ping, conversations -------------------------------------------------------------

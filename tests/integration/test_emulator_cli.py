@@ -25,6 +25,8 @@ from skyproto.cli import CliContext, build_parser, main
 from skyproto.emulator import DEFAULT_ACCOUNT, SERVED_HOSTS, EmulatorServer
 from skyproto.mac256 import mac256
 
+from . import default_sigint
+
 pytestmark = pytest.mark.integration
 
 STARTUP_TIMEOUT = 10.0
@@ -65,7 +67,13 @@ def launch() -> Iterator[Any]:
 
     def launch(*emulator_args: str, global_args: tuple[str, ...] = ()) -> Running:
         command = [sys.executable, "-m", "skyproto", *global_args, "emulator", *emulator_args]
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=default_sigint,
+        )
         started.append(proc)
         line = _first_line(proc)
         assert line.endswith("\n")

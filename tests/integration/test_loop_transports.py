@@ -186,3 +186,27 @@ def test_a_deadline_shorter_than_the_hold_ends_the_run_cleanly(
     assert 0.4 < elapsed < 2.0
     assert server.routes() == ["subscribe", "ping", "poll"]
     assert (stats.polls, stats.failures, stats.slept) == (0, 0, 0.0)
+
+
+def test_a_server_answering_at_once_is_polled_at_the_minimum_interval(
+    runner: Runner, server: EmulatorServer
+) -> None:
+    session = connected(runner, server)
+    server.scenario = attrs.evolve(server.scenario, hold=0)  # every poll answered empty at once
+    interval = 0.25
+    loop = EventLoop(
+        session,
+        handler_for(runner, lambda event: None),
+        policy=LoopPolicy(min_poll_interval=interval),
+    )
+    deadline = utc_now() + dt.timedelta(seconds=1.5)
+
+    started = time.monotonic()
+    stats = runner.run(loop.run(deadline=deadline))
+    elapsed = time.monotonic() - started
+
+    polls = server.routes().count("poll")
+    assert polls == stats.polls
+    # About elapsed / interval polls (one at the start), never the hundreds a spinning loop sends.
+    assert 2 <= polls <= elapsed / interval + 2
+    assert stats.slept > 0

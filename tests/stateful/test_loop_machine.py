@@ -22,7 +22,11 @@ on, with which wait, or end, with which exception. After every step:
   per arrival;
 * deliveries and acknowledgements come in batch order, each acknowledgement after its delivery;
 * every sleep is within ``[0, max(backoff_max, max_retry_after)]``, a backoff within its
-  ``[cap / 2, cap]`` and a ``Retry-After`` exact;
+  ``[cap / 2, cap]`` and a ``Retry-After`` exact; after it, the loop waits out the rest of
+  :attr:`~skyproto.LoopPolicy.min_poll_interval` (counted from the start of the poll), exactly
+  that and only when some is left;
+* polls of different cycles start at least ``min_poll_interval`` apart (the session's own retry
+  within one call, after a 401 or a 729, is the same cycle);
 * every poll goes to an endpoint subscribed since the server last denied it, pinged less than
   ``ping_interval`` ago, and after a registration-level fault to a new endpoint;
 * the loop ends only when the model says its bound was passed, with that exception.
@@ -34,12 +38,14 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import random
 import re
 from collections.abc import Callable
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -77,6 +83,7 @@ POLICY = LoopPolicy(
     max_failures=4,
     max_recoveries=3,
     max_retry_after=20,
+    min_poll_interval=2,
 )
 SLEEP_BOUND = max(POLICY.backoff_max, POLICY.max_retry_after)
 # Short lifetimes, so that held polls and backoffs make both tokens come due now and then.
@@ -206,6 +213,8 @@ class Expect:
     failures: int = 0
     #: The next poll must go to another endpoint.
     new_endpoint: bool = False
+    #: The next poll is the session's retry within the same call, not a new cycle.
+    same_call: bool = False
 
 
 def status_is(status: int) -> Callable[[BaseException], bool]:
@@ -247,10 +256,10 @@ class Model:
         # The session recovers a 401 and a 729 itself, once each per call; the call goes on.
         if kind == "401" and not self.logged_in_this_call:
             self.logged_in_this_call = True
-            return Expect(new_endpoint=True)
+            return Expect(new_endpoint=True, same_call=True)
         if kind == "729" and not self.registered_this_call:
             self.registered_this_call = True
-            return Expect(new_endpoint=True)
+            return Expect(new_endpoint=True, same_call=True)
         self.end_call()
         was_404, self.after_404 = self.after_404, kind == "404"
         if kind == "401":
@@ -309,6 +318,10 @@ class Peer:
         self.subscribed: set[str] = set()
         self.pinged: dict[str, dt.datetime] = {}
         self.sent_ids: list[int] = []
+        #: When the poll of each cycle was sent (the session's retry within a call is not one).
+        self.cycle_starts: list[dt.datetime] = []
+        #: The next poll is the session's retry within the call.
+        self.retry_next = False
 
     def endpoint(self, request: HttpRequest) -> str:
         found = _TOKEN.search(request.header("RegistrationToken") or "")
@@ -345,6 +358,9 @@ class Peer:
     def _poll(self, request: HttpRequest) -> HttpResponse:
         endpoint = self.check_poll(request)
         outcome, answer = self.script.popleft()
+        if not self.retry_next:
+            self.cycle_starts.append(self.clock)
+        self.retry_next = False
         self.journal.append(("poll", outcome))
         self.ack_fault = None
         if isinstance(outcome, Ok):
@@ -519,16 +535,27 @@ class LoopMachine(RuleBasedStateMachine):
             assert expect.raises(self.ended), f"ended with {self.ended!r}"
             event("the loop ended")
 
-        # Waits.
+        # Waits: the fault's own, then the rest of the minimum poll interval (a new cycle only).
         sleeps = [seconds for kind, seconds in after if kind == "sleep"]
         if expect.sleep is None:
-            assert sleeps == []
+            waited: list[float] = []
         elif expect.sleep == "backoff":
             cap = min(POLICY.backoff_max, POLICY.backoff_initial * 2 ** (expect.failures - 1))
-            assert len(sleeps) == 1
+            assert sleeps
             assert cap / 2 <= sleeps[0] <= cap
+            waited = sleeps[:1]
         else:
-            assert sleeps == [expect.sleep]
+            waited = [expect.sleep]
+        assert sleeps[: len(waited)] == waited
+        held = outcome.held if isinstance(outcome, Ok) else 0.0
+        left = POLICY.min_poll_interval - held - sum(waited)
+        if expect.raises is None and not expect.same_call and left > 0:
+            assert len(sleeps) == len(waited) + 1
+            assert sleeps[-1] == pytest.approx(left, abs=1e-5)  # the clock has microseconds
+            event("waited out the minimum poll interval")
+        else:
+            assert sleeps == waited
+        peer.retry_next = expect.same_call
 
         # Deliveries and acknowledgements, in batch order.
         if isinstance(outcome, Ok):
@@ -590,6 +617,14 @@ class LoopMachine(RuleBasedStateMachine):
         for kind, seconds in self.peer.journal:
             if kind == "sleep":
                 assert 0 <= seconds <= SLEEP_BOUND
+
+    @invariant()
+    def polls_of_different_cycles_start_the_minimum_interval_apart(self) -> None:
+        starts = list(self.peer.cycle_starts)
+        if not self.step.done and not self.peer.retry_next:
+            starts.append(self.peer.clock)  # the poll the loop waits on
+        for earlier, later in itertools.pairwise(starts):
+            assert (later - earlier).total_seconds() >= POLICY.min_poll_interval - 1e-5
 
     @invariant()
     def stats_agree(self) -> None:

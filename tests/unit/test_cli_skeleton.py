@@ -164,15 +164,26 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "{requests,httpx,httpx-async,stdlib}" in out
 
 
-def test_keyboard_interrupt_exits_130(
+def test_keyboard_interrupt_exits_0_in_every_verb(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def interrupted(challenge: str) -> str:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "mac256", interrupted)
-    assert main(["mac256", "1"]) == 130
+    assert main(["mac256", "1"]) == 0
     assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_a_closed_stdout_exits_0_without_a_word(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def gone(challenge: str) -> str:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "mac256", gone)
+    assert main(["mac256", "1"]) == 0
+    assert capsys.readouterr() == ("", "")
 
 
 def test_missing_hosts_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -43,8 +43,9 @@ from skyproto import (
 )
 from skyproto.emulator import DEFAULT_ACCOUNT, Emulator, Scenario
 from skyproto.emulator.event_stream import render_event
-from skyproto.endpoint import EndpointGoneError
-from skyproto.loop import backoff_delay
+from skyproto.endpoint import EndpointGoneError, check_endpoint_status
+from skyproto.events import decode_events
+from skyproto.loop import FAULT_ACTIONS, Action, Fault, _classify, backoff_delay
 
 T0 = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
 H = "https://client-s.gateway.messenger.live.com/v1"
@@ -73,12 +74,16 @@ class Took:
 class Peer:
     """A connected session on the pure emulator, a fake clock and a journal of everything."""
 
-    def __init__(self, scenario: Scenario | None = None) -> None:
+    def __init__(self, scenario: Scenario | None = None, *, poll_seconds: float = 1.0) -> None:
         self.emulator = Emulator(scenario=scenario or Scenario(events=(), hold=0), seed=7)
         self.clock = T0
+        # A poll not scripted with ``Took`` takes this long (the default minimum poll interval,
+        # so the loop need not wait between polls unless a test asks for it).
+        self.poll_seconds = poll_seconds
         self.journal: list[str] = []
         self.requests: list[tuple[str | None, HttpRequest]] = []
         self.sleeps: list[float] = []
+        self.poll_times: list[dt.datetime] = []
         self.delivered: list[Event] = []
         self.script: dict[str, deque[Any]] = defaultdict(deque)
         self.loop: EventLoop | None = None
@@ -95,6 +100,8 @@ class Peer:
     def send(self, request: HttpRequest) -> HttpResponse:
         route = self.emulator.route(request)
         self.requests.append((route, request))
+        if route == "poll":
+            self.poll_times.append(self.clock)
         if route == "ack":
             found = _ACK_ID.search(request.url)
             self.journal.append(f"ack {found.group(1) if found else '?'}")
@@ -115,6 +122,8 @@ class Peer:
         if isinstance(answer, Took):
             self.clock += dt.timedelta(seconds=answer.seconds)
             answer = answer.answer
+        elif route == "poll":
+            self.clock += dt.timedelta(seconds=self.poll_seconds)
         if isinstance(answer, BaseException):
             raise answer
         if isinstance(answer, Pass):
@@ -859,15 +868,18 @@ def test_a_failed_registration_is_retried_after_backoff_instead_of_ending_the_lo
     peer.on("register", TransportError("connection reset"), error(503))
     stats = peer.run(peer.event_loop(LoopPolicy(backoff_initial=1, backoff_max=8)))
 
+    # The first backoff is shorter than the minimum poll interval: the rest of it is waited too,
+    # since the failed registration began a cycle.
     assert peer.journal == [
         *["subscribe", "ping", "poll"],
-        *["register", "sleep", "register", "sleep"],
+        *["register", "sleep", "sleep", "register", "sleep"],
         *REGISTER,
         *RESUBSCRIBE,
         *["poll", "deliver 1", "ack 1", "poll"],
     ]
     assert 0.5 <= peer.sleeps[0] <= 1
-    assert 1 <= peer.sleeps[1] <= 2
+    assert peer.sleeps[0] + peer.sleeps[1] == pytest.approx(1.0)
+    assert 1 <= peer.sleeps[2] <= 2
     assert (stats.registrations, stats.failures) == (1, 2)
 
 
@@ -889,6 +901,119 @@ def test_other_client_errors_end_the_loop() -> None:
         peer.run(peer.event_loop())
     assert raised.value.status == 400
     assert peer.sleeps == []
+
+
+# -- the minimum poll interval ------------------------------------------------------------------
+
+
+def test_polls_answered_at_once_are_spaced_by_the_minimum_interval() -> None:
+    peer = Peer(poll_seconds=0)
+    peer.on("poll", *[batch()] * 9)
+    stats = peer.run(peer.event_loop(LoopPolicy(min_poll_interval=2.5)))
+
+    assert peer.journal == ["subscribe", "ping", "poll", *["sleep", "poll"] * 9]
+    assert peer.sleeps == [2.5] * 9
+    assert stats.polls == 10
+    assert stats.slept == pytest.approx(22.5)
+    starts = [peer.poll_times[i + 1] - peer.poll_times[i] for i in range(9)]
+    assert starts == [dt.timedelta(seconds=2.5)] * 9
+
+
+def test_only_the_rest_of_the_interval_is_waited_after_a_slow_poll() -> None:
+    peer = Peer()
+    peer.on("poll", Took(0.75, batch()), Took(3, batch()), Took(0, batch()))
+    peer.run(peer.event_loop(LoopPolicy(min_poll_interval=2)))
+    # 0.75 s poll: 1.25 s more; 3 s poll: none; a poll answered at once: the whole interval.
+    assert peer.sleeps == [1.25, 2.0]
+    assert peer.journal == ["subscribe", "ping", "poll", "sleep", "poll", "poll", "sleep", "poll"]
+
+
+def test_the_minimum_interval_wait_stops_at_the_deadline() -> None:
+    peer = Peer(poll_seconds=0)
+    peer.on("poll", batch(), batch())
+    stats = peer.run(
+        peer.event_loop(LoopPolicy(min_poll_interval=10)),
+        deadline=T0 + dt.timedelta(seconds=4),
+    )
+    assert peer.journal == ["subscribe", "ping", "poll", "sleep"]
+    assert peer.sleeps == [4.0]
+    assert stats.polls == 1
+
+
+def test_stop_during_the_minimum_interval_wait_sends_no_poll() -> None:
+    peer = Peer(poll_seconds=0)
+    peer.on("poll", batch())
+    loop = peer.event_loop(LoopPolicy(min_poll_interval=5))
+    original = peer.sleep
+
+    def sleep_then_stop(seconds: float) -> None:
+        original(seconds)
+        loop.stop()
+
+    peer.sleep = sleep_then_stop  # type: ignore[method-assign]
+    peer.run(loop)
+    assert peer.journal == ["subscribe", "ping", "poll", "sleep"]
+
+
+def test_a_short_lived_token_is_not_renewed_at_every_poll() -> None:
+    # 60 s tokens: with a flat 5 minute leeway each poll logged in and registered again.
+    peer = Peer(
+        Scenario(events=(), hold=0, token_lifetime=60, registration_lifetime=60), poll_seconds=0.25
+    )
+    peer.on("poll", *[batch()] * 100)
+    stats = peer.run(peer.event_loop(LoopPolicy(min_poll_interval=0.25)), max_polls=100)
+    assert stats.polls == 100
+    assert peer.routes() == ["subscribe", "ping", *["poll"] * 100]
+    assert peer.sleeps == []
+
+
+# -- the policy as data ---------------------------------------------------------------------------
+
+
+CLASSIFIED = {
+    "429": (error(429), Fault.RATE_LIMITED, Action.WAIT_OUT),
+    "729": (GONE, Fault.ENDPOINT_GONE, Action.REREGISTER),
+    "404": (error(404), Fault.NOT_FOUND, Action.RESUBSCRIBE),
+    "403": (error(403), Fault.FORBIDDEN, Action.REREGISTER),
+    "500": (error(500), Fault.SERVER_ERROR, Action.BACK_OFF),
+    "599": (error(599), Fault.SERVER_ERROR, Action.BACK_OFF),
+    "not JSON": (
+        HttpResponse.build(200, content=b"<html>"),
+        Fault.MALFORMED,
+        Action.BACK_OFF,
+    ),
+    "transport": (TransportError("reset"), Fault.TRANSPORT, Action.BACK_OFF_BEFORE_DEADLINE),
+    "timeout": (TransportTimeout("slow"), Fault.TRANSPORT, Action.BACK_OFF_BEFORE_DEADLINE),
+    "untrusted": (
+        UntrustedHostError("redirect to evil.example"),
+        Fault.UNTRUSTED_HOST,
+        Action.GIVE_UP,
+    ),
+    "400": (error(400), Fault.OTHER, Action.GIVE_UP),
+    "401": (error(401), Fault.OTHER, Action.GIVE_UP),
+}
+
+
+def _raised(answer: Any) -> BaseException:
+    if isinstance(answer, BaseException):
+        return answer
+    try:
+        check_endpoint_status(answer, method="POST", url=f"{H}/poll")
+        decode_events(answer.body)
+    except (SkypeApiException, TransportError) as exc:
+        return exc
+    raise AssertionError("the answer raised nothing")
+
+
+@pytest.mark.parametrize("case", list(CLASSIFIED.values()), ids=list(CLASSIFIED))
+def test_each_failure_is_classified_once_and_its_action_looked_up(case: Any) -> None:
+    answer, fault, action = case
+    assert _classify(_raised(answer)) is fault
+    assert FAULT_ACTIONS[fault] is action
+
+
+def test_every_fault_has_an_action() -> None:
+    assert set(FAULT_ACTIONS) == set(Fault)
 
 
 # -- failures and backoff -----------------------------------------------------------------------
@@ -1036,9 +1161,11 @@ def test_a_failing_ping_backs_off_and_is_tried_again() -> None:
     peer.on("ping", error(503))
     peer.on("poll", events(1))
     stats = peer.run(peer.event_loop(POLICY))
+    # The backoff (at most 1 s) and the rest of the minimum poll interval.
     assert peer.journal == [
-        *["subscribe", "ping", "sleep", "ping", "poll", "deliver 1", "ack 1", "poll"]
+        *["subscribe", "ping", "sleep", "sleep", "ping", "poll", "deliver 1", "ack 1", "poll"]
     ]
+    assert sum(peer.sleeps) == pytest.approx(POLICY.min_poll_interval)
     assert stats.pings == 1
 
 
@@ -1192,7 +1319,8 @@ async def test_cancelling_during_a_poll_loses_nothing() -> None:
         await task
     peer.on("poll", events(1))
     await driver.run(loop)
-    assert peer.journal == ["subscribe", "ping", "poll", "deliver 1", "ack 1", "poll"]
+    # The cancelled poll began no time ago, so the next one waits the minimum poll interval.
+    assert peer.journal == ["subscribe", "ping", "sleep", "poll", "deliver 1", "ack 1", "poll"]
 
 
 def test_run_sync_refuses_an_async_handler() -> None:
@@ -1224,12 +1352,20 @@ def test_policy_defaults() -> None:
         "max_recoveries": 3,
         "max_retry_after": 600.0,
         "dedupe_window": 10_000,
+        "min_poll_interval": 1.0,
     }
 
 
 @pytest.mark.parametrize(
     "field",
-    ["hold", "ping_interval", "backoff_initial", "backoff_max", "max_retry_after"],
+    [
+        "hold",
+        "ping_interval",
+        "backoff_initial",
+        "backoff_max",
+        "max_retry_after",
+        "min_poll_interval",
+    ],
 )
 @pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), True, "5", None])
 def test_policy_refuses_bad_durations(field: str, value: Any) -> None:

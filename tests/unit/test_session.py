@@ -56,7 +56,7 @@ from skyproto.session import (
     SessionState,
     load_snapshot,
 )
-from skyproto.tokens import REFRESH_LEEWAY, RegistrationToken, SkypeToken
+from skyproto.tokens import REFRESH_LEEWAY, RegistrationToken, SkypeToken, refresh_leeway
 
 T0 = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)
 DAY = 86400
@@ -534,6 +534,62 @@ def test_skype_token_expiry_uses_the_refresh_leeway() -> None:
     token = session.state.skype_token
     assert token is not None
     assert token.expiry == peer.clock() + dt.timedelta(seconds=3600)
+
+
+def test_a_short_lived_token_is_renewed_at_half_its_life_not_at_every_call() -> None:
+    # The leeway is min(REFRESH_LEEWAY, lifetime / 2), the lifetime being the token's expiry
+    # minus the time the session received it. A flat 5 minutes made a 60 s token (and a 60 s
+    # registration) count as expired at once, so every call logged in and registered again.
+    peer = Peer(Scenario(token_lifetime=60, registration_lifetime=60))
+    session = connected(peer)
+    for _ in range(100):
+        peer.clock.advance(0.25)  # 25 s in all: within the first half of both lives
+        peer.run(session.ping())
+    assert peer.routes == ["ping"] * 100
+
+    peer.clear()
+    peer.clock.advance(5)  # 30 s after the login: half of the lifetime left, due
+    peer.run(session.ping())
+    assert peer.routes == [*SOAP, *REGISTER, "ping"]
+    peer.clear()
+    peer.clock.advance(29)  # the new tokens are 29 s old: not due yet
+    peer.run(session.ping())
+    assert peer.routes == ["ping"]
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "leeway"),
+    [
+        (None, REFRESH_LEEWAY),
+        (dt.timedelta(seconds=60), dt.timedelta(seconds=30)),
+        (2 * REFRESH_LEEWAY, REFRESH_LEEWAY),
+        (dt.timedelta(days=1), REFRESH_LEEWAY),
+        (dt.timedelta(0), dt.timedelta(0)),
+        (dt.timedelta(seconds=-5), dt.timedelta(0)),
+    ],
+)
+def test_the_leeway_is_at_most_half_the_lifetime(
+    lifetime: dt.timedelta | None, leeway: dt.timedelta
+) -> None:
+    assert refresh_leeway(lifetime) == leeway
+
+
+def test_a_lifetime_must_be_a_timedelta() -> None:
+    with pytest.raises(LocalProtocolError, match="lifetime is a timedelta, not int"):
+        refresh_leeway(60)  # type: ignore[arg-type]
+
+
+def test_a_token_of_unknown_lifetime_keeps_the_full_leeway() -> None:
+    # A token the session did not receive itself (given in a state, or loaded from a snapshot)
+    # has no known issue time.
+    peer = Peer()
+    expiry = T0 + REFRESH_LEEWAY + dt.timedelta(seconds=1)
+    state = SessionState(user_id=SKYPE_NAME, skype_token=SkypeToken("given-token", expiry))
+    session = Session(peer.emulator.hosts, credentials=CREDENTIALS, state=state)
+    assert peer.run(session.skype_token()).token == "given-token"
+    peer.clock.advance(1)
+    assert peer.run(session.skype_token()).token != "given-token"
+    assert peer.routes == SOAP
 
 
 def test_call_with_token_logs_in_before_the_call_when_the_token_is_due() -> None:
