@@ -454,7 +454,8 @@ def build_parser(verbs: Sequence[Verb] | None = None) -> argparse.ArgumentParser
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split()) or "(no message)"
+    # Never empty: skyproto's exceptions replace a blank message with their class's sentence.
+    return " ".join(text.split())
 
 
 def main(
