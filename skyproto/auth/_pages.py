@@ -3,7 +3,7 @@
 HTML is read with the standard library's :class:`html.parser.HTMLParser`, which never raises on
 bad markup and, like a browser, treats ``<script>`` contents as text: an ``<input>`` written
 inside a JavaScript string is not an element. Every scan here takes linear time, so a hostile or
-broken page cannot stall a login. Regular expressions are used only where PROTOCOL.md
+broken page cannot stall a login. Regular expressions are used only where docs/protocol.md
 §2.2 defines a rule on the raw page text (``sErrTxt``, the two-factor marker, PPFT, opid).
 
 Expiry policy: an answer's ``expiresIn``/``expires_in`` gives ``floor(now) + value`` seconds. The
@@ -56,7 +56,7 @@ OAUTH_PARTNER = "999"
 SITE_NAME = "lw.skype.com"
 
 # sErrTxt:'<body>': a run of plain characters, then any number of backslash escapes each followed
-# by a run of plain characters (PROTOCOL.md §2.2 rule 2, in the looser form of §2.4).
+# by a run of plain characters (docs/protocol.md §2.2 rule 2, in the looser form of §2.4).
 _ERROR_TEXT = re.compile(r"sErrTxt:'([^'\\]*(?:\\.[^'\\]*)*)'")
 _MAX_MESSAGE = 300
 _MAX_EXPIRES_IN = 10 * 366 * 24 * 3600
@@ -125,15 +125,23 @@ def scan_page(text: str) -> PageScan:
 
 
 def _strip_tags(text: str) -> str:
-    """``text`` without ``<…>`` runs (shortest match, within one line), in linear time."""
+    """``text`` without ``<…>`` runs (shortest match, within one line), in linear time.
+
+    Each search starts where the previous one stopped or ends at the current line's end, which
+    is found once per line: no character is looked at more than a fixed number of times.
+    """
     kept: list[str] = []
     position = 0
+    line_end = -1
     while (start := text.find("<", position)) >= 0:
-        close = text.find(">", start)
-        line_end = text.find("\n", start)
-        if close < 0 or 0 <= line_end < close:
+        if line_end < start:
+            line_end = text.find("\n", start)
+            if line_end < 0:
+                line_end = len(text)
+        close = text.find(">", start, line_end)
+        if close < 0:
             # No '>' on this line: no '<' before the line's end opens a tag either.
-            stop = len(text) if line_end < 0 else line_end + 1
+            stop = min(line_end + 1, len(text))
             kept.append(text[position:stop])
             position = stop
             continue
@@ -143,16 +151,23 @@ def _strip_tags(text: str) -> str:
     return "".join(kept)
 
 
+def _readable(body: str) -> str:
+    """An ``sErrTxt`` body as a message: tags removed, then ``\\'`` and ``\\\\`` unescaped."""
+    return _strip_tags(body).replace("\\'", "'").replace("\\\\", "\\")
+
+
 def error_text(text: str) -> str | None:
     """The readable ``sErrTxt`` message in a page, or ``None`` when the page has none.
 
     Tags are removed, then ``\\'`` and ``\\\\`` are unescaped; other escapes stay as written.
+    A message that is empty or only whitespace once read is no message: every Live page carries
+    ``sErrTxt:''``, successful ones included. The first message that is not blank counts.
     """
-    match = _ERROR_TEXT.search(text)
-    if match is None:
-        return None
-    message = _strip_tags(match.group(1))
-    return message.replace("\\'", "'").replace("\\\\", "\\")
+    for match in _ERROR_TEXT.finditer(text):
+        message = _readable(match.group(1))
+        if message.strip():
+            return message
+    return None
 
 
 def t_value_or_error(response: HttpResponse, page: str) -> tuple[PageScan, str | None]:

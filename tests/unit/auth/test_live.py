@@ -100,21 +100,49 @@ T3 = NOW + dt.timedelta(seconds=4, milliseconds=250)
 T4 = NOW + dt.timedelta(seconds=6)
 
 
-def sign_in_page(ppft: str = PPFT, cookies: tuple[str, ...] = SESSION_COOKIES) -> HttpResponse:
-    text = (
-        "<script>var ServerData = {urlPost:'https://login.live.com/ppsecure/post.srf',"
-        f'sFTTag:\'<input type="hidden" name="PPFT" id="i0327" value="{ppft}"/>\'}};'
-        '</script><noscript><form name="f1" action="/ppsecure/post.srf"></form></noscript>'
+# Live pages in their real shape: a one-line ServerData object whose sErrTxt is empty on every
+# page, successful ones included, among keys a client must skip; the PPFT inside a JavaScript
+# string (sFTTag); urlPost naming post.srf (with the opid once the credentials are accepted).
+SERVER_DATA_KEYS = (
+    "sErrTxt:'',iLoginStage:{stage},sCtx:'',sPOST_Username:'',"
+    "urlCdn:'https:\\/\\/logincdn.msauth.net\\/16.000\\/',fShowButtons:!0,arrProofData:{{}},"
+    "oStrings:{{sMore:'More \\u2026',sBack:'\\x3c Back'}},sUnauthSessionID:'9f8e7d6c'"
+)
+
+
+def server_data(*entries: str, stage: int = 1) -> str:
+    keys = SERVER_DATA_KEYS.format(stage=stage)
+    return (
+        '<script type="text/javascript">//<![CDATA[\n'
+        f"var ServerData = {{{','.join((*entries[:1], keys, *entries[1:]))}}};\n//]]></script>"
     )
+
+
+def sign_in_page(
+    ppft: str = PPFT,
+    cookies: tuple[str, ...] = SESSION_COOKIES,
+    post_url: str = "https://login.live.com/ppsecure/post.srf?wa=wsignin1.0&uaid=9f8e7d6c",
+) -> HttpResponse:
+    text = server_data(
+        f"urlPost:'{post_url}'",
+        f'sFTTag:\'<input type="hidden" name="PPFT" id="i0327" value="{ppft}"/>\'',
+        f"sFT:'{ppft}'",
+        "iDefaultLoginOptions:3",
+    ) + '<noscript><FORM NAME="f1" METHOD="post" ACTION="/ppsecure/post.srf"></FORM></noscript>'
     return page(text, headers=[("Set-Cookie", c) for c in cookies])
 
 
 OPID_PAGE = page(
-    "<script>var ServerData = {urlPost:'https://login.live.com/ppsecure/post.srf?"
-    "opid=A1b2C3d4&route=x',sFT:'abc'};</script>"
+    server_data(
+        "urlPost:'https://login.live.com/ppsecure/post.srf?wa=wsignin1.0&opid=A1b2C3d4&route=x'",
+        "sFT:'abc'",
+        "iPromptType:2",
+        stage=3,
+    )
 )
 T_PAGE = page(
-    f'<form name="fmHF" action="https://lw.skype.com/x"><input id="t" value="{T_VALUE}"></form>'
+    server_data("sPageId:'i5246'", stage=6)
+    + f'<form name="fmHF" action="https://lw.skype.com/x"><input id="t" value="{T_VALUE}"></form>'
 )
 TOKEN_PAGE = page(
     f'<form><input type="hidden" name="skypetoken" value="{SKYPE_TOKEN}"/>'
@@ -419,6 +447,9 @@ def test_check_page_vectors(case: dict[str, Any]) -> None:
         assert rinfo.value.message == "the login page's t element has no value"
     elif outcome == "t":
         assert check_page(response) == expected["t"]
+    elif outcome in ("ApiError", "AuthError") and not expected["message"].strip():
+        # The reference raises an empty message; a message that is blank once read is none.
+        assert check_page(response) is None
     elif outcome in ("ApiError", "AuthError"):
         # sErrTxt is an auth failure everywhere (the reference says ApiError here; §12.18).
         with pytest.raises(SkypeAuthException) as ainfo:
@@ -444,7 +475,15 @@ def test_check_page_vectors(case: dict[str, Any]) -> None:
         ('<script>var s = \'<input id="t" value="inside">\';</script>', None),
         ("<script>{xV:[{a:1}]}</script>", None),
         ("<script>{sErrTxt:'a\\\\'}</script>", "error:a\\"),
-        ("<script>{sErrTxt:''}</script>", "error:"),
+        # An empty message is no error: every Live page carries one.
+        ("<script>{sErrTxt:''}</script>", None),
+        ("<script>{sErrTxt:' \t \u00a0'}</script>", None),
+        ("<script>{sErrTxt:'<b></b> <i>'}</script>", None),
+        ("<script>{sErrTxt:'',V:[]}</script>", None),
+        ("<script>{sErrTxt:''}</script><input id=\"t\" value=\"T\">", "T"),
+        ("<script>{sErrTxt:''};{sErrTxt:'Locked.'}</script>", "error:Locked."),
+        ("<script>{sErrTxt:'',V: [{a:1}]}</script>", "error:Two-factor authentication unsupported"),
+        ("<script>{sErrTxt:'it\\'s <a href=\\\"#\\\">here<\\/a>'}</script>", "error:it's here"),
     ],
 )
 def test_check_page_more(html: str, outcome: object) -> None:
@@ -514,7 +553,7 @@ def test_find_ppft_is_the_section_2_2_rule(text: str) -> None:
 @given(st.lists(st.sampled_from(["<", ">", "\n", "a", "<b>", "\\'"]), max_size=25).map("".join))
 def test_tag_stripping_is_the_section_2_2_rule(body: str) -> None:
     expected = re.sub(r"<.*?>", "", body).replace("\\'", "'")
-    assert error_text(f"sErrTxt:'{body}'") == expected
+    assert error_text(f"sErrTxt:'{body}'") == (expected if expected.strip() else None)
 
 
 # -- PPFT, opid and the t-exchange answer: vectors -----------------------------------------------
@@ -522,7 +561,8 @@ def test_tag_stripping_is_the_section_2_2_rule(body: str) -> None:
 
 @pytest.mark.parametrize("case", VECTORS["ppft"], ids=lambda c: c["text"][:30])
 def test_ppft_vectors(case: dict[str, Any]) -> None:
-    assert find_ppft(case["text"]) == case["ppft"]
+    # An empty PPFT is no PPFT (the reference would post it).
+    assert find_ppft(case["text"]) == (case["ppft"] or None)
 
 
 @pytest.mark.parametrize("case", VECTORS["opid"], ids=lambda c: c["text"][:30])
