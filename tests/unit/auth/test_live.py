@@ -123,12 +123,15 @@ def sign_in_page(
     cookies: tuple[str, ...] = SESSION_COOKIES,
     post_url: str = "https://login.live.com/ppsecure/post.srf?wa=wsignin1.0&uaid=9f8e7d6c",
 ) -> HttpResponse:
-    text = server_data(
-        f"urlPost:'{post_url}'",
-        f'sFTTag:\'<input type="hidden" name="PPFT" id="i0327" value="{ppft}"/>\'',
-        f"sFT:'{ppft}'",
-        "iDefaultLoginOptions:3",
-    ) + '<noscript><FORM NAME="f1" METHOD="post" ACTION="/ppsecure/post.srf"></FORM></noscript>'
+    text = (
+        server_data(
+            f"urlPost:'{post_url}'",
+            f'sFTTag:\'<input type="hidden" name="PPFT" id="i0327" value="{ppft}"/>\'',
+            f"sFT:'{ppft}'",
+            "iDefaultLoginOptions:3",
+        )
+        + '<noscript><FORM NAME="f1" METHOD="post" ACTION="/ppsecure/post.srf"></FORM></noscript>'
+    )
     return page(text, headers=[("Set-Cookie", c) for c in cookies])
 
 
@@ -480,7 +483,7 @@ def test_check_page_vectors(case: dict[str, Any]) -> None:
         ("<script>{sErrTxt:' \t \u00a0'}</script>", None),
         ("<script>{sErrTxt:'<b></b> <i>'}</script>", None),
         ("<script>{sErrTxt:'',V:[]}</script>", None),
-        ("<script>{sErrTxt:''}</script><input id=\"t\" value=\"T\">", "T"),
+        ('<script>{sErrTxt:\'\'}</script><input id="t" value="T">', "T"),
         ("<script>{sErrTxt:''};{sErrTxt:'Locked.'}</script>", "error:Locked."),
         ("<script>{sErrTxt:'',V: [{a:1}]}</script>", "error:Two-factor authentication unsupported"),
         ("<script>{sErrTxt:'it\\'s <a href=\\\"#\\\">here<\\/a>'}</script>", "error:it's here"),
