@@ -127,26 +127,26 @@ def scan_page(text: str) -> PageScan:
 def _strip_tags(text: str) -> str:
     """``text`` without ``<…>`` runs (shortest match, within one line), in linear time.
 
-    Each search starts where the previous one stopped or ends at the current line's end, which
-    is found once per line: no character is looked at more than a fixed number of times.
+    The next ``>`` is found once and kept until a ``<`` lies beyond it; a newline between a ``<``
+    and that ``>`` means no tag starts before the newline. No stretch of text is searched more
+    than twice, a text without any ``>`` after its first ``<`` costs a single search, and text
+    is copied out only around the tags actually removed.
     """
     kept: list[str] = []
-    position = 0
-    line_end = -1
-    while (start := text.find("<", position)) >= 0:
-        if line_end < start:
-            line_end = text.find("\n", start)
-            if line_end < 0:
-                line_end = len(text)
-        close = text.find(">", start, line_end)
-        if close < 0:
-            # No '>' on this line: no '<' before the line's end opens a tag either.
-            stop = min(line_end + 1, len(text))
-            kept.append(text[position:stop])
-            position = stop
+    position = 0  # start of the text not yet copied out
+    cursor = 0  # where to look for the next '<'
+    close = -1
+    while (start := text.find("<", cursor)) >= 0:
+        if close < start:
+            close = text.find(">", start)
+            if close < 0:
+                break
+        newline = text.rfind("\n", start, close)
+        if newline >= 0:
+            cursor = newline + 1
             continue
         kept.append(text[position:start])
-        position = close + 1
+        position = cursor = close + 1
     kept.append(text[position:])
     return "".join(kept)
 

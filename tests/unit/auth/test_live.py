@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scaling import assert_linear
 
 from skyproto import (
     Hosts,
@@ -540,6 +541,36 @@ def test_hostile_pages_are_scanned_in_linear_time(text: str) -> None:
     find_ppft(text)
     find_opid(text)
     assert time.perf_counter() - started < 2.0
+
+
+def _checked(text: str) -> None:
+    with contextlib.suppress(SkypeException):
+        check_page(page(text))
+
+
+# (scan, input of size n, base size): the scans of page text, on inputs that make a naive scan
+# quadratic. The first is the page that took 8 s at 1.6 MB while the tag stripping searched for
+# '>' to the end of the text from every '<'. The sizes stay small: a linear scan's cost per
+# character steps up once its data outgrows the CPU caches, which a doubling ratio would take
+# for quadratic growth. For the same reason scan_page (html.parser), whose cost per character
+# steps up between 40k and 80k tags, is left to the absolute bound of the test above.
+LINEAR_SCANS = [
+    ("tags-unclosed-lines", error_text, lambda n: "sErrTxt:'" + "<\n" * n + "'", 50_000),
+    ("tags-split-lines", error_text, lambda n: "sErrTxt:'" + "x<\n>" * n + "'", 2_000),
+    ("tags-many-per-line", error_text, lambda n: "sErrTxt:'" + "<a>x<" * n + "\n'", 1_000),
+    ("two-factor-and-error", _checked, lambda n: "sErrTxt:'" + "<\n" * n + "' " + "V: " * n, 5_000),
+    ("errors-all-empty", error_text, lambda n: "sErrTxt:''," * n, 2_000),
+    ("ppft-one-line", find_ppft, lambda n: '<input name="PPFT" ' * n, 10_000),
+    ("ppft-many-lines", find_ppft, lambda n: '<input name="PPFT" value=\n' * n, 1_000),
+    ("opid", find_opid, lambda n: "opid=-" * n, 5_000),
+]
+
+
+@pytest.mark.parametrize(
+    ("scan", "make", "base"), [c[1:] for c in LINEAR_SCANS], ids=[c[0] for c in LINEAR_SCANS]
+)
+def test_page_scans_take_linear_time(scan: Any, make: Any, base: int) -> None:
+    assert_linear(scan, make, sizes=(base, 2 * base, 4 * base))
 
 
 # The PPFT rule of §2.2 as a regular expression; find_ppft is a linear-time equivalent.
