@@ -308,8 +308,8 @@ def soap_token_response(security_token: str, created: str, expires: str) -> str:
         '<EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#" Id="BinaryDAToken0" '
         'Type="http://www.w3.org/2001/04/xmlenc#Element">'
         '<EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#tripledes-cbc"/>'
-        '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:KeyName>http://Passport.NET/STS'
-        "</ds:KeyName></ds:KeyInfo>"
+        '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
+        "<ds:KeyName>http://Passport.NET/STS</ds:KeyName></ds:KeyInfo>"
         "<CipherData><CipherValue>Q2lwaGVyVmFsdWUtbm90LWEtdG9rZW4=</CipherValue></CipherData>"
         "</EncryptedData></wst:RequestedSecurityToken>"
         "<wst:RequestedTokenReference>"
