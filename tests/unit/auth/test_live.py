@@ -1,16 +1,21 @@
-"""Live web-form login (PROTOCOL.md §2.2) and the redirect/cookie follower it runs on.
+"""Live web-form login (docs/protocol.md §2.2) and the redirect/cookie follower it runs on.
 
-Branches of §2.2 covered here (and the §12.18, §12.19, §12.26 fixes):
+Branches of §2.2 covered here (and the §12.18, §12.19, §12.26 fixes). The pages have the real
+shape: a one-line ServerData object whose sErrTxt is empty on every page, the PPFT in the sFTTag
+JavaScript string, urlPost, and keys and escapes a client must skip.
 - page check, every stage: t found (any tag, first only, beats an error), t without value ->
   RemoteProtocolError; sErrTxt escaped and plain -> SkypeAuthException (tags stripped, \\' and
   \\\\ unescaped, other escapes kept); two-factor marker (non-empty array only, case-sensitive);
   fmHF form by name or id (after other forms, without action -> page URL, unnamed forms
-  skipped) -> SkypeAuthException; nothing -> continue. Every vector in live_pages.json.
+  skipped) -> SkypeAuthException; nothing -> continue; an empty, blank or tags-only sErrTxt ->
+  no error (also beside a t element, and before a later real message). Every vector in
+  live_pages.json, each checked against the reference client too.
 - stage 1: exact request; redirect followed; t on the first page -> straight to the t-exchange;
   PPFT (vectors; none or empty -> RemoteProtocolError); MSPRequ/MSPOK from the final response
   only (set on a redirect hop only -> error; either missing -> error); status errors
 - stage 2: exact URL (wreply double encoding), form and Cookie (MSPRequ, MSPOK, CkTst in ms);
-  t here -> skip stage 3; error/2FA/consent pages; opid (vectors; none -> RemoteProtocolError)
+  t here -> skip stage 3; error/2FA/consent pages; opid (vectors, and from urlPost; none ->
+  RemoteProtocolError); urlPost never followed (the post.srf URL is fixed)
 - stage 3: exact form, fresh CkTst; t -> exchange; no t -> RemoteProtocolError
 - t-exchange: exact request; token + expiry; no expiry -> default lifetime; no token input /
   valueless token / valueless or non-integer expires_in -> RemoteProtocolError (vectors)
@@ -22,6 +27,7 @@ Branches of §2.2 covered here (and the §12.18, §12.19, §12.26 fixes):
 - cookies: jar fed by intermediate hops, host-only vs Domain scoping, foreign Domain refused,
   Path, Secure, Max-Age/Expires deletion, explicit cookies never duplicated
 - secrets (password, PPFT, t, Skype token) never in an exception message
+- every scan of page text takes linear time (doubling property, tests/scaling.py)
 """
 
 from __future__ import annotations
@@ -250,6 +256,27 @@ def test_t_after_the_credentials_skips_the_confirmation() -> None:
     assert [r.url for r in sent] == [START_URL, POST_URL, EXCHANGE_URL]
 
 
+@pytest.mark.parametrize(
+    "post_url",
+    [
+        "https://evil.example/ppsecure/post.srf",
+        "https://login.live.com/ppsecure/post.srf?wa=wsignin1.0&wp=MBI_SSL&uaid=9f8e7d6c",
+        "https:\\/\\/login.live.com\\/ppsecure\\/post.srf",
+    ],
+)
+def test_url_post_is_not_followed(post_url: str) -> None:
+    """§2.2 posts the credentials to the fixed post.srf URL, wherever urlPost points."""
+    sent: list[HttpRequest] = []
+    run([sign_in_page(post_url=post_url), OPID_PAGE, T_PAGE, TOKEN_PAGE], sent)
+    assert [r.url for r in sent] == [START_URL, POST_URL, POST_URL, EXCHANGE_URL]
+
+
+def test_the_opid_is_read_from_url_post() -> None:
+    sent: list[HttpRequest] = []
+    run([sign_in_page(), OPID_PAGE, T_PAGE, TOKEN_PAGE], sent)
+    assert sent[2].form()[0] == ("opid", "A1b2C3d4")
+
+
 def test_exchange_without_expiry_gets_the_default_lifetime() -> None:
     answer = page(f'<input name="skypetoken" value="{SKYPE_TOKEN}">')
     token = run([T_PAGE, answer])
@@ -463,6 +490,37 @@ def test_check_page_vectors(case: dict[str, Any]) -> None:
     else:
         assert outcome == "continue"
         assert check_page(response) is None
+
+
+def _reference_outcome(html: str) -> dict[str, Any]:
+    """What SkPy 0.11's page check does with ``html``, in the vectors' terms."""
+    import requests
+    from skpy.conn import LiveAuthSuccess, SkypeLiveAuthProvider
+    from skpy.core import SkypeApiException as ReferenceApiError
+    from skpy.core import SkypeAuthException as ReferenceAuthError
+
+    answer = requests.Response()
+    answer.status_code, answer._content, answer.encoding = 200, html.encode(), "utf-8"
+    provider = SkypeLiveAuthProvider.__new__(SkypeLiveAuthProvider)
+    try:
+        provider.check(answer)
+    except LiveAuthSuccess as success:
+        return {"outcome": "t", "t": success.t}
+    except ReferenceAuthError as error:
+        return {"outcome": "AuthError", "message": error.args[0]}
+    except ReferenceApiError as error:
+        return {"outcome": "ApiError", "message": error.args[0]}
+    except Exception as crash:  # the reference's crashes are recorded too
+        return {"outcome": f"crash:{type(crash).__name__}"}
+    return {"outcome": "continue"}
+
+
+@pytest.mark.skpy
+@pytest.mark.filterwarnings("ignore:Call to deprecated method findAll:DeprecationWarning")
+@pytest.mark.parametrize("case", VECTORS["check_cases"], ids=lambda c: c["name"])
+def test_check_vectors_are_the_reference_outcomes(case: dict[str, Any]) -> None:
+    """The recorded outcomes are what SkPy 0.11's page check does with each page."""
+    assert _reference_outcome(case["html"]) == case["expected"]
 
 
 @pytest.mark.parametrize(
