@@ -1,4 +1,4 @@
-"""The SOAP login (PROTOCOL.md §2.1): a security token from login.live.com, then the edge exchange.
+"""The SOAP login (docs/protocol.md §2.1): a security token from login.live.com, then the edge exchange.
 
 Step 1 posts a WS-Trust ``RequestSecurityToken`` envelope (UTF-8, no ``Content-Type``) with the
 user name and password, XML-escaped (``&``, then ``<``, then ``>``), to ``RST.srf``. Step 2 posts
