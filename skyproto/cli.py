@@ -473,7 +473,8 @@ def _silence(stream: TextIO) -> None:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split()) or "(no message)"
+    # Never empty: skyproto's exceptions replace a blank message with their class's sentence.
+    return " ".join(text.split())
 
 
 def main(

@@ -125,34 +125,49 @@ def scan_page(text: str) -> PageScan:
 
 
 def _strip_tags(text: str) -> str:
-    """``text`` without ``<…>`` runs (shortest match, within one line), in linear time."""
+    """``text`` without ``<…>`` runs (shortest match, within one line), in linear time.
+
+    The next ``>`` is found once and kept until a ``<`` lies beyond it; a newline between a ``<``
+    and that ``>`` means no tag starts before the newline. No stretch of text is searched more
+    than twice, a text without any ``>`` after its first ``<`` costs a single search, and text
+    is copied out only around the tags actually removed.
+    """
     kept: list[str] = []
-    position = 0
-    while (start := text.find("<", position)) >= 0:
-        close = text.find(">", start)
-        line_end = text.find("\n", start)
-        if close < 0 or 0 <= line_end < close:
-            # No '>' on this line: no '<' before the line's end opens a tag either.
-            stop = len(text) if line_end < 0 else line_end + 1
-            kept.append(text[position:stop])
-            position = stop
+    position = 0  # start of the text not yet copied out
+    cursor = 0  # where to look for the next '<'
+    close = -1
+    while (start := text.find("<", cursor)) >= 0:
+        if close < start:
+            close = text.find(">", start)
+            if close < 0:
+                break
+        newline = text.rfind("\n", start, close)
+        if newline >= 0:
+            cursor = newline + 1
             continue
         kept.append(text[position:start])
-        position = close + 1
+        position = cursor = close + 1
     kept.append(text[position:])
     return "".join(kept)
+
+
+def _readable(body: str) -> str:
+    """An ``sErrTxt`` body as a message: tags removed, then ``\\'`` and ``\\\\`` unescaped."""
+    return _strip_tags(body).replace("\\'", "'").replace("\\\\", "\\")
 
 
 def error_text(text: str) -> str | None:
     """The readable ``sErrTxt`` message in a page, or ``None`` when the page has none.
 
     Tags are removed, then ``\\'`` and ``\\\\`` are unescaped; other escapes stay as written.
+    A message that is empty or only whitespace once read is no message: every Live page carries
+    ``sErrTxt:''``, successful ones included. The first message that is not blank counts.
     """
-    match = _ERROR_TEXT.search(text)
-    if match is None:
-        return None
-    message = _strip_tags(match.group(1))
-    return message.replace("\\'", "'").replace("\\\\", "\\")
+    for match in _ERROR_TEXT.finditer(text):
+        message = _readable(match.group(1))
+        if message.strip():
+            return message
+    return None
 
 
 def t_value_or_error(response: HttpResponse, page: str) -> tuple[PageScan, str | None]:

@@ -6,6 +6,14 @@ answers with a page holding the ``t`` value; then trade ``t`` for the Skype toke
 Every stage's final page goes through :func:`check_page` first, so a ``t`` value ends the flow
 early at whichever stage it appears.
 
+Live pages keep their state in a ``ServerData`` JavaScript object: the PPFT sits in a JavaScript
+string (``sFTTag:'<input type="hidden" name="PPFT" … value="…"/>'``), which :func:`find_ppft`
+reads from the raw text, and every page, successful ones included, carries an error text, empty
+when there is no error (``sErrTxt:''``). The ``urlPost`` key names where the browser would post;
+as §2.2 prescribes, stages 2 and 3 post to the fixed ``post.srf`` URL instead, so a page cannot
+steer the password elsewhere, and ``urlPost`` matters only as the place the ``opid`` usually
+appears in the answer to stage 2.
+
 Every request goes through :func:`~skyproto.auth._redirects.fetch`: redirects are followed by
 the core (at most 10 per request, trusted hosts only) and cookies live in one jar per login, with
 host-only cookies sent to their own host only. See that module for the exact rules.
@@ -13,7 +21,8 @@ host-only cookies sent to their own host only. See that module for the exact rul
 Decisions where the reference client is inconsistent or crashes (§12.18, §12.19):
 
 * An ``sErrTxt`` message is recognised with or without backslash escapes (the reference misses
-  plain messages here but not in refresh) and raises :class:`~skyproto.SkypeAuthException`.
+  plain messages here but not in refresh) and raises :class:`~skyproto.SkypeAuthException`. An
+  empty or whitespace-only message (after tags are removed) is no error.
 * An element with ``id="t"`` but no (or an empty) ``value`` is a
   :class:`~skyproto.RemoteProtocolError`; the reference posts the t-exchange without ``t``.
 * *Form rule.* A page asks for an account action when it has a ``<form>`` whose ``name`` or
@@ -134,45 +143,61 @@ def _post_srf(
     return (yield from fetch_checked(req, hosts=hosts, jar=jar, now=current, cookies=cookies))
 
 
+def _sign_in(page: HttpResponse) -> tuple[str, dict[str, str]]:
+    """Stage 1's page, once checked: the PPFT and the ``MSPRequ``/``MSPOK`` session cookies."""
+    ppft = find_ppft(page.text)
+    if ppft is None:
+        raise RemoteProtocolError("Couldn't retrieve PPFT from login form", page)
+    own = page.set_cookies()
+    if not own.get("MSPRequ") or not own.get("MSPOK"):
+        raise RemoteProtocolError("Couldn't retrieve MSPRequ/MSPOK cookies", page)
+    return ppft, {"MSPRequ": own["MSPRequ"], "MSPOK": own["MSPOK"]}
+
+
 def live_login(credentials: Credentials, *, hosts: Hosts) -> Flow[SkypeToken]:
     """Flow: log in through the Live web form; returns the Skype token and its expiry."""
     jar = CookieJar()
-    url = hosts.login + "/oauth/microsoft"
-    current = yield from now()
-    req = build_request("GET", url, kind="login page", params=login_query())
-    page = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
-    t = check_page(page)
-    if t is None:
-        ppft = find_ppft(page.text)
-        if ppft is None:
-            raise RemoteProtocolError("Couldn't retrieve PPFT from login form", page)
-        own = page.set_cookies()
-        if not own.get("MSPRequ") or not own.get("MSPOK"):
-            raise RemoteProtocolError("Couldn't retrieve MSPRequ/MSPOK cookies", page)
-        session = {"MSPRequ": own["MSPRequ"], "MSPOK": own["MSPOK"]}
-        credentials_form: list[tuple[str, str | None]] = [
-            ("login", credentials.user),
-            ("passwd", credentials.password),
-            ("PPFT", ppft),
-            ("loginoptions", "3"),
-        ]
-        page = yield from _post_srf(credentials_form, session, hosts=hosts, jar=jar)
-        t = check_page(page)
-        if t is None:
-            opid = find_opid(page.text)
-            if opid is None:
-                raise RemoteProtocolError("Couldn't retrieve opid field from login response", page)
-            confirm_form: list[tuple[str, str | None]] = [
-                ("opid", opid),
-                ("PPFT", ppft),
-                ("site_name", SITE_NAME),
-                ("oauthPartner", OAUTH_PARTNER),
-                ("client_id", CLIENT_ID),
-                ("redirect_uri", REDIRECT_URI),
-                ("type", "28"),
-            ]
-            page = yield from _post_srf(confirm_form, session, hosts=hosts, jar=jar)
-            t = check_page(page)
-            if t is None:
-                raise RemoteProtocolError("Couldn't retrieve t field from login response", page)
+    t = yield from _live_t(credentials, hosts=hosts, jar=jar)
     return (yield from t_exchange(t, hosts=hosts, jar=jar))
+
+
+def _live_t(credentials: Credentials, *, hosts: Hosts, jar: CookieJar) -> Flow[str]:
+    """Stages 1 to 3: the ``t`` value, from whichever stage's page first carries one."""
+    # Stage 1: the sign-in page.
+    current = yield from now()
+    req = build_request(
+        "GET", hosts.login + "/oauth/microsoft", kind="login page", params=login_query()
+    )
+    page = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
+    if (t := check_page(page)) is not None:
+        return t
+    ppft, session = _sign_in(page)
+
+    # Stage 2: the credentials.
+    credentials_form: list[tuple[str, str | None]] = [
+        ("login", credentials.user),
+        ("passwd", credentials.password),
+        ("PPFT", ppft),
+        ("loginoptions", "3"),
+    ]
+    page = yield from _post_srf(credentials_form, session, hosts=hosts, jar=jar)
+    if (t := check_page(page)) is not None:
+        return t
+    opid = find_opid(page.text)
+    if opid is None:
+        raise RemoteProtocolError("Couldn't retrieve opid field from login response", page)
+
+    # Stage 3: the confirmation.
+    confirm_form: list[tuple[str, str | None]] = [
+        ("opid", opid),
+        ("PPFT", ppft),
+        ("site_name", SITE_NAME),
+        ("oauthPartner", OAUTH_PARTNER),
+        ("client_id", CLIENT_ID),
+        ("redirect_uri", REDIRECT_URI),
+        ("type", "28"),
+    ]
+    page = yield from _post_srf(confirm_form, session, hosts=hosts, jar=jar)
+    if (t := check_page(page)) is not None:
+        return t
+    raise RemoteProtocolError("Couldn't retrieve t field from login response", page)

@@ -210,6 +210,8 @@ class _Grant:
 class _LiveSession:
     msprequ: str
     mspok: str
+    uaid: str
+    context: str
     expiry: dt.datetime
     user_id: str | None = None
     opid: str | None = None
@@ -900,15 +902,22 @@ class Emulator:
         session = _LiveSession(
             msprequ=f"id=N&lt={_epoch(now)}&co=1",
             mspok=f"$uuid-{self._uuid()}",
+            uaid=self._uuid().replace("-", ""),
+            # Not the uaid: a cookie's value never appears in a page (--verbose redacts cookies).
+            context=self._uuid().replace("-", ""),
             expiry=now + _PPFT_LIFETIME,
         )
         _remember(self._live_sessions, ppft, session)
         attributes = self._cookie_attributes()
+        # As Live does: the session cookies (required back by post.srf, §2.2), then a
+        # correlation id nobody has to return, with its attributes spelt in mixed case.
         headers = [
             ("Set-Cookie", f"MSPRequ={session.msprequ}{attributes}"),
             ("Set-Cookie", f"MSPOK={session.mspok}{attributes}"),
+            ("Set-Cookie", f"uaid={session.uaid}; Path=/; httponly; SameSite=None"),
         ]
-        return _html(200, pages.live_sign_in_page(self._post_srf_url(), ppft), headers)
+        page = pages.live_sign_in_page(self._post_srf_url(), ppft, session.context)
+        return _html(200, page, headers)
 
     def _live_session(
         self, request: HttpRequest, form: Mapping[str, str], now: dt.datetime
@@ -925,18 +934,19 @@ class Emulator:
         session = self._live_sessions.get(ppft)
         if session is None or now >= session.expiry:
             message = "We couldn't sign you in: the sign-in session has expired. Please try again."
-            return _html(200, pages.live_error_page(message, "expired"))
+            context = self._uuid().replace("-", "")
+            return _html(200, pages.live_error_page(message, "expired", context))
         cookies = _cookie_values(request)
         if session.msprequ not in cookies.get("MSPRequ", []) or session.mspok not in cookies.get(
             "MSPOK", []
         ):
             message = "Your browser's cookies are turned off or the session cookies are missing."
-            return _html(200, pages.live_error_page(message, ppft))
+            return _html(200, pages.live_error_page(message, ppft, session.context))
         if not any(self._cktst_ok(value, now) for value in cookies.get("CkTst", [])):
             message = (
                 "We couldn't sign you in: your browser's cookie test failed. Please try again."
             )
-            return _html(200, pages.live_error_page(message, ppft))
+            return _html(200, pages.live_error_page(message, ppft, session.context))
         return ppft, session
 
     @staticmethod
@@ -957,15 +967,17 @@ class Emulator:
         if form.get("loginoptions") != "3" or "login" not in form or "passwd" not in form:
             return _html(400, pages.plain_page("Bad request", "Missing sign-in fields."))
         if not self._password_ok(form["login"], form["passwd"]):
-            return _html(200, pages.live_error_page(pages.BAD_PASSWORD_MESSAGE, ppft))
+            page = pages.live_error_page(pages.BAD_PASSWORD_MESSAGE, ppft, session.context)
+            return _html(200, page)
         if self._scenario.two_factor:
-            return _html(200, pages.live_two_factor_page(ppft, self._account.masked_email()))
+            masked = self._account.masked_email()
+            return _html(200, pages.live_two_factor_page(ppft, masked, session.context))
         if self._scenario.consent:
             return _html(200, pages.live_consent_page(_CONSENT_ACTION))
         opid = self._chars(_OPID_ALPHABET, 16)
         session.user_id = self._account.skype_name
         session.opid = opid
-        return _html(200, pages.live_opid_page(self._post_srf_url(opid), ppft))
+        return _html(200, pages.live_opid_page(self._post_srf_url(opid), ppft, session.context))
 
     def _on_live_confirm(
         self, request: HttpRequest, routed: _Routed, now: dt.datetime
@@ -987,7 +999,7 @@ class Emulator:
         opid = form.get("opid", "")
         if session.opid is None or session.user_id is None or opid != session.opid:
             message = "We couldn't sign you in: the confirmation doesn't match. Please try again."
-            return _html(200, pages.live_error_page(message, ppft))
+            return _html(200, pages.live_error_page(message, ppft, session.context))
         session.opid = None
         return _html(200, pages.live_confirm_page(WREPLY, self._issue_ticket(session.user_id, now)))
 

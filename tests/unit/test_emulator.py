@@ -401,7 +401,7 @@ def live_start(emu: Emulator) -> tuple[str, dict[str, str]]:
     page = emu.handle(req("GET", location), NOW)
     assert page.status == 200
     cookies = page.set_cookies()
-    assert set(cookies) == {"MSPRequ", "MSPOK"}
+    assert set(cookies) == {"MSPRequ", "MSPOK", "uaid"}
     match = PPFT.search(page.text)
     assert match is not None
     assert "sFTTag:'<input" in page.text
@@ -505,6 +505,39 @@ def test_live_pages_never_trip_the_page_check_by_accident() -> None:
         assert TWO_FACTOR.search(text) is None
         assert 'name="fmHF"' not in text
         assert re.search(r"<form(?![^>]*\bname=)", text) is None
+
+
+def test_live_pages_have_the_real_shape() -> None:
+    """ServerData on one line with an empty sErrTxt on every stage, the PPFT in sFTTag, urlPost."""
+    emu = make()
+    ppft, cookies = live_start(emu)
+    sign_in = emu.handle(
+        req("GET", "https://login.live.com/oauth20_authorize.srf?client_id=578134"), NOW
+    )
+    assert sign_in.set_cookies()["uaid"]
+    second = post_srf(emu, credentials(ppft), cookies)
+    opid = OPID.search(second.text)
+    assert opid is not None
+    third = post_srf(emu, confirm(opid.group(1), ppft), cookies)
+    for text in (sign_in.text, second.text, third.text):
+        line = next(x for x in text.splitlines() if x.startswith("var ServerData = {"))
+        assert "sErrTxt:''," in line
+        assert "iLoginStage:" in line
+    assert re.search(r"urlPost:'[^']*/ppsecure/post\.srf\?", sign_in.text)
+    assert re.search(r"sFTTag:'<input type=\"hidden\" name=\"PPFT\" [^']*/>'", sign_in.text)
+    assert f"opid={opid.group(1)}" in re.findall(r"urlPost:'([^']*)'", second.text)[0]
+    assert T_VALUE.search(third.text)
+
+
+def test_live_error_page_uses_the_escaped_form() -> None:
+    emu = make()
+    ppft, cookies = live_start(emu)
+    response = post_srf(emu, credentials(ppft, password="nope"), cookies)
+    raw = re.search(r"sErrTxt:'((?:[^'\\]|\\.)*)'", response.text)
+    assert raw is not None
+    assert "don\\'t" in raw.group(1)
+    assert '<a href=\\"https://account.live.com/' in raw.group(1)
+    assert "<\\/a>" in raw.group(1)
 
 
 def test_live_wrong_password_answers_an_error_the_reference_recognises() -> None:

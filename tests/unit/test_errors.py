@@ -167,3 +167,25 @@ def test_rate_limit_retry_after() -> None:
     assert repr(SkypeRateLimitException("x", None, 1.5)) == (
         "SkypeRateLimitException('x', retry_after=1.5)"
     )
+
+
+@pytest.mark.parametrize("cls", ALL_CLASSES)
+@pytest.mark.parametrize("blank", ["", " ", "\n\t "])
+def test_a_blank_message_becomes_the_class_sentence(cls: type[SkypeException], blank: str) -> None:
+    error = cls(blank)
+    assert str(error).strip()
+    assert str(error) == error.message == cls.default_message == error.args[0]
+    assert len(error.message.split()) >= 4  # a sentence, not a placeholder
+    assert "no message" not in error.message
+
+
+def test_each_class_has_its_own_sentence() -> None:
+    sentences = [cls.default_message for cls in ALL_CLASSES]
+    assert len(set(sentences)) == len(ALL_CLASSES)
+
+
+def test_a_blank_message_keeps_the_response() -> None:
+    response = HttpResponse(200, (), b"", "https://login.live.com/")
+    error = SkypeAuthException("", response)
+    assert error.args == (SkypeAuthException.default_message, response)
+    assert repr(error) == f"SkypeAuthException({SkypeAuthException.default_message!r}, status=200)"

@@ -48,6 +48,7 @@ from skyproto.auth.soap import (
     security_token_envelope,
     xml_escape,
 )
+from skyproto.emulator.pages import soap_fault, soap_token_response
 from skyproto.tokens import DEFAULT_TOKEN_LIFETIME, Credentials, SkypeToken
 
 from . import NOW, UA, assert_clean, assert_same_wire, drive, skpy_requests
@@ -214,6 +215,37 @@ def test_hosts_mapping() -> None:
 
 def test_later_security_token_overwrites_earlier() -> None:
     assert parse_security_token(rst_answer("first", "second")) == "second"
+
+
+REAL_TOKEN = "t=EwA-SECURITY-TOKEN&p="
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "t=EwA-SECURITY-TOKEN&amp;p=",
+        "t=EwA-SECURITY-TOKEN&#38;p=",
+        "<![CDATA[t=EwA-SECURITY-TOKEN&p=]]>",
+        "t=EwA-<![CDATA[SECURITY-TOKEN&]]>p=",
+    ],
+)
+def test_security_token_in_a_real_shaped_answer(written: str) -> None:
+    """The answer as RST.srf sends it: a psf:pp header, namespaces declared again on inner
+    elements, and a Passport.NET/tb response (no BinarySecurityToken) before ours; the token
+    written in any legal XML form."""
+    shaped = soap_token_response("@@TOKEN@@", "2024-03-05T14:00:00Z", "2024-03-05T15:00:00Z")
+    response = HttpResponse.build(200, content=shaped.replace("@@TOKEN@@", written))
+    assert "http://Passport.NET/tb" in response.text
+    assert parse_security_token(response) == REAL_TOKEN
+
+
+def test_real_shaped_fault() -> None:
+    response = HttpResponse.build(
+        500, content=soap_fault("wsse:FailedAuthentication", "Authentication Failure")
+    )
+    with pytest.raises(SkypeAuthException) as info:
+        login([response])
+    assert info.value.message == "wsse:FailedAuthentication - Authentication Failure"
 
 
 @pytest.mark.parametrize("tokens", [(), ("",), ("   ",), ("first", "")])
