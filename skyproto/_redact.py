@@ -115,6 +115,7 @@ _QUOTED_REST = {
     for quote in "\"'"
 }
 _BARE_VALUE = re.compile(r"""[^\s&;,"'<>{}\[\]()]*+""")
+_RAW_TEXT_END = re.compile(r"</(?:script|style)", re.IGNORECASE)
 _SOAP_OPEN = re.compile(
     rf"<(?:[\w-]++:)?+({'|'.join(_SOAP_SECRETS)})\b[^<>]*+>", re.IGNORECASE | re.ASCII
 )
@@ -296,22 +297,29 @@ def _render_tag(tag: StartTag) -> str:
     return " ".join(parts) + ">"
 
 
-def _tag_spans(text: str) -> list[Span]:
-    """Start tags naming a secret field, as the page scan reads them, and an unread tail."""
+def _tag_spans(text: str, offset: int = 0, *, nested: bool = False) -> list[Span]:
+    """Start tags naming a secret field, as the page scan reads them, and an unread tail.
+
+    Markup written inside a ``<script>`` or ``<style>`` is not a tag to the page scan, but is
+    read here too (one level deep), as pages build forms from such strings.
+    """
     from .auth._pages import start_tags  # imported here: it imports _http, which imports us
 
     tags, stop = start_tags(text)
-    spans = [
-        (tag.start, tag.end, _render_tag(tag))
-        for tag in tags
+    spans: list[Span] = []
+    for tag in tags:
         if any(
             k in ("name", "id") and v is not None and _is_secret_field(v) for k, v in tag.attributes
-        )
-    ]
+        ):
+            spans.append((offset + tag.start, offset + tag.end, _render_tag(tag)))
+        if tag.name in ("script", "style") and not nested:
+            close = _RAW_TEXT_END.search(text, tag.end)
+            end = close.start() if close else len(text)
+            spans += _tag_spans(text[tag.end : end], offset + tag.end, nested=True)
     if text.startswith("<", stop):
         # An unterminated tag (or markup the parser gave up on) at the end: it may hold a value
         # the cut of the body split in two.
-        spans.append((stop, len(text), _REDACTED))
+        spans.append((offset + stop, offset + len(text), _REDACTED))
     return spans
 
 
