@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from scaling import assert_linear
 
 from skyproto import HttpRequest, HttpResponse, errors
-from skyproto._redact import describe
+from skyproto._redact import describe, redact_url
 from skyproto.auth._pages import scan_page
 from skyproto.auth.live import find_ppft
 from skyproto.auth.soap import parse_security_token, security_token_envelope
@@ -508,3 +508,8 @@ def test_describe_takes_linear_time(unit: str) -> None:
         return HttpResponse(200, HTML, (unit * (size // len(unit))).encode())
 
     assert_linear(describe, make, sizes=(2000, 16000))
+
+
+@pytest.mark.parametrize("unit", [":", "a:", "?t=", "&", "#x"])
+def test_redact_url_takes_linear_time(unit: str) -> None:
+    assert_linear(redact_url, lambda size: "https://" + unit * (size // len(unit)))
