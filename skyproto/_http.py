@@ -20,22 +20,22 @@ from typing import Any
 import attrs
 import h11
 
-from ._redact import SECRET_FIELDS, SECRET_HEADERS, describe, redact_headers, redact_url
+# Redaction moved to _redact; its names stay importable from here.
+from ._redact import SECRET_FIELDS as SECRET_FIELDS
+from ._redact import SECRET_HEADERS as SECRET_HEADERS
+from ._redact import describe as describe
+from ._redact import redact_headers as redact_headers
+from ._redact import redact_url
 from .errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
-    "SECRET_FIELDS",
-    "SECRET_HEADERS",
     "Headers",
     "HttpRequest",
     "HttpResponse",
     "cookie_header",
-    "describe",
     "dump_json",
     "encode_form",
     "encode_query",
-    "redact_headers",
-    "redact_url",
 ]
 
 Headers = tuple[tuple[str, str], ...]

@@ -15,17 +15,18 @@ or eight times the display limit if that is more) and then:
 2. hides secrets by place: JSON values under a secret field name at any depth (the body is shown
    re-serialised), form pairs by name, and in any other text (HTML, SOAP, scripts) every start
    tag whose ``name`` or ``id`` (any of them, decoded as the page scan decodes them) is a secret
-   field, the ``Password``/``BinarySecurityToken``/``BinarySecret`` elements, ``field: value``
-   and ``field=value`` pairs, and an unterminated tag or value at the end;
-3. hides every remaining occurrence of a collected value, raw or JSON-, HTML-, XML- or
-   URL-escaped, in the whole rendering;
+   field, also where a script or style holds the markup; the ``Password``,
+   ``BinarySecurityToken`` and ``BinarySecret`` elements; ``field: value`` and ``field=value``
+   pairs; and, to the end of the text, a tag or a value left unterminated;
+3. hides every remaining occurrence of a collected value of at least six characters (at most
+   32 of them), raw or JSON-, HTML-, XML- or URL-escaped, in the whole rendering;
 4. only then cuts the body to the display limit, so a secret that straddles the cut is already
    a marker.
 
-Every step takes time linear in the size of the prefix read: the scanners below use no
+Every step takes time linear in the size of the prefix read: the scanners here use no
 backtracking over server text, and after an unterminated value they stop. A secret that starts
-in the shown part of a body and runs beyond the prefix read (tens of kilobytes) is hidden only
-by the last two rules of step 2.
+in the shown part of a body and runs past the prefix read (tens of kilobytes) is found by no
+reader; the unterminated-tag and unterminated-value rules of step 2 are what hide it.
 """
 
 from __future__ import annotations
