@@ -260,9 +260,10 @@ def _needles(values: list[str]) -> list[str]:
                 html.escape(value, quote=False),
                 json.dumps(value)[1:-1],
                 json.dumps(value, ensure_ascii=False)[1:-1],
-                urllib.parse.quote(value, safe=""),
-                urllib.parse.quote(value),
-                urllib.parse.quote_plus(value),
+                # A JSON string may hold a lone surrogate: quote it as the JSON reader read it.
+                urllib.parse.quote(value, safe="", errors="surrogatepass"),
+                urllib.parse.quote(value, errors="surrogatepass"),
+                urllib.parse.quote_plus(value, errors="surrogatepass"),
             )
         )
     return sorted(needles, key=len, reverse=True)

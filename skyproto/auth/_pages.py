@@ -282,9 +282,12 @@ class _TagLister(HTMLParser):
         """The index in the text of the construct being read."""
         line, offset = self.getpos()
         while self._line < line:  # positions only move forward: linear over the whole page
-            self._line_start = self.text.index("\n", self._line_start) + 1
+            newline = self.text.find("\n", self._line_start)
+            if newline < 0:  # pragma: no cover - defensive: the parser counts the same newlines
+                break
+            self._line_start = newline + 1
             self._line += 1
-        return self._line_start + offset
+        return min(self._line_start + offset, len(self.text))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         start = self.position()

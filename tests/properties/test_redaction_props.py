@@ -513,3 +513,19 @@ def test_describe_takes_linear_time(unit: str) -> None:
 @pytest.mark.parametrize("unit", [":", "a:", "?t=", "&", "#x"])
 def test_redact_url_takes_linear_time(unit: str) -> None:
     assert_linear(redact_url, lambda size: "https://" + unit * (size // len(unit)))
+
+
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=200).map(lambda s: json.dumps({"skypetoken": s, "x": [s]}).encode()),
+        st.text(max_size=100).map(lambda s: f'<input name="t" value="{s}"><p>{s}'.encode()),
+        st.text(max_size=100).map(lambda s: f"<wsse:Password>{s}".encode("utf-16")),
+    ),
+    content_type=st.sampled_from([None, "application/json", "text/html", "application/soap+xml"]),
+    limit=st.integers(0, 300),
+)
+def test_describe_renders_any_body(body: bytes, content_type: str | None, limit: int) -> None:
+    headers = () if content_type is None else (("Content-Type", content_type),)
+    text = describe(HttpResponse(200, headers, body), body_limit=limit)
+    assert text.startswith("HTTP 200")

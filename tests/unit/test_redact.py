@@ -390,3 +390,11 @@ def test_url_secrets_are_hidden_in_the_url_the_location_and_their_echoes(field: 
 def test_a_password_in_user_info_is_hidden_whatever_the_colons() -> None:
     assert redact_url("https://me:pw:x@host/p") == "https://me:%3Credacted%3E@host/p"
     assert redact_url("https://" + ":" * 5000) == "https://" + ":" * 5000
+
+
+def test_a_token_holding_a_lone_surrogate_is_hidden_without_a_crash() -> None:
+    # JSON can escape a lone surrogate; the core's reader accepts it.
+    body = b'{"skypetoken": "\\ud800Zq7-secret", "echo": "\\ud800Zq7-secret"}'
+    assert HttpResponse(200, JSON, body).json()["skypetoken"] == "\ud800Zq7-secret"
+    text = describe(HttpResponse(200, JSON, body))
+    assert text.splitlines()[-1] == '  {"skypetoken": "<redacted>", "echo": "<redacted>"}'
