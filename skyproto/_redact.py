@@ -111,6 +111,7 @@ _URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)([^/?#@]*)(@
 _FIELD_NAMES = "|".join(re.escape(name) for name in sorted(SECRET_FIELDS, key=len, reverse=True))
 # `name: value`, `"name": value` and `name=value` in scripts, JSON-like text and URLs in pages.
 _ASSIGNMENT = re.compile(rf"""(?<![\w$.-])(["']?)(?:{_FIELD_NAMES})\1\s*+[:=]\s*+""", re.IGNORECASE)
+# The rest of a quoted value: possessive (atomic) runs, so a missing closing quote costs one pass.
 _QUOTED_REST = {
     quote: re.compile(rf"[^{quote}\\]*+(?:\\.[^{quote}\\]*+)*+{quote}", re.DOTALL)
     for quote in "\"'"
@@ -421,12 +422,12 @@ def describe(message: HttpRequest | HttpResponse, *, body_limit: int = 2000) -> 
         first = f"HTTP {message.status}" + (f" ({redact_url(message.url)})" if message.url else "")
     lines = [first]
     lines += [f"  {name}: {value}" for name, value in redact_headers(message.headers)]
-    values = _message_secrets(message)
     body, shown = message.body, ""
     head = body[: max(READ_LIMIT, 8 * body_limit)]
+    values: list[str] = []
     if head:
-        _body_secrets(head, values)
-    needles = _needles(values)
+        _body_secrets(head, values)  # first: what the flows use must not be crowded out
+    needles = _needles(values + _message_secrets(message))
     if head:
         whole = len(head) == len(body)
         shown = _mask(_redact_body(head, message.header("content-type"), whole), needles)

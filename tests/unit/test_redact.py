@@ -398,3 +398,14 @@ def test_a_token_holding_a_lone_surrogate_is_hidden_without_a_crash() -> None:
     assert HttpResponse(200, JSON, body).json()["skypetoken"] == "\ud800Zq7-secret"
     text = describe(HttpResponse(200, JSON, body))
     assert text.splitlines()[-1] == '  {"skypetoken": "<redacted>", "echo": "<redacted>"}'
+
+
+def test_many_cookies_do_not_crowd_out_the_body_secrets() -> None:
+    cookies = "; ".join(f"c{i}=cookie-value-{i:04d}" for i in range(40))
+    request = HttpRequest.build(
+        "POST",
+        "https://api.skype.com/login/skypetoken",
+        headers={"Cookie": cookies},
+        json={"passwordHash": SECRET, "echo": SECRET},
+    )
+    assert SECRET not in describe(request)
