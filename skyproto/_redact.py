@@ -300,11 +300,14 @@ def _render_tag(tag: StartTag) -> str:
     return " ".join(parts) + ">"
 
 
-def _tag_spans(text: str, offset: int = 0, *, nested: bool = False) -> list[Span]:
+def _tag_spans(
+    text: str, offset: int = 0, *, nested: bool = False, last: bool = True
+) -> list[Span]:
     """Start tags naming a secret field, as the page scan reads them, and an unread tail.
 
     Markup written inside a ``<script>`` or ``<style>`` is not a tag to the page scan, but is
-    read here too (one level deep), as pages build forms from such strings.
+    read here too (one level deep), as pages build forms from such strings. ``last`` tells
+    whether ``text`` runs to the end of the body read, where a cut may have split a tag.
     """
     from .auth._pages import start_tags  # imported here: it imports _http, which imports us
 
@@ -318,8 +321,9 @@ def _tag_spans(text: str, offset: int = 0, *, nested: bool = False) -> list[Span
         if tag.name in ("script", "style") and not nested:
             close = _RAW_TEXT_END.search(text, tag.end)
             end = close.start() if close else len(text)
-            spans += _tag_spans(text[tag.end : end], offset + tag.end, nested=True)
-    if text.startswith("<", stop):
+            inner = text[tag.end : end]
+            spans += _tag_spans(inner, offset + tag.end, nested=True, last=close is None)
+    if last and text.startswith("<", stop):
         # An unterminated tag (or markup the parser gave up on) at the end: it may hold a value
         # the cut of the body split in two.
         spans.append((offset + stop, offset + len(text), _REDACTED))

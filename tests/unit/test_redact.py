@@ -409,3 +409,10 @@ def test_many_cookies_do_not_crowd_out_the_body_secrets() -> None:
         json={"passwordHash": SECRET, "echo": SECRET},
     )
     assert SECRET not in describe(request)
+
+
+def test_a_comparison_in_a_script_is_shown_but_a_tag_cut_inside_one_is_not() -> None:
+    page = "<script>if (a<b) go();</script><p>after</p>"
+    assert describe(HttpResponse(200, HTML, page.encode())).endswith(f"  {page}")
+    cut = f'<script>var s = \'<input name="PPFT" value="{LONG}'
+    assert describe(HttpResponse(200, HTML, cut.encode())).endswith("  <script>var s = '<redacted>")
