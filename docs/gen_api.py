@@ -29,6 +29,7 @@ MODULES = (
     "skyproto.hosts",
     "skyproto.errors",
     "skyproto._http",
+    "skyproto._redact",
     "skyproto._flow",
     "skyproto.calls",
     "skyproto.mac256",

@@ -4,13 +4,9 @@ Both classes are frozen attrs values. Headers are an ordered tuple of ``(name, v
 repeated headers (``Set-Cookie``) and their order survive untouched. Bodies are bytes. Nothing here
 performs I/O: the transports turn these values into wire traffic and back.
 
-Redaction lives here too, in one place: :func:`redact_headers`, :func:`redact_url` and
-:func:`describe` are what every ``repr``, error message and traffic log line goes through, so a
-secret can only leak if it is missing from :data:`SECRET_HEADERS` or :data:`SECRET_FIELDS`.
-Bodies are redacted by kind: JSON fields by name at any depth, form and query fields by name,
-and in other text (SOAP, HTML, scripts) the ``Password``/``BinarySecurityToken``/``BinarySecret``
-elements, the ``value`` of elements whose ``name`` or ``id`` is a secret field, and
-``field: 'value'`` and ``field=value`` pairs with a secret field name.
+Redaction lives in :mod:`skyproto._redact`; :func:`redact_headers`, :func:`redact_url`,
+:func:`describe`, :data:`SECRET_HEADERS` and :data:`SECRET_FIELDS` are importable from here too.
+The ``repr`` of a request or response shows no body and redacts its URL and headers.
 """
 
 from __future__ import annotations
@@ -24,86 +20,27 @@ from typing import Any
 import attrs
 import h11
 
+# Redaction moved to _redact; its names stay importable from here.
+from ._redact import SECRET_FIELDS as SECRET_FIELDS
+from ._redact import SECRET_HEADERS as SECRET_HEADERS
+from ._redact import describe as describe
+from ._redact import redact_headers as redact_headers
+from ._redact import redact_url
 from .errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
-    "SECRET_FIELDS",
-    "SECRET_HEADERS",
     "Headers",
     "HttpRequest",
     "HttpResponse",
     "cookie_header",
-    "describe",
     "dump_json",
     "encode_form",
     "encode_query",
-    "redact_headers",
-    "redact_url",
 ]
 
 Headers = tuple[tuple[str, str], ...]
 HeaderInput = Mapping[str, str | None] | Iterable[tuple[str, str | None]] | None
 
-#: Header names (lower-case) whose values are credentials and never printed.
-SECRET_HEADERS = frozenset(
-    {
-        "authorization",
-        "authentication",
-        "proxy-authorization",
-        "x-skypetoken",
-        "registrationtoken",
-        "set-registrationtoken",
-        "cookie",
-        "set-cookie",
-        "csrf_token",
-    }
-)
-
-#: Form, JSON, query and page field names (lower-case) whose values are credentials.
-SECRET_FIELDS = frozenset(
-    {
-        "passwd",
-        "password",
-        "passwordhash",
-        "access_token",
-        "accesstoken",
-        "skypetoken",
-        "refresh_token",
-        "refresh-token",
-        "refreshtoken",
-        "t",
-        "ppft",
-        "sft",
-        "token",
-        "registrationtoken",
-    }
-)
-
-#: Headers whose values are URLs: shown, but with secret query fields redacted.
-_URL_HEADERS = frozenset({"location", "content-location", "referer"})
-
-_REDACTED = "<redacted>"
-_REDACTED_IN_URL = urllib.parse.quote(_REDACTED)
-_SOAP_SECRET = re.compile(
-    r"(<(?:[\w-]+:)?(Password|BinarySecurityToken|BinarySecret)\b[^>]*>)(.*?)(</(?:[\w-]+:)?\2\s*>)",
-    re.DOTALL,
-)
-# A start tag, quoted attribute values may hold ">".
-_TAG = re.compile(r"""<[A-Za-z][\w:.-]*(?:"[^"]*"|'[^']*'|[^'">])*>""")
-_ATTRIBUTE = re.compile(r"""([^\s"'=<>/]+)(?:(\s*=\s*)("[^"]*"|'[^']*'|[^\s"'<>`]+))?""")
-_FIELD_NAMES = "|".join(re.escape(name) for name in sorted(SECRET_FIELDS, key=len, reverse=True))
-# `name: 'value'` and `"name": "value"` in scripts and JSON-like text.
-_SCRIPT_SECRET = re.compile(
-    rf"""((?<![\w$-])(["']?)(?:{_FIELD_NAMES})\2\s*:\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""",
-    re.IGNORECASE | re.DOTALL,
-)
-# `name=value` in free text (an unlabelled form, a URL in a page).
-_ASSIGNED_SECRET = re.compile(
-    rf"""((?<![\w$.-])(?:{_FIELD_NAMES})\s*=\s*)("[^"]*"|'[^']*'|[^\s&;,"'<>]*)""",
-    re.IGNORECASE,
-)
-_URL_PAIR = re.compile(r"(^|[?&;#])([^=&;#?]*)=([^&;#]*)")
-_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*?:)([^/?#@]*)(@)")
 _ABSOLUTE_TARGET = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # What a browser's URL encoder leaves alone in a request target; "%" keeps existing escapes.
 _TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
@@ -252,131 +189,6 @@ def _wire_path(target: str) -> str:
     and ``@`` are kept as they are.
     """
     return urllib.parse.quote(target, safe=_TARGET_SAFE)
-
-
-def _is_secret_field(name: str) -> bool:
-    return name.strip().lower() in SECRET_FIELDS
-
-
-def _redact_pairs(text: str, marker: str) -> str:
-    """Replace the values of secret ``name=value`` pairs in a query, fragment or form body."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = urllib.parse.unquote_plus(match.group(2))
-        if not _is_secret_field(name):
-            return match.group(0)
-        return f"{match.group(1)}{match.group(2)}={marker}"
-
-    return _URL_PAIR.sub(replace, text)
-
-
-def _redact_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: _REDACTED if _is_secret_field(str(k)) else _redact_json(v) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact_json(v) for v in value]
-    return value
-
-
-def redact_headers(headers: Headers) -> Headers:
-    """Return ``headers`` with every credential-bearing value replaced by a marker.
-
-    Values of :data:`SECRET_HEADERS` are hidden whole; URL-valued headers (``Location``) keep
-    their URL with secret query fields hidden, as :func:`redact_url` does.
-    """
-    out: list[tuple[str, str]] = []
-    for name, value in headers:
-        key = name.lower()
-        if key in SECRET_HEADERS:
-            value = _REDACTED
-        elif key in _URL_HEADERS:
-            value = redact_url(value)
-        out.append((name, value))
-    return tuple(out)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the values of secret query and fragment fields, and any password, hidden.
-
-    Everything else is kept exactly as written. Works on any string, parsable or not.
-    """
-    url = _URL_PASSWORD.sub(rf"\1{_REDACTED_IN_URL}\3", url, count=1)
-    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
-    if cut < 0:
-        return url
-    return url[:cut] + _redact_pairs(url[cut:], _REDACTED_IN_URL)
-
-
-def _redact_tag(match: re.Match[str]) -> str:
-    tag = match.group(0)
-    name_end = re.match(r"<[^\s/>]*", tag)
-    split = name_end.end() if name_end else 1
-    head, rest = tag[:split], tag[split:]
-    attributes = {
-        m.group(1).lower(): (m.group(3) or "").strip("\"'") for m in _ATTRIBUTE.finditer(rest)
-    }
-    if not any(_is_secret_field(attributes.get(key, "")) for key in ("name", "id")):
-        return tag
-
-    def replace(m: re.Match[str]) -> str:
-        if m.group(1).lower() != "value" or m.group(3) is None:
-            return m.group(0)
-        quote = m.group(3)[0] if m.group(3)[0] in "\"'" else ""
-        return f"{m.group(1)}{m.group(2)}{quote}{_REDACTED}{quote}"
-
-    return head + _ATTRIBUTE.sub(replace, rest)
-
-
-def _redact_script(match: re.Match[str]) -> str:
-    quote = match.group(3)[0]
-    return f"{match.group(1)}{quote}{_REDACTED}{quote}"
-
-
-def _redact_text(text: str) -> str:
-    """Redaction for bodies that are not JSON or a labelled form: SOAP, HTML, scripts, text."""
-    text = _SOAP_SECRET.sub(rf"\1{_REDACTED}\4", text)
-    text = _TAG.sub(_redact_tag, text)
-    text = _SCRIPT_SECRET.sub(_redact_script, text)
-    return _ASSIGNED_SECRET.sub(rf"\1{_REDACTED}", text)
-
-
-def _is_json_type(kind: str) -> bool:
-    return kind in ("application/json", "text/json") or kind.endswith("+json")
-
-
-def _redact_body(body: bytes, content_type: str | None, limit: int) -> str:
-    if not body:
-        return ""
-    text = body.decode("utf-8", "replace")
-    kind = (content_type or "").split(";")[0].strip().lower()
-    if kind == "application/x-www-form-urlencoded":
-        text = _redact_pairs(text, _REDACTED)
-    elif _is_json_type(kind) or text.lstrip()[:1] in ("{", "["):
-        try:
-            text = json.dumps(_redact_json(json.loads(text)))
-        except (ValueError, RecursionError):
-            text = "<unparsable JSON body>" if _is_json_type(kind) else _redact_text(text)
-    else:
-        text = _redact_text(text)
-    if len(text) > limit:
-        text = f"{text[:limit]}... ({len(body)} bytes)"
-    return text
-
-
-def describe(message: HttpRequest | HttpResponse, *, body_limit: int = 2000) -> str:
-    """A multi-line, redacted rendering of a request or response, for traffic logs."""
-    if isinstance(message, HttpRequest):
-        first = f"{message.method} {redact_url(message.url)}"
-    else:
-        first = f"HTTP {message.status}" + (f" ({redact_url(message.url)})" if message.url else "")
-    lines = [first]
-    lines += [f"  {name}: {value}" for name, value in redact_headers(message.headers)]
-    body = _redact_body(message.body, message.header("content-type"), body_limit)
-    if body:
-        lines.append(f"  {body}")
-    return "\n".join(lines)
 
 
 def _split_url(url: str) -> urllib.parse.SplitResult:

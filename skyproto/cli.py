@@ -37,7 +37,8 @@ import attrs
 
 from . import commands
 from ._flow import Flow
-from ._http import HttpRequest, HttpResponse, describe
+from ._http import HttpRequest, HttpResponse
+from ._redact import describe
 from .errors import LocalProtocolError, SkypeException
 from .hosts import Hosts
 from .mac256 import mac256

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from ._http import redact_url
+from ._redact import redact_url
 from .errors import LocalProtocolError, UntrustedHostError
 
 __all__ = ["DEFAULT_TRUSTED_DOMAINS", "SERVICE_URLS", "Hosts"]

@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import h11
 
 from skyproto._flow import Deliver, Flow, Now, Shared, Sleep
-from skyproto._http import HttpRequest, HttpResponse, redact_url
+from skyproto._http import HttpRequest, HttpResponse
+from skyproto._redact import redact_url
 from skyproto.calls import check_seconds
 from skyproto.errors import LocalProtocolError, TransportError, TransportTimeout
 

@@ -273,3 +273,52 @@ def t_exchange(t: str, *, hosts: Hosts, jar: CookieJar) -> Flow[SkypeToken]:
     current = yield from now()
     response = yield from fetch_checked(req, hosts=hosts, jar=jar, now=current)
     return parse_token_page(response, current)
+
+
+@attrs.frozen
+class StartTag:
+    """One start tag as :func:`scan_page` reads it, and the span of its text in the page."""
+
+    name: str
+    #: Every attribute in order, duplicates kept, names lower-cased and values decoded.
+    attributes: tuple[tuple[str, str | None], ...] = attrs.field(repr=False)
+    start: int
+    end: int
+
+
+class _TagLister(HTMLParser):
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text = text
+        self.tags: list[StartTag] = []
+        self._line, self._line_start = 1, 0
+
+    def position(self) -> int:
+        """The index in the text of the construct being read."""
+        line, offset = self.getpos()
+        while self._line < line:  # positions only move forward: linear over the whole page
+            newline = self.text.find("\n", self._line_start)
+            if newline < 0:  # pragma: no cover - defensive: the parser counts the same newlines
+                break
+            self._line_start = newline + 1
+            self._line += 1
+        return min(self._line_start + offset, len(self.text))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        start = self.position()
+        raw = self.get_starttag_text() or ""
+        self.tags.append(StartTag(tag, tuple(attrs), start, start + len(raw)))
+
+
+def start_tags(text: str) -> tuple[list[StartTag], int]:
+    """Every start tag in ``text``, read with the same parser and settings as :func:`scan_page`,
+    and the index where reading stopped: ``len(text)``, or the start of what the parser left
+    unread (an unterminated construct at the end) or could not parse.
+    """
+    lister = _TagLister(text)
+    try:
+        lister.feed(text)
+    except (AssertionError, ValueError):
+        # The parser gives up on some markup (``<![`` in Python 3.11): reading stopped there.
+        return lister.tags, lister.position()
+    return lister.tags, len(text) - len(lister.rawdata)

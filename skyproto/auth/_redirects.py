@@ -43,7 +43,8 @@ from collections.abc import Mapping
 import attrs
 
 from .._flow import Flow, request
-from .._http import SECRET_HEADERS, HttpRequest, HttpResponse, cookie_header
+from .._http import HttpRequest, HttpResponse, cookie_header
+from .._redact import SECRET_HEADERS
 from ..calls import DEFAULT_ACCEPTED, check_status, display_url
 from ..errors import RemoteProtocolError
 from ..hosts import Hosts

@@ -48,7 +48,8 @@ from typing import Any
 import attrs
 import h11
 
-from .._http import HttpRequest, HttpResponse, describe
+from .._http import HttpRequest, HttpResponse
+from .._redact import describe
 from ..errors import LocalProtocolError
 from ..hosts import Hosts
 from .core import LOG_SIZE, Emulator, check_log_size
