@@ -13,6 +13,9 @@ Policies shared by the flows, documented where they live:
   cookie jar scoped per host (:mod:`skyproto.auth._redirects`);
 * the Live page check and its form rule (:mod:`skyproto.auth.live`);
 * SOAP parsing, faults and DOCTYPE refusal (:mod:`skyproto.auth.soap`).
+
+The Teams Free chain (device code, refresh token, authz; docs/teams.md) lives in
+:mod:`skyproto.auth.teams`.
 """
 
 from __future__ import annotations
@@ -29,9 +32,14 @@ from .live import live_login
 from .profile import fetch_user_id
 from .refresh import refresh_login
 from .soap import soap_login
+from .teams import DeviceCodeLogin, DeviceLoginRequired, DevicePrompt, TeamsAuth, teams_login
 
 __all__ = [
+    "DeviceCodeLogin",
+    "DeviceLoginRequired",
+    "DevicePrompt",
     "LoginMethod",
+    "TeamsAuth",
     "api_login",
     "choose_method",
     "fetch_user_id",
@@ -40,6 +48,7 @@ __all__ = [
     "login",
     "refresh_login",
     "soap_login",
+    "teams_login",
 ]
 
 
