@@ -77,6 +77,7 @@ from . import paging as _paging
 from ._flow import Flow, now, shared
 from ._http import HeaderInput, HttpResponse, dump_json
 from .auth import LoginMethod, fetch_user_id, guest_login, login
+from .auth.teams import DeviceCodeLogin, DeviceLoginRequired, Region, teams_login
 from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException
 from .hosts import Hosts
 from .ids import Status
@@ -93,6 +94,7 @@ __all__ = [
     "Listing",
     "Session",
     "SessionState",
+    "TeamsState",
     "dump_snapshot",
     "load_snapshot",
     "snapshot_converter",
@@ -110,8 +112,22 @@ def _endpoint_ids(value: Any) -> tuple[str, ...]:
 
 
 @attrs.frozen
+class TeamsState:
+    """What a Teams Free session keeps besides its Skype token (docs/teams.md): the newest
+    refresh token (they rotate; ``None`` once refused) and the service bases authz named.
+    A device code is never kept: it is spent by the time a login returns."""
+
+    refresh_token: str | None = attrs.field(default=None, repr=False)
+    region: Region = attrs.field(factory=Region)
+
+
+@attrs.frozen
 class SessionState:
-    """What a session needs to resume without traffic. Secrets are hidden from ``repr``."""
+    """What a session needs to resume without traffic. Secrets are hidden from ``repr``.
+
+    ``teams`` is set for a Teams Free session; ``user_id`` is then its Skype id. Snapshots
+    without it (every legacy one) still load.
+    """
 
     user_id: str | None = None
     skype_token: SkypeToken | None = None
@@ -119,6 +135,7 @@ class SessionState:
     endpoints: tuple[str, ...] = attrs.field(default=(), converter=_endpoint_ids)
     paging: PagingState = attrs.field(factory=PagingState)
     guest: bool = False
+    teams: TeamsState | None = None
 
     @property
     def endpoint_id(self) -> str:
@@ -328,6 +345,8 @@ def usable_token(token: str) -> bool:
 def dump_snapshot(state: SessionState) -> bytes:
     """The versioned JSON snapshot of ``state``."""
     body = snapshot_converter.unstructure(state, SessionState)
+    if body.get("teams") is None:
+        body.pop("teams", None)  # a legacy snapshot stays as it always was
     return dump_json({"version": SNAPSHOT_VERSION, **body})
 
 
@@ -363,7 +382,9 @@ def _check_version(document: dict[str, Any]) -> None:
 
 def _structure(document: dict[str, Any]) -> SessionState:
     body = {k: v for k, v in document.items() if k != "version"}
-    missing = [a.name for a in attrs.fields(SessionState) if a.name not in body]
+    missing = [
+        a.name for a in attrs.fields(SessionState) if a.name not in body and a.name != "teams"
+    ]
     if missing:
         raise _shape_error([(name, "required field missing") for name in missing])
     try:
@@ -408,6 +429,15 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
                 f"saved state names messaging host {_host_of(registration.messenger)!r}, "
                 "which is not trusted"
             )
+    if state.teams is not None:
+        refresh = state.teams.refresh_token
+        if refresh is not None and not usable_token(refresh):
+            raise _shape_error([("teams.refresh_token", "not a usable token")])
+        for base in attrs.astuple(state.teams.region):
+            if base is not None and not hosts.is_trusted(base):
+                raise SkypeTokenException(
+                    f"saved state names service host {_host_of(base)!r}, which is not trusted"
+                )
     return state
 
 
@@ -428,9 +458,13 @@ class GuestCredentials:
     name: str
 
 
-#: What a session logs in with: credentials, or a callable asked for them when a login is due.
+#: What a session logs in with: credentials, or a callable asked for them when a login is due;
+#: or, for a Teams Free session, how to run a device-code login when no refresh token works.
 CredentialSource = (
-    Credentials | GuestCredentials | Callable[[], "Credentials | GuestCredentials | None"]
+    Credentials
+    | GuestCredentials
+    | DeviceCodeLogin
+    | Callable[[], "Credentials | GuestCredentials | None"]
 )
 
 T = TypeVar("T")
@@ -555,7 +589,45 @@ class Session:
             )
         return source
 
+    @property
+    def teams(self) -> bool:
+        """Whether this is a Teams Free session (a Teams state, or a device-code login source)."""
+        return self.state.teams is not None or isinstance(self._credentials, DeviceCodeLogin)
+
+    def chat_base(self) -> str:
+        """The Teams Free chat-service base: the front-door base authz named, else the default
+        one (docs/teams.md §B.1), checked against the trusted hosts."""
+        from .chat import AFD_BASE
+
+        region = self.state.teams.region if self.state.teams is not None else Region()
+        base = region.chat_service_afd or self.hosts.url(AFD_BASE)
+        return self.hosts.require_trusted(base, "the chat service")
+
+    def _teams_login(self) -> Flow[SkypeToken]:
+        teams = self.state.teams
+        device = self._credentials if isinstance(self._credentials, DeviceCodeLogin) else None
+        refresh = teams.refresh_token if teams is not None else None
+        try:
+            auth, rotated = yield from teams_login(self.hosts, refresh_token=refresh, device=device)
+        except DeviceLoginRequired:
+            if teams is not None and teams.refresh_token is not None:
+                forgotten = attrs.evolve(teams, refresh_token=None)
+                self.state = attrs.evolve(self.state, teams=forgotten, skype_token=None)
+            raise
+        if self.state.user_id is not None and auth.skype_id != self.state.user_id:
+            self.state = SessionState()  # a different account: nothing of the old one is reused
+        self.state = attrs.evolve(
+            self.state,
+            user_id=auth.skype_id,
+            skype_token=auth.skype_token,
+            teams=TeamsState(rotated, auth.region),
+        )
+        self._logins += 1
+        return auth.skype_token
+
     def _login(self) -> Flow[SkypeToken]:
+        if self.teams:
+            return (yield from self._teams_login())
         source = self._source()
         if isinstance(source, GuestCredentials):
             token = yield from guest_login(source.join, source.name, hosts=self.hosts)
@@ -641,8 +713,13 @@ class Session:
     # -- operations -----------------------------------------------------------------------------
 
     def connect(self) -> Flow[SessionState]:
-        """Flow: log in if needed, register if needed (config and endpoint listing included)."""
+        """Flow: log in if needed, register if needed (config and endpoint listing included).
+
+        A Teams Free session only makes sure of its Skype token: its chat service needs no
+        registration."""
         yield from self.skype_token()
+        if self.teams:
+            return self.state
         if self.state.user_id is None:
             user_id = yield from self.call_with_token(
                 lambda token: fetch_user_id(token, hosts=self.hosts)
