@@ -16,6 +16,7 @@ from skyproto.auth.teams import (
     parse_oauth_tokens,
     skype_id_from_token,
 )
+from skyproto.chat import AFD_BASE, parse_chat_page, parse_sent, summarise_message
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 HOSTS = Hosts.teams()
@@ -109,3 +110,59 @@ def test_authz_answer(body: Any) -> None:
 def test_skype_id_claim(token: str) -> None:
     found = skype_id_from_token(token)
     assert found is None or (isinstance(found, str) and found)
+
+
+CHAT_KEYS = ["conversations", "messages", "_metadata", "backwardLink", "syncState", "errorCode"]
+LINKS = st.sampled_from(
+    [
+        "https://teams.live.com/api/chatsvc/consumer/v1/users/ME/conversations?syncState=a",
+        "https://msgapi.teams.live.com/v1/users/ME/conversations",
+        "https://evil.example/x",
+        "conversations?x=1",
+        "",
+    ]
+)
+CHAT_JSON = st.recursive(
+    SCALARS | LINKS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(CHAT_KEYS) | st.text(max_size=5), inner, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@given(CHAT_JSON)
+def test_chat_page(body: Any) -> None:
+    base = AFD_BASE
+    try:
+        page = parse_chat_page(
+            response(body),
+            "conversations",
+            request_url=base + "/v1/users/ME/conversations",
+            base=base,
+            hosts=HOSTS,
+        )
+    except SkypeException:
+        return
+    assert isinstance(page.items, list)
+    for link in (page.backward, page.sync_state):
+        assert link is None or (HOSTS.is_trusted(link) and link.startswith(base + "/"))
+
+
+@given(CHAT_JSON)
+def test_send_answer(body: Any) -> None:
+    try:
+        sent = parse_sent(response(body), "1")
+    except SkypeException:
+        return
+    assert sent.id.isdigit()
+
+
+@given(CHAT_JSON)
+def test_message_summary(body: Any) -> None:
+    try:
+        summary = summarise_message(body)
+    except SkypeException:
+        return
+    assert list(summary) == ["id", "from", "content", "messagetype", "composetime"]
