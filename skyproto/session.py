@@ -403,6 +403,10 @@ def _host_of(url: str) -> str:
     return host or url[:100]
 
 
+def _can_remint(state: SessionState) -> bool:
+    return state.teams is not None and state.teams.refresh_token is not None
+
+
 def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> SessionState:
     """Read a snapshot written by :func:`dump_snapshot` and check it can be used at ``now``.
 
@@ -411,12 +415,16 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
     document = _parse_json(data)
     _check_version(document)
     state = _structure(document)
-    if state.skype_token is not None:
-        if not usable_token(state.skype_token.token):
+    token = state.skype_token
+    if token is not None:
+        if not usable_token(token.token):
             raise _shape_error([("skype_token.token", "not a usable token")])
-        if state.skype_token.expired(now):
+        if token.expired(now) and _can_remint(state):
+            # A Teams Free session mints a new one from its refresh token.
+            state = attrs.evolve(state, skype_token=None)
+        elif token.expired(now):
             raise SkypeTokenException(
-                f"saved Skype token expired at {state.skype_token.expiry.isoformat()}; log in again"
+                f"saved Skype token expired at {token.expiry.isoformat()}; log in again"
             )
     registration = state.registration
     if registration is not None:

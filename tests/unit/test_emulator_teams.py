@@ -351,8 +351,12 @@ def test_snapshot_round_trip_resumes_without_a_device_code() -> None:
     resumed = Session.from_snapshot(data, now=p.clock(), hosts=HOSTS)
     assert resumed.state == session.state
     p.clock.advance(86400)
-    p.run(resumed.skype_token())  # re-minted from the saved refresh token, no prompt
+    # A day later the Skype token is dead, but the refresh token is not: it loads, without it.
+    later = Session.from_snapshot(data, now=p.clock(), hosts=HOSTS)
+    assert later.state.skype_token is None
+    p.run(later.skype_token())  # re-minted from the saved refresh token, no prompt
     assert p.routes == ["teams_token", "teams_authz"]
+    assert later.user_id == session.user_id
 
 
 def test_legacy_snapshot_written_by_this_code_still_loads() -> None:
