@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -196,3 +200,21 @@ def test_untrusted_region_base_is_refused_before_anything_is_sent(
     with pytest.raises(UntrustedHostError):
         runner.run(session(server).connect())
     assert not any("evil.example" in url for url in runner.sent_urls())
+
+
+def test_the_reference_example_runs(tmp_path: Any) -> None:
+    """docs/teams.md's example runs as written, against its own emulator."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "teams.md").read_text("utf-8")
+    [code] = re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "To sign in, open https://microsoft.com/devicelogin" in done.stdout
+    assert "19:uni01_4f2a9c@thread.v2" in done.stdout
