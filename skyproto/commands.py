@@ -36,6 +36,7 @@ import attrs
 
 from . import endpoint as _endpoint
 from . import store
+from . import teams_commands as _teams
 from ._flow import now
 from .auth import LoginMethod, choose_method, fetch_user_id, login
 from .errors import LocalProtocolError, SkypeAuthException, SkypeTokenException
@@ -212,6 +213,7 @@ def _save_if_changed(path: str, session: Session, before: SessionState | None) -
 def _configure_login(parser: argparse.ArgumentParser) -> None:
     _add_login_options(parser)
     _add_state_option(parser)
+    _teams.add_teams_option(parser)
     parser.epilog = (
         "Logs in, registers an endpoint and publishes its config, then prints the user id, the "
         "messaging base and the endpoint id, and saves the session (never the password) to "
@@ -221,6 +223,8 @@ def _configure_login(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_login(args: argparse.Namespace, ctx: CliContext) -> int:
+    if getattr(args, "teams", False):
+        return _teams.run_login(args, ctx)
     session = _new_session(args, ctx)
     with ctx.runner() as runner:
         state = runner.run(session.connect())
@@ -392,6 +396,8 @@ def _run_conversations(args: argparse.Namespace, ctx: CliContext) -> int:
     skipped = 0
     with ctx.runner() as runner:
         session = _require_saved(args, ctx, runner)
+        if session.teams:
+            return _teams.list_conversations(args, ctx, runner, session)
         before = session.state
         try:
             listing = session.conversations()
@@ -586,4 +592,5 @@ VERB_SPECS: tuple[tuple[str, str, RunVerb, ConfigureVerb], ...] = (
         _run_demo,
         _configure_demo,
     ),
+    *_teams.VERB_SPECS,
 )
