@@ -559,6 +559,10 @@ class Session:
     def ensure_registration(self) -> Flow[Registration]:
         """Flow: a registration valid for at least the leeway, registering (and logging in) if
         needed."""
+        if self.teams:
+            raise LocalProtocolError(
+                "a Teams Free session has no endpoint registration; use skyproto.chat"
+            )
         current = yield from now()
         reg = self.state.registration
         if reg is not None and not reg.token.expired(current):

@@ -316,7 +316,7 @@ class TeamsService:
             return form
         if form.get("client_id") != TEAMS_CLIENT_ID:
             return _oauth_error("unauthorized_client", "AADSTS700016: Application not found.")
-        version = "v2" if "v2.0" in request.url else "v1"
+        version = "v2" if "v2.0" in urllib.parse.urlsplit(request.url).path else "v1"
         if version == "v1" and form.get("resource") != V1_RESOURCE:
             return _oauth_error("invalid_resource", "AADSTS500011: The resource was not found.")
         if version == "v2":
@@ -360,7 +360,7 @@ class TeamsService:
         form = _form(request)
         if isinstance(form, HttpResponse):
             return form
-        v2 = "v2.0" in request.url
+        v2 = "v2.0" in urllib.parse.urlsplit(request.url).path
         if v2 and routed.params and routed.params[0] not in _TENANTS:
             return _oauth_error("invalid_request", "AADSTS90002: Tenant not found.")
         if form.get("client_id") != TEAMS_CLIENT_ID:
@@ -373,14 +373,16 @@ class TeamsService:
         return _oauth_error("unsupported_grant_type")
 
     def _device_poll(self, code: str | None, v2: bool, now: dt.datetime) -> HttpResponse:
-        device = self._devices.get(code) if code else None
+        if not code:
+            return _oauth_error("invalid_request", "AADSTS900144: The device code is missing.")
+        device = self._devices.get(code)
         if device is None or device.version != ("v2" if v2 else "v1"):
             return _oauth_error("invalid_grant", "AADSTS70000: The device code is not valid.")
         scenario = self._owner.scenario
         if now >= device.expiry or (
             scenario.device_outcome == "expired" and device.polls >= scenario.device_pending
         ):
-            del self._devices[code]  # type: ignore[arg-type]
+            del self._devices[code]
             return _oauth_error("expired_token", "AADSTS70020: The device code expired.")
         too_soon = (
             device.last_poll is not None
@@ -393,7 +395,7 @@ class TeamsService:
             return _oauth_error("slow_down")
         if device.polls <= scenario.device_slow_down + scenario.device_pending:
             return _oauth_error("authorization_pending", "AADSTS70016: Pending end-user approval.")
-        del self._devices[code]  # type: ignore[arg-type]
+        del self._devices[code]
         if scenario.device_outcome == "declined":
             return _oauth_error("authorization_declined", "AADSTS70019: The user declined.")
         scope = SKYPETOKEN_SCOPE if v2 else V1_RESOURCE

@@ -23,6 +23,7 @@ from test_session import AsyncPeer, Peer
 from skyproto import (
     Hosts,
     HttpRequest,
+    LocalProtocolError,
     SkypeAuthException,
     SkypeRateLimitException,
     SkypeTokenException,
@@ -373,3 +374,11 @@ def test_snapshot_with_an_untrusted_region_is_refused() -> None:
     state = attrs.evolve(session.state, teams=attrs.evolve(session.state.teams, region=region))
     with pytest.raises(SkypeTokenException, match="not trusted"):
         load_snapshot(dump_snapshot(state), now=p.clock(), hosts=HOSTS)
+
+
+def test_a_teams_session_refuses_legacy_registration() -> None:
+    p = peer(device_pending=0)
+    session = teams_session(p)
+    with pytest.raises(LocalProtocolError, match="no endpoint registration"):
+        p.run(session.ensure_registration())
+    assert p.sent == []

@@ -485,3 +485,15 @@ def test_teams_profile_from_a_host_map(tmp_path: Any) -> None:
     assert hosts.is_trusted("https://msgapi.teams.live.com/v1")  # an untouched default
     assert not hosts.is_trusted("https://login.microsoftonline.com/x")  # overridden
     assert not hosts.is_trusted("http://127.0.0.1:9/other")
+
+
+def test_verbose_traces_hide_the_device_code_and_tokens() -> None:
+    from skyproto._http import describe
+
+    run = Run([device_answer(), tokens(), tokens(refresh=ROTATED), personal_authz()])
+    run(teams_login(HOSTS, device=DeviceCodeLogin(lambda _: None)))
+    shown = "\n".join(describe(r) for r in run.sent)
+    shown += describe(device_answer()) + describe(tokens(id_token="ID-TOKEN-SECRET"))
+    for secret in (DEVICE_SECRET, ACCESS, REFRESH, ROTATED, "ID-TOKEN-SECRET"):
+        assert secret not in shown
+    assert "ABCD-EFGH" in shown  # the user code is what the user types: shown
