@@ -32,14 +32,9 @@ from .live import live_login
 from .profile import fetch_user_id
 from .refresh import refresh_login
 from .soap import soap_login
-from .teams import DeviceCodeLogin, DeviceLoginRequired, DevicePrompt, TeamsAuth, teams_login
 
 __all__ = [
-    "DeviceCodeLogin",
-    "DeviceLoginRequired",
-    "DevicePrompt",
     "LoginMethod",
-    "TeamsAuth",
     "api_login",
     "choose_method",
     "fetch_user_id",
@@ -48,7 +43,6 @@ __all__ = [
     "login",
     "refresh_login",
     "soap_login",
-    "teams_login",
 ]
 
 
