@@ -209,6 +209,14 @@ class Scenario:
 
         Tokens: Skype tokens live ``token_lifetime`` seconds and registration tokens
         ``registration_lifetime`` seconds. Listings without ``pageSize`` use ``page_size``.
+
+        Teams Free (:mod:`skyproto.emulator.teams`): a device code asks for polls every
+        ``device_interval`` seconds; its first ``device_slow_down`` polls answer ``slow_down``,
+        the next ``device_pending`` ``authorization_pending``, then the user's
+        ``device_outcome`` (``approve``, ``declined`` or ``expired``). ``refresh_dead`` refuses
+        every refresh token. ``authz_shape`` is ``personal`` or ``work``. Chat listings hold at
+        most ``chat_page_size`` items a page; ``chat_quota`` chat calls a minute per user are
+        allowed (0: no limit), then the quota answer: ``quota_code`` 429, or 803.
     """
 
     host_redirect: bool = False
@@ -235,10 +243,6 @@ class Scenario:
     token_lifetime: int = attrs.field(default=86400, validator=_positive_int)
     registration_lifetime: int = attrs.field(default=86400, validator=_positive_int)
     page_size: int = attrs.field(default=2, validator=_positive_int)
-    # Teams Free (skyproto.emulator.teams): the device-code interval the identity host asks
-    # for; polls answered slow_down, then authorization_pending, before the user's outcome
-    # (approve, declined or expired); every refresh token refused; the authz answer's shape;
-    # chat items per page; chat calls a minute per user (0: no limit) and the quota answer.
     device_interval: int = attrs.field(default=1, validator=_positive_int)
     device_slow_down: int = attrs.field(default=0, validator=_non_negative_int)
     device_pending: int = attrs.field(default=1, validator=_non_negative_int)

@@ -664,4 +664,5 @@ class TeamsService:
                 return _json(201, {"OriginalArrivalTime": int(message.id)})
         millis = max(epoch_millis(now), int(messages[-1].id) + 1 if messages else 0)
         messages.append(_Message(str(millis), "ME", kind, content, _stamp(millis), client_id))
+        del messages[:-_TABLE_LIMIT]  # the oldest go first; a conversation stays bounded
         return _json(201, {"OriginalArrivalTime": millis})

@@ -382,3 +382,22 @@ def test_a_teams_session_refuses_legacy_registration() -> None:
     with pytest.raises(LocalProtocolError, match="no endpoint registration"):
         p.run(session.ensure_registration())
     assert p.sent == []
+
+
+def test_teams_knobs_parse_from_the_command_line() -> None:
+    from skyproto import LocalProtocolError as Refused
+    from skyproto.emulator import parse_scenario
+    from skyproto.emulator.scenario import routes_named
+
+    items = ["device_outcome=declined", "device-slow-down=2", "refresh_dead=yes", "quota_code=803"]
+    items += ["authz_shape=work", "chat_quota=15", "fault=chat_send:429:1:7"]
+    scenario = parse_scenario(items)
+    assert (scenario.device_outcome, scenario.device_slow_down) == ("declined", 2)
+    assert (scenario.refresh_dead, scenario.quota_code, scenario.chat_quota) == (True, 803, 15)
+    assert scenario.faults[0].route == "chat_send"
+    assert routes_named("chat") == ("chat_conversations", "chat_messages", "chat_send")
+    for bad in ("device_outcome=maybe", "quota_code=500", "authz_shape=guest"):
+        with pytest.raises(Refused):
+            parse_scenario([bad])
+    with pytest.raises(Refused):
+        Scenario(device_outcome="maybe")
