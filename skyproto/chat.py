@@ -82,7 +82,8 @@ AFD_BASE = "https://teams.live.com/api/chatsvc/consumer"
 MSGAPI_BASE = "https://msgapi.teams.live.com"
 #: The client version personal clients advertise (a stale one may be refused).
 CLIENT_VERSION = "1415/26010401241"
-#: ``errorCode`` values that mean "quota exceeded" whatever the HTTP status.
+#: ``errorCode`` values that mean "quota exceeded" whatever the HTTP status (a single source,
+#: docs/teams.md §8).
 QUOTA_ERROR_CODES = frozenset({429, 803})
 _TARGET_TYPES = "Passport|Skype|Lync|Thread|PSTN|Agent"
 #: Query of the conversation listing, in order.
@@ -97,6 +98,8 @@ _MAX_PAGE_SIZE = 200
 
 def chat_headers(token: SkypeToken) -> list[tuple[str, str]]:
     """The headers of every chat-service call: the Skype token and the personal-product ones."""
+    # Only ``Authentication`` is confirmed by several clients; the rest rest on a single source
+    # (docs/teams.md §8), sent because one client reports 404s for old groups without them.
     return [
         ("Authentication", f"skypetoken={token.token}"),
         ("Accept", "application/json; ver=1.0"),
@@ -218,6 +221,8 @@ def parse_chat_page(
         return ChatPage(items)
     if not isinstance(metadata, dict):
         raise RemoteProtocolError("listing _metadata is not an object", response)
+    # backwardLink paging, and following links only under the chat base, rest on a single
+    # source (docs/teams.md §8).
     backward = _link(metadata, "backwardLink", request_url)
     sync = _link(metadata, "syncState", request_url)
     if backward is not None:
@@ -307,7 +312,8 @@ def _millis(value: Any) -> int | None:
 
 
 def parse_sent(response: HttpResponse, clientmessageid: str) -> SentMessage:
-    """Read a send answer: ``OriginalArrivalTime`` (a number or digits) is the message id."""
+    """Read a send answer: ``OriginalArrivalTime`` (a number or digits) is the message id
+    (a single source, docs/teams.md §8)."""
     try:
         body = response.json() if response.body.strip() else {}
     except RemoteProtocolError:

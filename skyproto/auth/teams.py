@@ -118,6 +118,7 @@ class OAuthVersion(enum.Enum):
     """Which device-code endpoints to use (docs/teams.md §A.2).
 
     ``V1`` (``common/oauth2/devicecode`` with a ``resource``) is what most personal clients send;
+    ``V2`` rests on a single source (docs/teams.md §8);
     its token is for another resource, so the chain refreshes it for the skypetoken scope before
     ``authz``. ``V2`` (``consumers/oauth2/v2.0/devicecode`` with a ``scope``) yields a token for
     the skypetoken scope directly.
@@ -310,6 +311,7 @@ def _region(data: Mapping[str, Any], hosts: Hosts, response: HttpResponse) -> Re
     if not isinstance(gtms, dict):
         raise RemoteProtocolError("regionGtms in the authz answer is not an object", response)
     found: dict[str, str | None] = {}
+    # Which keys a personal answer carries rests on a single source (docs/teams.md §8).
     for key, field in (
         ("chatService", "chat_service"),
         ("chatServiceAfd", "chat_service_afd"),
@@ -326,6 +328,7 @@ def _region(data: Mapping[str, Any], hosts: Hosts, response: HttpResponse) -> Re
 
 
 def _authz_refusal(data: Mapping[str, Any]) -> str | None:
+    # Both refusal shapes rest on a single source (docs/teams.md §8).
     status = data.get("status")
     if isinstance(status, dict) and (status.get("code") or status.get("text")):
         return shorten(f"{status.get('code')} - {status.get('text')}")
@@ -455,7 +458,8 @@ def refresh_access_token(refresh_token: str, hosts: Hosts) -> Flow[OAuthTokens]:
     """
     if not isinstance(refresh_token, str) or not refresh_token:
         raise LocalProtocolError("a refresh token is a non-empty str")
-    # The tenant as the most active personal client sends it (others send ``consumers``).
+    # Sources disagree on the tenant segment (docs/teams.md §8): sent as the most active
+    # personal client sends it, the GUID; others send ``consumers``.
     url = _identity(hosts, f"/{CONSUMER_TENANT}/oauth2/v2.0/token", "the token refresh")
     form = [
         ("client_id", TEAMS_CLIENT_ID),
@@ -467,6 +471,7 @@ def refresh_access_token(refresh_token: str, hosts: Hosts) -> Flow[OAuthTokens]:
     current = yield from now()
     if response.status == 200:
         tokens = parse_oauth_tokens(response, current)
+        # Rotation (keep the newest) rests on a single source (docs/teams.md §8).
         if tokens.refresh_token is None:
             tokens = attrs.evolve(tokens, refresh_token=refresh_token)
         return tokens
