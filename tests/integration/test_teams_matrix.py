@@ -305,3 +305,20 @@ def test_cli_teams_verbs_need_a_teams_session(cli: Cli) -> None:
     result = cli("send", GROUP, "x")
     assert result.code == 1
     assert "login --teams" in result.last_error_line
+
+
+def test_fixture_and_printed_profile_serve_the_teams_hosts(
+    teams_hosts: Any, skype_emulator: EmulatorServer
+) -> None:
+    assert teams_hosts.profile == "teams"
+    printed = json.loads(skype_emulator.profile_json())["hosts"]
+    for host in ("login.microsoftonline.com", "teams.live.com", "msgapi.teams.live.com"):
+        assert printed[host] == teams_hosts.url(f"https://{host}")
+        assert printed[host].startswith("http://127.0.0.1:")
+    # The printed map, read back as a Teams profile, trusts exactly what it maps (and the rest
+    # of the real consumer hosts).
+    from skyproto import Hosts
+
+    reread = Hosts.from_json(skype_emulator.profile_json(), profile="teams")
+    assert reread.is_trusted(printed["teams.live.com"] + "/api/chatsvc/consumer/v1/users/ME")
+    assert not reread.is_trusted("https://teams.live.com/api/chatsvc/consumer")
