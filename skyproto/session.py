@@ -45,7 +45,9 @@ a value: not valid UTF-8 or JSON, a version other than :data:`SNAPSHOT_VERSION`,
 unexpected or wrongly typed field (no coercion: ``1`` is not a string, ``"false"`` not a boolean), an
 unusable token, or an expired Skype token. A registration whose messaging host ``hosts`` does not
 trust is refused, since loading it would send the registration token there. An expired
-registration is dropped (``registration=None``) so that the session registers again.
+registration is dropped (``registration=None``) so that the session registers again. So is the
+expired Skype token of a Teams Free state that holds a refresh token (docs/teams.md §4): the
+session mints another from it.
 
 Expiry uses :meth:`SkypeToken.expired <skyproto.tokens.SkypeToken.expired>` with its default
 leeway, so a token about to expire counts as expired already.
@@ -415,16 +417,15 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
     document = _parse_json(data)
     _check_version(document)
     state = _structure(document)
-    token = state.skype_token
-    if token is not None:
-        if not usable_token(token.token):
+    if state.skype_token is not None and _can_remint(state) and state.skype_token.expired(now):
+        # A Teams Free session mints a new one from its refresh token.
+        state = attrs.evolve(state, skype_token=None)
+    if state.skype_token is not None:
+        if not usable_token(state.skype_token.token):
             raise _shape_error([("skype_token.token", "not a usable token")])
-        if token.expired(now) and _can_remint(state):
-            # A Teams Free session mints a new one from its refresh token.
-            state = attrs.evolve(state, skype_token=None)
-        elif token.expired(now):
+        if state.skype_token.expired(now):
             raise SkypeTokenException(
-                f"saved Skype token expired at {token.expiry.isoformat()}; log in again"
+                f"saved Skype token expired at {state.skype_token.expiry.isoformat()}; log in again"
             )
     registration = state.registration
     if registration is not None:
