@@ -86,6 +86,10 @@ SECRET_FIELDS = frozenset(
         "sft",
         "token",
         "registrationtoken",
+        # OAuth device codes (v1 ``code``, v2 ``device_code``) and ID tokens (docs/teams.md)
+        "code",
+        "device_code",
+        "id_token",
     }
 )
 

@@ -44,6 +44,7 @@ import attrs
 
 from . import endpoint as _endpoint
 from . import store
+from . import teams_commands as _teams
 from ._flow import now
 from .auth import LoginMethod, choose_method, fetch_user_id, login
 from .errors import LocalProtocolError, SkypeAuthException, SkypeTokenException
@@ -239,6 +240,7 @@ def _holding_state(run: RunVerb, *, login: bool = False, needs_saved: bool = Fal
 def _configure_login(parser: argparse.ArgumentParser) -> None:
     _add_login_options(parser)
     _add_state_option(parser)
+    _teams.add_teams_option(parser)
     parser.epilog = (
         "Logs in, registers an endpoint and publishes its config, then prints the user id, the "
         "messaging base and the endpoint id, and saves the session (never the password) to "
@@ -248,6 +250,8 @@ def _configure_login(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_login(args: argparse.Namespace, ctx: CliContext) -> int:
+    if getattr(args, "teams", False):
+        return _teams.run_login(args, ctx)
     session = _new_session(args, ctx)
     with ctx.runner() as runner:
         state = runner.run(session.connect())
@@ -418,6 +422,8 @@ def _run_conversations(args: argparse.Namespace, ctx: CliContext) -> int:
     skipped = 0
     with ctx.runner() as runner:
         session = _require_saved(args, ctx, runner)
+        if session.teams:
+            return _teams.list_conversations(args, ctx, runner, session)
         before = session.state
         try:
             listing = session.conversations()
@@ -622,4 +628,5 @@ VERB_SPECS: tuple[tuple[str, str, RunVerb, ConfigureVerb], ...] = (
         _run_demo,
         _configure_demo,
     ),
+    *_teams.VERB_SPECS,
 )

@@ -24,7 +24,14 @@ import attrs
 from ._redact import redact_url
 from .errors import LocalProtocolError, UntrustedHostError
 
-__all__ = ["DEFAULT_TRUSTED_DOMAINS", "SERVICE_URLS", "Hosts"]
+__all__ = [
+    "DEFAULT_TRUSTED_DOMAINS",
+    "PROFILES",
+    "SERVICE_URLS",
+    "TEAMS_SERVICE_URLS",
+    "TROUTER_DOMAINS",
+    "Hosts",
+]
 
 #: The real service base URLs, by the name the core uses for them.
 SERVICE_URLS: Mapping[str, str] = {
@@ -36,6 +43,21 @@ SERVICE_URLS: Mapping[str, str] = {
     "join_api": "https://api.join.skype.com/v1",
     "messenger": "https://client-s.gateway.messenger.live.com/v1",
 }
+
+#: The real hosts of the Teams Free profile (docs/teams.md), by the name the core uses for them.
+TEAMS_SERVICE_URLS: Mapping[str, str] = {
+    "identity": "https://login.microsoftonline.com",
+    "teams": "https://teams.live.com",
+    "chat": "https://msgapi.teams.live.com",
+    "trouter": "https://go.trouter.skype.com",
+    "trouter_teams": "https://go.trouter.teams.microsoft.com",
+    "edge": "https://edge.skype.com",
+}
+#: Domains under which the Teams Free profile trusts any HTTPS host (push-channel hosts are
+#: allocated per session, e.g. ``trouter2-eu.trouter.teams.microsoft.com``).
+TROUTER_DOMAINS = ("trouter.teams.microsoft.com", "trouter.skype.com")
+#: The profiles a :class:`Hosts` can be built for: which real hosts it trusts by default.
+PROFILES = ("skype", "teams")
 
 #: Domains whose hosts (and sub-hosts) are trusted over HTTPS when no override is configured.
 DEFAULT_TRUSTED_DOMAINS = (
@@ -118,6 +140,11 @@ def _normalise_bases(bases: Iterable[str]) -> tuple[str, ...]:
     return tuple(_normalise_base(b) for b in bases)
 
 
+def _check_profile(_instance: object, _attribute: object, value: str) -> None:
+    if value not in PROFILES:
+        raise LocalProtocolError(f"a hosts profile is one of {', '.join(PROFILES)}, not {value!r}")
+
+
 def _normalise_overrides(value: Mapping[str, str]) -> Mapping[str, str]:
     if not isinstance(value, Mapping):
         raise LocalProtocolError("host overrides map host names to base URLs")
@@ -138,18 +165,31 @@ class Hosts:
     ``overrides`` maps a real host name (``login.live.com``) to the base URL used instead
     (``http://127.0.0.1:8080/login.live.com``). ``extra_trusted`` adds bases that are trusted
     without being a mapped host.
+
+    ``profile`` ``"teams"`` (:meth:`teams`) trusts the Teams Free hosts instead of the legacy
+    ones: exactly the bases of :data:`TEAMS_SERVICE_URLS` (or their overrides), plus any HTTPS
+    host under :data:`TROUTER_DOMAINS`.
     """
 
     overrides: Mapping[str, str] = attrs.field(factory=dict, converter=_normalise_overrides)
     extra_trusted: tuple[str, ...] = attrs.field(default=(), converter=_normalise_bases)
+    profile: str = attrs.field(default="skype", validator=_check_profile, kw_only=True)
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | str | bytes) -> Hosts:
+    def teams(
+        cls, overrides: Mapping[str, str] | None = None, extra_trusted: Iterable[str] = ()
+    ) -> Hosts:
+        """The Teams Free profile: the real consumer hosts, or ``overrides`` of them."""
+        return cls(overrides=dict(overrides or {}), extra_trusted=extra_trusted, profile="teams")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | str | bytes, *, profile: str = "skype") -> Hosts:
         """Build from a host map, or from an object whose ``hosts`` member is one.
 
-        The second form is what ``skyproto emulator`` prints on start-up.
+        The second form is what ``skyproto emulator`` prints on start-up. ``profile`` picks the
+        default trust (see the class notes).
         """
         if isinstance(data, str | bytes):
             try:
@@ -161,10 +201,10 @@ class Hosts:
         mapping = data.get("hosts", data)
         if not isinstance(mapping, Mapping):
             raise LocalProtocolError("the 'hosts' member must be a JSON object")
-        return cls(overrides=dict(mapping))
+        return cls(overrides=dict(mapping), profile=profile)
 
     @classmethod
-    def from_file(cls, path: str | PathLike[str]) -> Hosts:
+    def from_file(cls, path: str | PathLike[str], *, profile: str = "skype") -> Hosts:
         """Read a hosts profile (see :meth:`from_json`) from a file."""
         try:
             with open(path, "rb") as fh:
@@ -172,7 +212,7 @@ class Hosts:
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise LocalProtocolError(f"cannot read hosts file {str(path)!r}: {reason}") from exc
-        return cls.from_json(raw)
+        return cls.from_json(raw, profile=profile)
 
     # -- mapping ------------------------------------------------------------------------------
 
@@ -229,10 +269,11 @@ class Hosts:
     @property
     def trusted_bases(self) -> tuple[str, ...] | None:
         """The exact trusted bases, or ``None`` when the default domain rule applies."""
-        if not self.overrides and not self.extra_trusted:
+        teams = self.profile == "teams"
+        if not self.overrides and not self.extra_trusted and not teams:
             return None
         bases = list(self.overrides.values()) + list(self.extra_trusted)
-        for real in SERVICE_URLS.values():
+        for real in (TEAMS_SERVICE_URLS if teams else SERVICE_URLS).values():
             host = (urllib.parse.urlsplit(real).hostname or "").lower()
             if host not in self.overrides:
                 bases.append(_normalise_base(real))
@@ -260,6 +301,12 @@ class Hosts:
         path = urllib.parse.urlsplit(url).path
         if _has_dot_segments(path):
             return False
+        if (
+            self.profile == "teams"
+            and scheme == "https"
+            and any(host.endswith("." + d) for d in TROUTER_DOMAINS)
+        ):
+            return True
         for base in bases:
             if _origin(base) != origin:
                 continue

@@ -47,7 +47,9 @@ a value: not valid UTF-8 or JSON, a version other than :data:`SNAPSHOT_VERSION`,
 unexpected or wrongly typed field (no coercion: ``1`` is not a string, ``"false"`` not a boolean), an
 unusable token, or an expired Skype token. A registration whose messaging host ``hosts`` does not
 trust is refused, since loading it would send the registration token there. An expired
-registration is dropped (``registration=None``) so that the session registers again.
+registration is dropped (``registration=None``) so that the session registers again. So is the
+expired Skype token of a Teams Free state that holds a refresh token (docs/teams.md §4): the
+session mints another from it.
 
 Expiry uses :meth:`SkypeToken.expired <skyproto.tokens.SkypeToken.expired>` with its default
 leeway, so a token about to expire counts as expired already.
@@ -79,6 +81,7 @@ from . import paging as _paging
 from ._flow import Flow, now, shared
 from ._http import HeaderInput, HttpResponse, dump_json
 from .auth import LoginMethod, fetch_user_id, guest_login, login
+from .auth.teams import DeviceCodeLogin, DeviceLoginRequired, Region, teams_login
 from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException
 from .hosts import Hosts
 from .ids import Status
@@ -95,6 +98,7 @@ __all__ = [
     "Listing",
     "Session",
     "SessionState",
+    "TeamsState",
     "dump_snapshot",
     "load_snapshot",
     "snapshot_converter",
@@ -112,8 +116,22 @@ def _endpoint_ids(value: Any) -> tuple[str, ...]:
 
 
 @attrs.frozen
+class TeamsState:
+    """What a Teams Free session keeps besides its Skype token (docs/teams.md): the newest
+    refresh token (they rotate; ``None`` once refused) and the service bases authz named.
+    A device code is never kept: it is spent by the time a login returns."""
+
+    refresh_token: str | None = attrs.field(default=None, repr=False)
+    region: Region = attrs.field(factory=Region)
+
+
+@attrs.frozen
 class SessionState:
-    """What a session needs to resume without traffic. Secrets are hidden from ``repr``."""
+    """What a session needs to resume without traffic. Secrets are hidden from ``repr``.
+
+    ``teams`` is set for a Teams Free session; ``user_id`` is then its Skype id. Snapshots
+    without it (every legacy one) still load.
+    """
 
     user_id: str | None = None
     skype_token: SkypeToken | None = None
@@ -121,6 +139,7 @@ class SessionState:
     endpoints: tuple[str, ...] = attrs.field(default=(), converter=_endpoint_ids)
     paging: PagingState = attrs.field(factory=PagingState)
     guest: bool = False
+    teams: TeamsState | None = None
 
     @property
     def endpoint_id(self) -> str:
@@ -330,6 +349,8 @@ def usable_token(token: str) -> bool:
 def dump_snapshot(state: SessionState) -> bytes:
     """The versioned JSON snapshot of ``state``."""
     body = snapshot_converter.unstructure(state, SessionState)
+    if body.get("teams") is None:
+        body.pop("teams", None)  # a legacy snapshot stays as it always was
     return dump_json({"version": SNAPSHOT_VERSION, **body})
 
 
@@ -365,7 +386,9 @@ def _check_version(document: dict[str, Any]) -> None:
 
 def _structure(document: dict[str, Any]) -> SessionState:
     body = {k: v for k, v in document.items() if k != "version"}
-    missing = [a.name for a in attrs.fields(SessionState) if a.name not in body]
+    missing = [
+        a.name for a in attrs.fields(SessionState) if a.name not in body and a.name != "teams"
+    ]
     if missing:
         raise _shape_error([(name, "required field missing") for name in missing])
     try:
@@ -384,6 +407,10 @@ def _host_of(url: str) -> str:
     return host or url[:100]
 
 
+def _can_remint(state: SessionState) -> bool:
+    return state.teams is not None and state.teams.refresh_token is not None
+
+
 def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> SessionState:
     """Read a snapshot written by :func:`dump_snapshot` and check it can be used at ``now``.
 
@@ -392,6 +419,9 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
     document = _parse_json(data)
     _check_version(document)
     state = _structure(document)
+    if state.skype_token is not None and _can_remint(state) and state.skype_token.expired(now):
+        # A Teams Free session mints a new one from its refresh token.
+        state = attrs.evolve(state, skype_token=None)
     if state.skype_token is not None:
         if not usable_token(state.skype_token.token):
             raise _shape_error([("skype_token.token", "not a usable token")])
@@ -410,6 +440,15 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
                 f"saved state names messaging host {_host_of(registration.messenger)!r}, "
                 "which is not trusted"
             )
+    if state.teams is not None:
+        refresh = state.teams.refresh_token
+        if refresh is not None and not usable_token(refresh):
+            raise _shape_error([("teams.refresh_token", "not a usable token")])
+        for base in attrs.astuple(state.teams.region):
+            if base is not None and not hosts.is_trusted(base):
+                raise SkypeTokenException(
+                    f"saved state names service host {_host_of(base)!r}, which is not trusted"
+                )
     return state
 
 
@@ -430,9 +469,13 @@ class GuestCredentials:
     name: str
 
 
-#: What a session logs in with: credentials, or a callable asked for them when a login is due.
+#: What a session logs in with: credentials, or a callable asked for them when a login is due;
+#: or, for a Teams Free session, how to run a device-code login when no refresh token works.
 CredentialSource = (
-    Credentials | GuestCredentials | Callable[[], "Credentials | GuestCredentials | None"]
+    Credentials
+    | GuestCredentials
+    | DeviceCodeLogin
+    | Callable[[], "Credentials | GuestCredentials | None"]
 )
 
 T = TypeVar("T")
@@ -521,6 +564,10 @@ class Session:
     def ensure_registration(self) -> Flow[Registration]:
         """Flow: a registration valid for at least the leeway, registering (and logging in) if
         needed."""
+        if self.teams:
+            raise LocalProtocolError(
+                "a Teams Free session has no endpoint registration; use skyproto.chat"
+            )
         current = yield from now()
         reg = self.state.registration
         if reg is not None and not reg.token.expired(current, self._leeway("reg", reg.token)):
@@ -568,7 +615,45 @@ class Session:
             )
         return source
 
+    @property
+    def teams(self) -> bool:
+        """Whether this is a Teams Free session (a Teams state, or a device-code login source)."""
+        return self.state.teams is not None or isinstance(self._credentials, DeviceCodeLogin)
+
+    def chat_base(self) -> str:
+        """The Teams Free chat-service base: the front-door base authz named, else the default
+        one (docs/teams.md §B.1), checked against the trusted hosts."""
+        from .chat import AFD_BASE
+
+        region = self.state.teams.region if self.state.teams is not None else Region()
+        base = region.chat_service_afd or self.hosts.url(AFD_BASE)
+        return self.hosts.require_trusted(base, "the chat service")
+
+    def _teams_login(self) -> Flow[SkypeToken]:
+        teams = self.state.teams
+        device = self._credentials if isinstance(self._credentials, DeviceCodeLogin) else None
+        refresh = teams.refresh_token if teams is not None else None
+        try:
+            auth, rotated = yield from teams_login(self.hosts, refresh_token=refresh, device=device)
+        except DeviceLoginRequired:
+            if teams is not None and teams.refresh_token is not None:
+                forgotten = attrs.evolve(teams, refresh_token=None)
+                self.state = attrs.evolve(self.state, teams=forgotten, skype_token=None)
+            raise
+        if self.state.user_id is not None and auth.skype_id != self.state.user_id:
+            self.state = SessionState()  # a different account: nothing of the old one is reused
+        self.state = attrs.evolve(
+            self.state,
+            user_id=auth.skype_id,
+            skype_token=auth.skype_token,
+            teams=TeamsState(rotated, auth.region),
+        )
+        self._logins += 1
+        return auth.skype_token
+
     def _login(self) -> Flow[SkypeToken]:
+        if self.teams:
+            return (yield from self._teams_login())
         source = self._source()
         if isinstance(source, GuestCredentials):
             token = yield from guest_login(source.join, source.name, hosts=self.hosts)
@@ -656,8 +741,13 @@ class Session:
     # -- operations -----------------------------------------------------------------------------
 
     def connect(self) -> Flow[SessionState]:
-        """Flow: log in if needed, register if needed (config and endpoint listing included)."""
+        """Flow: log in if needed, register if needed (config and endpoint listing included).
+
+        A Teams Free session only makes sure of its Skype token: its chat service needs no
+        registration."""
         yield from self.skype_token()
+        if self.teams:
+            return self.state
         if self.state.user_id is None:
             user_id = yield from self.call_with_token(
                 lambda token: fetch_user_id(token, hosts=self.hosts)

@@ -13,6 +13,9 @@ Policies shared by the flows, documented where they live:
   cookie jar scoped per host (:mod:`skyproto.auth._redirects`);
 * the Live page check and its form rule (:mod:`skyproto.auth.live`);
 * SOAP parsing, faults and DOCTYPE refusal (:mod:`skyproto.auth.soap`).
+
+The Teams Free chain (device code, refresh token, authz; docs/teams.md) lives in
+:mod:`skyproto.auth.teams`.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ from .profile import (
     Account,
 )
 from .scenario import ROUTES, Scenario
+from .teams import TEAMS_ROUTE_TABLE, TeamsService
 
 __all__ = [
     "CLIENT_ID",
@@ -183,6 +184,7 @@ _ROUTE_TABLE: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("messenger", "GET", ("v1", "users", "ME", "conversations"), "conversations"),
     ("messenger", "GET", ("v1", "users", "ME", "conversations", "*", "messages"), "messages"),
     ("messenger", "GET", ("v1", "threads", "*"), "thread"),
+    *TEAMS_ROUTE_TABLE,
 )
 assert {row[3] for row in _ROUTE_TABLE} | {"live_confirm"} == set(ROUTES)
 
@@ -480,6 +482,7 @@ class Emulator:
         self._next_event_id = 1000
         self._last_message_id = 0
         self._event_seq = 0
+        self._teams = TeamsService(self)
 
     # -- public state ------------------------------------------------------------------------
 
@@ -491,6 +494,11 @@ class Emulator:
     @property
     def account(self) -> Account:
         return self._account
+
+    @property
+    def teams(self) -> TeamsService:
+        """The Teams Free services (identity, authz, chat; :mod:`skyproto.emulator.teams`)."""
+        return self._teams
 
     @property
     def scenario(self) -> Scenario:
@@ -567,7 +575,9 @@ class Emulator:
         response = self._take_fault(routed.route)
         if response is None:
             handler: Callable[[HttpRequest, _Routed, dt.datetime], HttpResponse]
-            handler = getattr(self, f"_on_{routed.route}")
+            handler = getattr(self, f"_on_{routed.route}", None) or self._teams.handler(
+                routed.route
+            )
             try:
                 response = handler(request, routed, now)
             except RemoteProtocolError as exc:

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from ..hosts import Hosts
+from .teams import TEAMS_HOSTS
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -45,6 +46,7 @@ SERVED_HOSTS: tuple[str, ...] = (
     "join.skype.com",
     "api.join.skype.com",
     *MESSENGER_HOSTS,
+    *TEAMS_HOSTS,
 )
 #: The messaging base of the foreign host the ``foreign_*`` knobs point at (never mapped, never
 #: trusted).

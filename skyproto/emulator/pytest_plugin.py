@@ -5,6 +5,7 @@
 * ``skype_emulator_factory``: ``factory(scenario=None, *, tls=False, **options)`` starts more
   servers (same keyword arguments as ``EmulatorServer``); all are stopped after the test.
 * ``skype_hosts``: the :class:`~skyproto.Hosts` profile of ``skype_emulator``.
+* ``teams_hosts``: the same bases as a Teams Free profile (:meth:`~skyproto.Hosts.teams`).
 
 The emulator is imported when a fixture is first used, so merely loading the plugin costs
 nothing.
@@ -55,3 +56,9 @@ def skype_emulator(skype_emulator_factory: EmulatorFactory) -> EmulatorServer:
 def skype_hosts(skype_emulator: EmulatorServer) -> Hosts:
     """The hosts profile of ``skype_emulator``."""
     return skype_emulator.hosts
+
+
+@pytest.fixture
+def teams_hosts(skype_emulator: EmulatorServer) -> Hosts:
+    """The hosts profile of ``skype_emulator`` for the Teams Free flows."""
+    return skype_emulator.teams_hosts

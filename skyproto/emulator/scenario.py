@@ -19,6 +19,7 @@ import attrs
 
 from ..errors import LocalProtocolError
 from .event_stream import DEFAULT_EVENTS, EVENT_KINDS
+from .teams import TEAMS_ROUTES
 
 __all__ = [
     "FAULT_STATUSES",
@@ -60,6 +61,7 @@ ROUTES: Mapping[str, str] = {
     "conversations": "GET {H}/users/ME/conversations (syncState pages)",
     "messages": "GET {H}/users/ME/conversations/{chat}/messages (syncState pages)",
     "thread": "GET {H}/threads/{thread} (a group conversation's properties and members)",
+    **TEAMS_ROUTES,
 }
 
 #: Names that stand for several routes in :class:`Fault`, ``malformed`` and ``delay_routes``.
@@ -81,6 +83,8 @@ ROUTE_GROUPS: Mapping[str, tuple[str, ...]] = {
         "messages",
         "thread",
     ),
+    "teams": ("teams_devicecode", "teams_token", "teams_authz"),
+    "chat": ("chat_conversations", "chat_messages", "chat_send"),
     "all": tuple(ROUTES),
 }
 
@@ -126,6 +130,15 @@ def _non_negative_number(_instance: object, attribute: attrs.Attribute[Any], val
         or value < 0
     ):
         raise LocalProtocolError(f"{attribute.name} must be a finite number >= 0, not {value!r}")
+
+
+def _one_of(*allowed: object) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value not in allowed:
+            names = ", ".join(str(a) for a in allowed)
+            raise LocalProtocolError(f"{attribute.name} must be one of {names}, not {value!r}")
+
+    return check
 
 
 def _check_status(_instance: object, _attribute: object, value: int) -> None:
@@ -196,6 +209,14 @@ class Scenario:
 
         Tokens: Skype tokens live ``token_lifetime`` seconds and registration tokens
         ``registration_lifetime`` seconds. Listings without ``pageSize`` use ``page_size``.
+
+        Teams Free (:mod:`skyproto.emulator.teams`): a device code asks for polls every
+        ``device_interval`` seconds; its first ``device_slow_down`` polls answer ``slow_down``,
+        the next ``device_pending`` ``authorization_pending``, then the user's
+        ``device_outcome`` (``approve``, ``declined`` or ``expired``). ``refresh_dead`` refuses
+        every refresh token. ``authz_shape`` is ``personal`` or ``work``. Chat listings hold at
+        most ``chat_page_size`` items a page; ``chat_quota`` chat calls a minute per user are
+        allowed (0: no limit), then the quota answer: ``quota_code`` 429, or 803.
     """
 
     host_redirect: bool = False
@@ -222,6 +243,17 @@ class Scenario:
     token_lifetime: int = attrs.field(default=86400, validator=_positive_int)
     registration_lifetime: int = attrs.field(default=86400, validator=_positive_int)
     page_size: int = attrs.field(default=2, validator=_positive_int)
+    device_interval: int = attrs.field(default=1, validator=_positive_int)
+    device_slow_down: int = attrs.field(default=0, validator=_non_negative_int)
+    device_pending: int = attrs.field(default=1, validator=_non_negative_int)
+    device_outcome: str = attrs.field(
+        default="approve", validator=_one_of("approve", "declined", "expired")
+    )
+    refresh_dead: bool = False
+    authz_shape: str = attrs.field(default="personal", validator=_one_of("personal", "work"))
+    chat_page_size: int = attrs.field(default=2, validator=_positive_int)
+    chat_quota: int = attrs.field(default=0, validator=_non_negative_int)
+    quota_code: int = attrs.field(default=429, validator=_one_of(429, 803))
 
     def delays(self, route: str | None) -> float:
         """Seconds the server waits before answering a request on ``route``."""
@@ -290,14 +322,19 @@ def parse_fault(text: str) -> Fault:
 
 _BOOL_KEYS = frozenset(
     {"host_redirect", "endless_redirect", "foreign_location", "wrong_password", "two_factor"}
-    | {"consent", "foreign_sync_state"}
+    | {"consent", "foreign_sync_state", "refresh_dead"}
 )
 _INT_KEYS = frozenset(
     {"event_count", "events_per_poll", "token_lifetime", "registration_lifetime", "page_size"}
+    | {"device_interval", "device_slow_down", "device_pending", "chat_page_size", "chat_quota"}
+    | {"quota_code"}
 )
+_WORD_KEYS = frozenset({"device_outcome", "authz_shape"})
 _FLOAT_KEYS = frozenset({"delay", "hold"})
 _NAME_KEYS = frozenset({"malformed", "delay_routes", "events"})
-_KNOWN_KEYS = sorted(_BOOL_KEYS | _INT_KEYS | _FLOAT_KEYS | _NAME_KEYS | {"fault", "faults"})
+_KNOWN_KEYS = sorted(
+    _BOOL_KEYS | _INT_KEYS | _FLOAT_KEYS | _NAME_KEYS | _WORD_KEYS | {"fault", "faults"}
+)
 
 
 def parse_scenario(items: Iterable[str], base: Scenario | None = None) -> Scenario:
@@ -324,6 +361,8 @@ def parse_scenario(items: Iterable[str], base: Scenario | None = None) -> Scenar
             changes[key] = _parse_int(key, value)
         elif key in _FLOAT_KEYS:
             changes[key] = _parse_float(key, value)
+        elif key in _WORD_KEYS:
+            changes[key] = value.strip()
         elif key == "events" and value.strip().lower() == "all":
             changes[key] = EVENT_KINDS
         elif key in _NAME_KEYS:

@@ -244,6 +244,11 @@ class EmulatorServer:
         return self._running_core().hosts
 
     @property
+    def teams_hosts(self) -> Hosts:
+        """The same bases as :attr:`hosts`, as a Teams Free profile (:meth:`Hosts.teams`)."""
+        return Hosts.teams(self.hosts.overrides)
+
+    @property
     def account(self) -> Account:
         return self._account
 

@@ -60,6 +60,7 @@ EDGE_MODULES = frozenset(
         "skyproto.__main__",
         "skyproto.cli",
         "skyproto.commands",
+        "skyproto.teams_commands",
         "skyproto.store",
         "skyproto.emulator",
         "skyproto.emulator.server",

@@ -108,6 +108,7 @@ def test_no_password_is_ever_written() -> None:
         "endpoints",
         "paging",
         "guest",
+        "teams",
     }
     assert b"password" not in dump_snapshot(STATE)
 

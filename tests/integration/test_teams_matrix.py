@@ -1,0 +1,324 @@
+"""The Teams Free flows over every transport, against the loopback emulator server.
+
+Each test gets a fresh plain-HTTP emulator whose identity host asks for a 1-second polling
+interval and approves a device code on the first poll, and one of the four transports. Results
+are checked exactly, and so is what reached the server (routes, and every request as sent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from skyproto import (
+    HttpRequest,
+    HttpResponse,
+    Session,
+    SkypeRateLimitException,
+    UntrustedHostError,
+)
+from skyproto.auth.teams import (
+    DeviceCodeLogin,
+    DeviceLoginRequired,
+    DevicePrompt,
+    OAuthVersion,
+    teams_login,
+)
+from skyproto.chat import (
+    CONVERSATION_PARAMS,
+    conversations_listing,
+    conversations_url,
+    listing,
+    messages_listing,
+    send,
+    summarise_message,
+)
+from skyproto.emulator import EmulatorServer, Fault, Scenario
+
+from .matrix_support import TRANSPORTS, Runner
+from .test_cli_verbs import Cli
+from .test_matrix import assert_arrived_as_sent, forget_log
+
+pytestmark = pytest.mark.integration
+
+GROUP = "19:uni01_4f2a9c@thread.v2"
+CHATS = [GROUP, "8:live:.cid.a11ce", "19:0f3c2a9d7e6b4c1a8f5e3d2c1b0a9f8e@thread.skype"]
+CHATS.append("48:notifications")
+V1_LOGIN = ["teams_devicecode", "teams_token", "teams_token", "teams_authz"]
+
+
+def knobs(**changes: Any) -> Scenario:
+    return Scenario(device_interval=1, device_pending=0, **changes)
+
+
+@pytest.fixture
+def server(skype_emulator_factory: Any) -> Iterator[EmulatorServer]:
+    running: EmulatorServer = skype_emulator_factory(knobs())
+    yield running
+    assert running.errors == []
+
+
+@pytest.fixture(params=TRANSPORTS)
+def runner(request: pytest.FixtureRequest, server: EmulatorServer) -> Iterator[Runner]:
+    made = Runner(request.param)
+    yield made
+    made.close()
+
+
+def session(server: EmulatorServer, prompts: list[DevicePrompt] | None = None) -> Session:
+    prompts = [] if prompts is None else prompts
+    return Session(server.teams_hosts, credentials=DeviceCodeLogin(prompts.append))
+
+
+def test_device_code_login_lists_and_sends(runner: Runner, server: EmulatorServer) -> None:
+    prompts: list[DevicePrompt] = []
+    s = session(server, prompts)
+    runner.run(s.connect())
+    assert server.routes() == V1_LOGIN
+    assert s.user_id == server.emulator.teams.skype_id
+    [prompt] = prompts
+    assert prompt.verification_url == "https://microsoft.com/devicelogin"
+    assert len(prompt.user_code) == 8
+    forget_log(runner, server)
+
+    listing_ = conversations_listing(s)
+    pages = []
+    while (page := runner.run(listing_.next_page())) is not None:
+        pages.append([c["id"] for c in page])
+    assert pages == [CHATS[:2], CHATS[2:]]
+
+    sent = runner.run(send(s, GROUP, "from the matrix"))
+    newest = runner.run(messages_listing(s, GROUP, count=1).next_page())
+    assert newest is not None
+    assert summarise_message(newest[0])["id"] == sent.id
+    assert server.routes() == ["chat_conversations"] * 3 + ["chat_send", "chat_messages"]
+    token = s.state.skype_token
+    assert token is not None
+    for entry in server.requests:
+        assert entry.request.header("authentication") == f"skypetoken={token.token}"
+    assert_arrived_as_sent(runner, server)
+
+
+def test_v2_device_code_and_the_msgapi_base(runner: Runner, server: EmulatorServer) -> None:
+    hosts = server.teams_hosts
+    auth, refresh = runner.run(
+        teams_login(hosts, device=DeviceCodeLogin(lambda _: None, OAuthVersion.V2))
+    )
+    assert refresh is not None
+    assert server.routes() == ["teams_devicecode", "teams_token", "teams_authz"]
+    base = auth.region.chat_service
+    assert base is not None
+    items, sync = runner.run(
+        listing(
+            auth.skype_token,
+            conversations_url(base),
+            base=base,
+            hosts=hosts,
+            items_key="conversations",
+            params=CONVERSATION_PARAMS,
+        )
+    )
+    assert [c["id"] for c in items] == CHATS
+    assert sync is not None
+    assert_arrived_as_sent(runner, server)
+
+
+def test_snapshot_resumes_with_a_rotated_refresh_token(
+    runner: Runner, server: EmulatorServer
+) -> None:
+    s = session(server)
+    runner.run(s.connect())
+    assert s.state.teams is not None
+    first = s.state.teams.refresh_token
+    data = s.snapshot()
+    # Read two days later, the saved Skype token is dead but the refresh token is not.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    resumed = Session.from_snapshot(data, now=later, hosts=s.hosts)
+    assert resumed.state.skype_token is None
+    forget_log(runner, server)
+    runner.run(resumed.connect())
+    assert server.routes() == ["teams_token", "teams_authz"]
+    assert resumed.state.teams is not None
+    assert resumed.state.teams.refresh_token not in (None, first)
+    assert json.loads(resumed.snapshot())["teams"]["refresh_token"] == (
+        resumed.state.teams.refresh_token
+    )
+    assert_arrived_as_sent(runner, server)
+
+
+def test_401_re_mints_once_and_quota_is_a_rate_limit(
+    runner: Runner, server: EmulatorServer
+) -> None:
+    s = session(server)
+    runner.run(s.connect())
+    forget_log(runner, server)
+    server.scenario = knobs(faults=(Fault("chat_send", 401),))
+    runner.run(send(s, GROUP, "after a 401"))
+    assert server.routes() == ["chat_send", "teams_token", "teams_authz", "chat_send"]
+    server.scenario = knobs(chat_quota=1)
+    runner.run(send(s, GROUP, "one"))
+    with pytest.raises(SkypeRateLimitException) as caught:
+        runner.run(send(s, GROUP, "two"))
+    assert caught.value.status == 429
+    assert caught.value.retry_after is not None
+    assert 1 <= caught.value.retry_after <= 60
+
+
+def test_dead_refresh_token_needs_a_new_device_code(runner: Runner, server: EmulatorServer) -> None:
+    s = session(server)
+    runner.run(s.connect())
+    s._credentials = None
+    s.state = attrs.evolve(s.state, skype_token=None)
+    server.scenario = knobs(refresh_dead=True)
+    forget_log(runner, server)
+    with pytest.raises(DeviceLoginRequired, match="new device-code login"):
+        runner.run(s.connect())
+    assert s.state.teams is not None
+    assert s.state.teams.refresh_token is None
+    assert server.routes() == ["teams_token"]
+
+
+def test_untrusted_region_base_is_refused_before_anything_is_sent(
+    runner: Runner, server: EmulatorServer
+) -> None:
+    def foreign_region(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if "/authz/" not in request.url:
+            return response
+        body = response.json()
+        body["regionGtms"]["chatServiceAfd"] = "https://evil.example/api/chatsvc/consumer"
+        return HttpResponse.build(response.status, json=body, url=response.url)
+
+    runner.tamper = foreign_region
+    with pytest.raises(UntrustedHostError):
+        runner.run(session(server).connect())
+    assert not any("evil.example" in url for url in runner.sent_urls())
+
+
+def test_the_reference_example_runs(tmp_path: Any) -> None:
+    """docs/teams.md's example runs as written, against its own emulator."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "teams.md").read_text("utf-8")
+    [code] = re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "To sign in, open https://microsoft.com/devicelogin" in done.stdout
+    assert "19:uni01_4f2a9c@thread.v2" in done.stdout
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: EmulatorServer) -> Cli:
+    monkeypatch.chdir(tmp_path)
+    return Cli(server, tmp_path)
+
+
+def teams_state(cli: Cli) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(cli.state.read_text())
+    return document
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_cli_login_prompts_then_refreshes_once(cli: Cli, transport: str) -> None:
+    first = cli("login", "--teams", transport=transport)
+    assert first.code == 0, first.err
+    [prompt] = [line for line in first.err.splitlines() if "devicelogin" in line]
+    code = re.search(r"code ([A-Z]{8})$", prompt)
+    assert code is not None
+    assert first.out.splitlines()[0] == f"skype_id: {cli.server.emulator.teams.skype_id}"
+    assert oct(cli.state.stat().st_mode & 0o777) == "0o600"
+    saved = teams_state(cli)
+    assert saved["teams"]["refresh_token"]
+    assert "device" not in cli.state.read_text()
+
+    cli.server.clear_requests()
+    again = cli("login", "--teams", transport=transport)
+    assert again.code == 0, again.err
+    assert "devicelogin" not in again.err
+    assert cli.server.routes() == ["teams_token", "teams_authz"]
+    rotated = teams_state(cli)["teams"]["refresh_token"]
+    assert rotated != saved["teams"]["refresh_token"]
+
+
+def test_cli_dead_refresh_token_falls_back_to_a_device_code(cli: Cli) -> None:
+    assert cli("login", "--teams").code == 0
+    # A refresh token the service no longer knows (revoked, or expired after inactivity).
+    saved = teams_state(cli)
+    saved["teams"]["refresh_token"] = "M.C5-revoked"
+    cli.state.write_text(json.dumps(saved))
+    cli.server.clear_requests()
+    result = cli("login", "--teams")
+    assert result.code == 0, result.err
+    assert "devicelogin" in result.err
+    assert cli.server.routes()[:2] == ["teams_token", "teams_devicecode"]
+
+
+def test_cli_conversations_messages_and_send(cli: Cli) -> None:
+    assert cli("login", "--teams").code == 0
+    listed = cli("conversations")
+    assert listed.code == 0, listed.err
+    assert listed.out.split() == CHATS
+
+    sent = cli("send", GROUP, "hi from the cli")
+    assert sent.code == 0, sent.err
+    [line] = sent.out.splitlines()
+    record = json.loads(line)
+    assert set(record) == {"clientmessageid", "id", "arrival"}
+    assert record["clientmessageid"].isdigit()
+    assert dt.datetime.fromisoformat(record["arrival"]).tzinfo is not None
+
+    shown = cli("messages", GROUP, "--count", "3")
+    assert shown.code == 0, shown.err
+    rows = [json.loads(x) for x in shown.out.splitlines()]
+    assert len(rows) == 3
+    assert list(rows[0]) == ["id", "from", "content", "messagetype", "composetime"]
+    assert rows[0]["id"] == record["id"]
+    assert rows[0]["content"] == "hi from the cli"
+    assert [r["composetime"] for r in rows] == sorted(
+        (r["composetime"] for r in rows), reverse=True
+    )
+
+
+def test_cli_teams_verbs_need_a_teams_session(cli: Cli) -> None:
+    cli.state.write_text(
+        '{"version": 1, "user_id": null, "skype_token": null, "registration": null, '
+        '"endpoints": [], "paging": {"links": {}}, "guest": false}'
+    )
+    cli.state.chmod(0o600)
+    result = cli("send", GROUP, "x")
+    assert result.code == 1
+    assert "login --teams" in result.last_error_line
+
+
+def test_fixture_and_printed_profile_serve_the_teams_hosts(
+    teams_hosts: Any, skype_emulator: EmulatorServer
+) -> None:
+    assert teams_hosts.profile == "teams"
+    printed = json.loads(skype_emulator.profile_json())["hosts"]
+    for host in ("login.microsoftonline.com", "teams.live.com", "msgapi.teams.live.com"):
+        assert printed[host] == teams_hosts.url(f"https://{host}")
+        assert printed[host].startswith("http://127.0.0.1:")
+    # The printed map, read back as a Teams profile, trusts exactly what it maps (and the rest
+    # of the real consumer hosts).
+    from skyproto import Hosts
+
+    reread = Hosts.from_json(skype_emulator.profile_json(), profile="teams")
+    assert reread.is_trusted(printed["teams.live.com"] + "/api/chatsvc/consumer/v1/users/ME")
+    assert not reread.is_trusted("https://teams.live.com/api/chatsvc/consumer")
