@@ -15,14 +15,15 @@ from typing import Any
 
 import pytest
 
-from skyproto import commands, store
+from skyproto import store
+from skyproto.cli import _saved
 from skyproto.emulator import Scenario
 
 from .test_cli_verbs import EMAIL, PASSWORD, Cli, _python
 
 pytestmark = pytest.mark.integration
 
-STATE = commands.DEFAULT_STATE_FILE
+STATE = _saved.DEFAULT_STATE_FILE
 IN_USE = (
     f"error: LocalProtocolError: the state file {STATE!r} is in use by another skyproto "
     "process; try again when it has finished"
@@ -46,7 +47,7 @@ def cli(cli_for: Any) -> Cli:
 def cli_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skype_emulator_factory: Any) -> Any:
     """``cli_for(scenario)``: a :class:`Cli` over a new emulator, in ``tmp_path``."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(commands.PASSWORD_ENV, PASSWORD)
+    monkeypatch.setenv(_saved.PASSWORD_ENV, PASSWORD)
     return lambda scenario: Cli(skype_emulator_factory(scenario), tmp_path)
 
 
@@ -69,7 +70,7 @@ def hold_the_lock(path: Path) -> subprocess.Popen[str]:
 def test_login_refuses_at_once_a_state_another_process_holds(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(commands.PASSWORD_ENV)  # refused before the password is even needed
+    monkeypatch.delenv(_saved.PASSWORD_ENV)  # refused before the password is even needed
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     holder = hold_the_lock(cli.state)
     try:
@@ -116,7 +117,7 @@ def test_a_resuming_verb_waits_briefly_then_refuses(
 ) -> None:
     cli.login()
     cli.server.clear_requests()
-    monkeypatch.setattr(commands, "STATE_LOCK_WAIT", 0.2)
+    monkeypatch.setattr(_saved, "STATE_LOCK_WAIT", 0.2)
     holder = hold_the_lock(cli.state)
     try:
         result = cli("ping")

@@ -21,8 +21,7 @@ from typing import Any
 import attrs
 import pytest
 
-from skyproto import commands
-from skyproto.cli import TRANSPORTS, CliContext, build_parser, main
+from skyproto.cli import TRANSPORTS, CliContext, _events, _saved, build_parser, main
 from skyproto.emulator import (
     DEFAULT_ACCOUNT,
     DEFAULT_MEETING_ID,
@@ -70,7 +69,7 @@ class Cli:
         self.directory = directory
         self.hosts_file = directory / "hosts.json"
         self.hosts_file.write_text(server.profile_json())
-        self.state = directory / commands.DEFAULT_STATE_FILE
+        self.state = directory / _saved.DEFAULT_STATE_FILE
 
     def __call__(self, *argv: str, transport: str = "requests", verbose: bool = False) -> Result:
         out, err = io.StringIO(), io.StringIO()
@@ -92,7 +91,7 @@ def cli_for(
 ) -> Any:
     """``cli_for(scenario)``: a :class:`Cli` over a new emulator with that scenario."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(commands.PASSWORD_ENV, PASSWORD)
+    monkeypatch.setenv(_saved.PASSWORD_ENV, PASSWORD)
 
     def make(scenario: Scenario | None = None) -> Cli:
         return Cli(skype_emulator_factory(scenario or Scenario(hold=2)), tmp_path)
@@ -179,7 +178,7 @@ def test_login_prints_the_session_and_replaces_the_state_file(cli: Cli, transpor
         f"user_id: {SKYPE_NAME}\n"
         f"messenger: {cli.server.hosts.messenger}\n"
         f"endpoint_id: {endpoint_id}\n"
-        f"state: {commands.DEFAULT_STATE_FILE}\n"
+        f"state: {_saved.DEFAULT_STATE_FILE}\n"
     )
     assert result.err == ""
     assert stat.S_IMODE(cli.state.stat().st_mode) == 0o600
@@ -267,7 +266,7 @@ def test_wrong_password(cli_for: Any) -> None:
 
 
 def test_missing_password_without_a_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(commands.PASSWORD_ENV)
+    monkeypatch.delenv(_saved.PASSWORD_ENV)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     result = cli("login", "--user", EMAIL)
     assert result.code == 1
@@ -289,9 +288,9 @@ def test_password_prompt_on_a_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch
         prompts.append(prompt)
         return PASSWORD
 
-    monkeypatch.delenv(commands.PASSWORD_ENV)
+    monkeypatch.delenv(_saved.PASSWORD_ENV)
     monkeypatch.setattr(sys, "stdin", Terminal())
-    monkeypatch.setattr(commands.getpass, "getpass", fake_getpass)
+    monkeypatch.setattr(_saved.getpass, "getpass", fake_getpass)
     result = cli("login", "--user", EMAIL)
     assert result.code == 0, result.err
     assert prompts == [f"Password for {EMAIL}: "]
@@ -409,7 +408,7 @@ def test_resuming_asks_for_no_password_while_the_session_is_valid(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cli.login()
-    monkeypatch.delenv(commands.PASSWORD_ENV)
+    monkeypatch.delenv(_saved.PASSWORD_ENV)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # asking would fail: no terminal
     cli.server.clear_requests()
     result = cli("events", "--count", "1", "--user", EMAIL)
@@ -481,7 +480,7 @@ def test_ctrl_c_in_events_exits_cleanly(
         printed.append(event.id)
         return {"id": event.id}
 
-    monkeypatch.setattr(commands, "event_record", interrupt_on_second)
+    monkeypatch.setattr(_events, "event_record", interrupt_on_second)
     result = cli("events", transport=transport)
     assert (result.code, result.out, result.err) == (0, '{"id": 1000}\n', "interrupted\n")
     # The interrupted event was neither remembered nor acknowledged.
@@ -496,13 +495,13 @@ def test_events_gives_up_on_a_server_that_is_gone(
     cli.server.stop()  # nothing listens on its port any more
     failures = 3
     policy = attrs.evolve(
-        commands.CLI_LOOP_POLICY,
+        _events.CLI_LOOP_POLICY,
         backoff_initial=0.01,
         backoff_max=0.02,
         max_failures=failures,
         min_poll_interval=0.01,
     )
-    monkeypatch.setattr(commands, "CLI_LOOP_POLICY", policy)
+    monkeypatch.setattr(_events, "CLI_LOOP_POLICY", policy)
     result = cli("events", transport=transport)
     assert (result.code, result.out) == (1, "")
     lines = result.err.splitlines()
@@ -514,7 +513,7 @@ def test_events_gives_up_on_a_server_that_is_gone(
 
 
 def test_the_events_policy_gives_up_within_a_minute() -> None:
-    policy = commands.CLI_LOOP_POLICY
+    policy = _events.CLI_LOOP_POLICY
     longest = sum(
         min(policy.backoff_max, policy.backoff_initial * 2**n) for n in range(policy.max_failures)
     )
@@ -526,7 +525,7 @@ def _python(*args: str, **options: Any) -> subprocess.Popen[str]:
     """``python -m skyproto ARGS`` with pipes, SIGINT handled as usual even when the suite runs
     where it is ignored, and no password in the environment."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop(commands.PASSWORD_ENV, None)
+    env.pop(_saved.PASSWORD_ENV, None)
     return subprocess.Popen(
         [sys.executable, "-m", "skyproto", *args],
         stdout=subprocess.PIPE,

@@ -242,7 +242,7 @@ def test_cli_login_prompts_then_refreshes_once(cli: Cli, transport: str) -> None
     [prompt] = [line for line in first.err.splitlines() if "devicelogin" in line]
     code = re.search(r"code ([A-Z]{8})$", prompt)
     assert code is not None
-    assert first.out.splitlines()[0] == f"skype_id: {cli.server.emulator.teams.skype_id}"
+    assert first.out.splitlines() == [cli.server.emulator.teams.skype_id]
     assert oct(cli.state.stat().st_mode & 0o777) == "0o600"
     saved = teams_state(cli)
     assert saved["teams"]["refresh_token"]

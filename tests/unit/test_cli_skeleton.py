@@ -25,11 +25,10 @@ from skyproto import (
     LocalProtocolError,
     SkypeApiException,
     TransportError,
-    cli,
 )
 from skyproto._flow import request
 from skyproto.calls import DEFAULT_ACCEPTED, check_status
-from skyproto.cli import TRANSPORTS, CliContext, Verb, build_parser, main
+from skyproto.cli import TRANSPORTS, CliContext, Verb, _base, _mac256, _main, build_parser, main
 
 SECRET = "skypetoken-SECRET-do-not-print"
 RESPONSE_1700000000 = "abe5fadd8fa2021a9041e263584ea4ab"
@@ -131,7 +130,7 @@ def test_error_message_is_flattened_to_the_last_line(
     def fail(challenge: str) -> str:
         raise SkypeApiException("first line\nsecond line")
 
-    monkeypatch.setattr(cli, "mac256", fail)
+    monkeypatch.setattr(_mac256, "mac256", fail)
     assert main(["mac256", "1"]) == 1
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == "error: SkypeApiException: first line second line"
@@ -170,7 +169,7 @@ def test_keyboard_interrupt_exits_0_in_every_verb(
     def interrupted(challenge: str) -> str:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "mac256", interrupted)
+    monkeypatch.setattr(_mac256, "mac256", interrupted)
     assert main(["mac256", "1"]) == 0
     assert capsys.readouterr().err == "interrupted\n"
 
@@ -181,7 +180,7 @@ def test_a_closed_stdout_exits_0_without_a_word(
     def gone(challenge: str) -> str:
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(cli, "mac256", gone)
+    monkeypatch.setattr(_mac256, "mac256", gone)
     assert main(["mac256", "1"]) == 0
     assert capsys.readouterr() == ("", "")
 
@@ -304,7 +303,7 @@ def _configure_fetch(parser: argparse.ArgumentParser) -> None:
 @pytest.fixture
 def with_fetch_verb(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        cli, "VERBS", (*cli.VERBS, Verb("fetch", "GET a URL", _fetch_verb, _configure_fetch))
+        _main, "VERBS", (*_main.VERBS, Verb("fetch", "GET a URL", _fetch_verb, _configure_fetch))
     )
 
 
@@ -358,14 +357,15 @@ def test_python_dash_m_skyproto() -> None:
     )
 
 
-def test_importing_the_cli_loads_no_http_client_or_event_loop() -> None:
+def test_importing_the_cli_loads_no_http_client_library() -> None:
+    # The drivers (and asyncio) come with the CLI; a client library only with its transport.
     code = (
         "import sys, skyproto.cli, skyproto.__main__;"
-        "print(sorted(m for m in ('requests', 'httpx', 'asyncio') if m in sys.modules))"
+        "print(sorted(m for m in ('requests', 'httpx', 'skyproto.transports') if m in sys.modules))"
     )
     result = _python("-c", code)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "[]\n"
+    assert result.stdout == "['skyproto.transports']\n"
 
 
 def test_tracing_wrapper_passes_the_response_through() -> None:
@@ -374,7 +374,7 @@ def test_tracing_wrapper_passes_the_response_through() -> None:
             return HttpResponse(204, (), b"", request.url)
 
     stream = io.StringIO()
-    wrapped = cli.TracingTransport(Echo(), stream)
+    wrapped = _base.TracingTransport(Echo(), stream)
     response = wrapped.send(HttpRequest("GET", "http://h/x"))
     assert response == HttpResponse(204, (), b"", "http://h/x")
     assert stream.getvalue() == "> GET http://h/x\n< HTTP 204 (http://h/x)\n"

@@ -7,11 +7,15 @@
 3. Flows are driven with canned answers under an audit hook, in a subprocess because audit hooks
    cannot be removed: no socket, file, process or sleep event may fire.
 
-The core is every module under ``skyproto/`` except the edge modules in :data:`EDGE_MODULES`,
-which are allowed I/O by design: the token store, the command line and its verbs, the emulator's
-server (with the emulator package's ``__init__``, which re-exports it) and the emulator's pytest
-plugin. The list of modules is computed from the files, so a new module is checked without being
-named here.
+The core is every module under ``skyproto/`` except the edge, which is allowed I/O by design and
+is read from the layout (docs/design.md, "Layout"): everything in an edge package
+(:data:`EDGE_PACKAGES`: the command line, and the drivers and transports of the top-level
+``transports/`` folder), every ``__main__``, and the few named edge modules of
+:data:`EDGE_MODULES` (the file store, the emulator's server with the emulator package's
+``__init__`` that re-exports it, and the emulator's pytest plugin). The list of modules is computed
+from the files, so a new module is checked without being named here, and a new module in an edge
+package is edge without being named either. A fourth check reads every core module's imports: none
+may name an edge module, so the import arrows point from the edge into the core only.
 """
 
 from __future__ import annotations
@@ -53,14 +57,12 @@ from skyproto.emulator.core import Emulator
 from skyproto.emulator.profile import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID
 from skyproto.emulator.scenario import Scenario as Knobs
 
-#: Modules allowed to do I/O. ``skyproto.emulator`` is its package ``__init__``, which imports
-#: the server; its pure modules (core, pages, scenario...) are checked like the rest.
+#: Packages that are I/O as a whole, every module in them included.
+EDGE_PACKAGES = ("skyproto.cli", "skyproto.transports")
+#: Edge modules outside those packages. ``skyproto.emulator`` is its package ``__init__``, which
+#: imports the server; its pure modules (core, pages, scenario...) are checked like the rest.
 EDGE_MODULES = frozenset(
     {
-        "skyproto.__main__",
-        "skyproto.cli",
-        "skyproto.commands",
-        "skyproto.teams_commands",
         "skyproto.store",
         "skyproto.emulator",
         "skyproto.emulator.server",
@@ -93,8 +95,27 @@ def all_modules(path: Path = ROOT, prefix: str = "skyproto") -> Iterator[Module]
             yield Module(name, path / f"{info.name}.py")
 
 
+def is_edge(name: str) -> bool:
+    """Whether the module ``name`` may do I/O: it is in an edge package, a ``__main__``, or named."""
+    return (
+        _matches(name, EDGE_PACKAGES)
+        or name.rpartition(".")[2] == "__main__"
+        or name in EDGE_MODULES
+    )
+
+
 def core_modules() -> list[Module]:
-    return [module for module in all_modules() if module.name not in EDGE_MODULES]
+    return [module for module in all_modules() if not is_edge(module.name)]
+
+
+def edge_modules() -> list[Module]:
+    return [module for module in all_modules() if is_edge(module.name)]
+
+
+def _python_files(root: Path) -> Iterator[Path]:
+    # skyproto/transports is a link to the top-level transports/ folder: follow it.
+    for folder, _dirs, files in os.walk(root, followlinks=True):
+        yield from (Path(folder, name) for name in files if name.endswith(".py"))
 
 
 def test_the_module_list_is_complete_and_the_edge_list_is_current() -> None:
@@ -103,13 +124,22 @@ def test_the_module_list_is_complete_and_the_edge_list_is_current() -> None:
         ".".join(("skyproto", *path.relative_to(ROOT).with_suffix("").parts)).removesuffix(
             ".__init__"
         )
-        for path in ROOT.rglob("*.py")
+        for path in _python_files(ROOT)
     }
     assert names == files
     assert names >= EDGE_MODULES, "an edge module was renamed or removed; update EDGE_MODULES"
+    assert names >= set(EDGE_PACKAGES), "an edge package was renamed; update EDGE_PACKAGES"
+    edge = {module.name for module in edge_modules()}
+    assert {
+        "skyproto.__main__",
+        "skyproto.cli._base",
+        "skyproto.cli._main",
+        "skyproto.store",
+        "skyproto.transports._drive",
+    } <= edge
     core = {module.name for module in core_modules()}
     assert {"skyproto._http", "skyproto._flow", "skyproto.calls", "skyproto.hosts"} <= core
-    assert "skyproto.emulator.core" in core
+    assert {"skyproto.session", "skyproto.emulator.core"} <= core
 
 
 # -- 1. importing the core in a fresh interpreter -----------------------------------------------
@@ -193,10 +223,6 @@ FORBIDDEN_IMPORTS = (
     "http.client",
     "time",
     "subprocess",
-    "skyproto.transports",
-    "skyproto.store",
-    "skyproto.cli",
-    "skyproto.emulator.server",
 )
 #: No core module refers to these names (resolved through its imports).
 FORBIDDEN_NAMES = frozenset(
@@ -239,6 +265,7 @@ class ArchitectureChecker(ast.NodeVisitor):
         self.aliases: dict[str, str] = {}
         self.scope: list[str] = []
         self.found: list[tuple[int, str, str]] = []  # line, qualified scope, what
+        self.imports: list[tuple[int, str]] = []  # line, every name imported, fully qualified
 
     def report(self, node: ast.AST, what: str) -> None:
         scope = ".".join(self.scope)
@@ -271,6 +298,7 @@ class ArchitectureChecker(ast.NodeVisitor):
             self.aliases[alias.asname or alias.name] = full
 
     def _check_import(self, node: ast.AST, name: str) -> None:
+        self.imports.append((getattr(node, "lineno", 0), name))
         if _matches(name, FORBIDDEN_IMPORTS):
             self.report(node, f"import {name}")
 
@@ -377,8 +405,6 @@ def test_the_checker_finds_each_kind_of_io() -> None:
         (7, "import urllib.request"),
         (8, "import http.client.HTTPConnection"),
         (9, "import requests.adapters"),
-        (10, "import skyproto.store"),
-        (11, "import skyproto.transports.run_sync"),
         (14, "datetime.datetime.now"),
         (18, "datetime.datetime.utcnow"),
         (19, "datetime.date.today"),
@@ -396,6 +422,65 @@ def test_the_checker_finds_each_kind_of_io() -> None:
         "Bad.more",
         "from_file",
     ]
+
+
+# -- 4. the import arrows point from the edge into the core ---------------------------------------
+
+
+def edge_imports(source: str, module: str, *, is_package: bool = False) -> list[tuple[int, str]]:
+    """The edge modules ``module``'s source imports (each import's longest known module prefix,
+    so ``from skyproto.emulator import X`` is the emulator's ``__init__`` and
+    ``from skyproto.emulator.core import X`` is the pure core), with their lines."""
+    known = {each.name for each in all_modules()}
+    checker = ArchitectureChecker(module, is_package)
+    checker.visit(ast.parse(source))
+    found = []
+    for line, name in checker.imports:
+        parts = name.split(".")
+        prefixes = (".".join(parts[:end]) for end in range(len(parts), 0, -1))
+        target = next((prefix for prefix in prefixes if prefix in known), None)
+        if target is not None and is_edge(target):
+            found.append((line, target))
+    return found
+
+
+@pytest.mark.parametrize("module", core_modules(), ids=lambda module: module.name)
+def test_core_module_imports_no_edge_module(module: Module) -> None:
+    source = module.path.read_text(encoding="utf-8")
+    found = edge_imports(source, module.name, is_package=module.path.name == "__init__.py")
+    assert found == [], "\n".join(f"{module.name}:{line} imports {what}" for line, what in found)
+
+
+def test_the_edge_import_check_finds_each_way_of_naming_an_edge_module() -> None:
+    session = (ROOT / "session.py").read_text(encoding="utf-8")
+    assert edge_imports(session, "skyproto.session") == []
+    lines = (
+        "from . import store",
+        "from .store import save_state",
+        "import skyproto.store",
+        "from .transports import run_sync",
+        "from skyproto.cli._base import CliContext",
+        "from .cli import main",
+        "from .emulator import EmulatorServer",
+        "from .emulator.server import serve",
+        "from . import __main__",
+    )
+    found = edge_imports(session + "\n".join(lines), "skyproto.session")
+    start = len(session.splitlines())
+    assert found == [
+        (start + 1, "skyproto.store"),
+        (start + 2, "skyproto.store"),
+        (start + 3, "skyproto.store"),
+        (start + 4, "skyproto.transports"),
+        (start + 5, "skyproto.cli._base"),
+        (start + 6, "skyproto.cli"),
+        (start + 7, "skyproto.emulator"),
+        (start + 8, "skyproto.emulator.server"),
+        (start + 9, "skyproto.__main__"),
+    ]
+    # The emulator's pure modules are the core, though their package's __init__ is not.
+    assert edge_imports("from skyproto.emulator.core import Emulator", "skyproto.loop") == []
+    assert edge_imports("from . import core, scenario", "skyproto.emulator.pages") == []
 
 
 def test_the_one_allowed_file_read_is_hosts_from_file() -> None:

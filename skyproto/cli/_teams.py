@@ -8,8 +8,7 @@ saves the rotated refresh token); a refresh token the service refuses falls back
 code. The other verbs resume the saved session, re-minting its Skype token from the refresh
 token when it lapsed, and write the file back when the session changed.
 
-The saved-session helpers are those of :mod:`skyproto.commands` (imported when a verb runs:
-that module lists these verbs, so it imports this one first).
+The saved-session helpers are those of :mod:`skyproto.cli._saved`.
 """
 
 from __future__ import annotations
@@ -18,22 +17,27 @@ import argparse
 import json
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import store
-from ._flow import now
-from .auth.teams import DeviceCodeLogin, DevicePrompt
-from .chat import conversations_listing, messages_listing, send, summarise_message
-from .errors import LocalProtocolError, SkypeTokenException
-from .hosts import Hosts
-from .session import Session, SessionState
+from .. import store
+from .._flow import now
+from ..auth.teams import DeviceCodeLogin, DevicePrompt
+from ..chat import conversations_listing, messages_listing, send, summarise_message
+from ..errors import LocalProtocolError, SkypeTokenException
+from ..hosts import Hosts
+from ..session import Session, SessionState
+from ._base import EXIT_OK, CliContext, FlowRunner, Verb
+from ._saved import (
+    add_state_option,
+    holding_state,
+    positive_int,
+    require_saved,
+    save,
+    save_if_changed,
+)
 
-if TYPE_CHECKING:
-    from .cli import CliContext, FlowRunner
+__all__ = ["MESSAGES", "SEND", "add_teams_option", "list_conversations", "run_login"]
 
-__all__ = ["VERB_SPECS", "add_teams_option", "list_conversations", "run_login"]
-
-EXIT_OK = 0
 #: Messages ``messages`` prints when ``--count`` is not given.
 DEFAULT_COUNT = 20
 _MAX_PAGE = 200
@@ -80,18 +84,15 @@ def run_login(args: argparse.Namespace, ctx: CliContext) -> int:
             state = SessionState(user_id=saved.user_id, paging=saved.paging, teams=saved.teams)
         session = Session(hosts, credentials=DeviceCodeLogin(_prompt(ctx)), state=state)
         state = runner.run(session.connect())
-    from . import commands
-
-    commands._save(args.state, state)
-    ctx.out(f"skype_id: {state.user_id}")
-    ctx.out(f"state: {args.state}")
+    save(args.state, state)
+    # The Skype id alone on stdout, so that scripts can take it as it is.
+    ctx.out(f"{state.user_id}")
+    ctx.err(f"state: {args.state}")
     return EXIT_OK
 
 
 def _teams_session(args: argparse.Namespace, ctx: CliContext, runner: FlowRunner) -> Session:
-    from . import commands
-
-    session = commands._require_saved(args, ctx, runner)
+    session = require_saved(args, ctx, runner)
     if not session.teams:
         raise LocalProtocolError(
             f"the session in {args.state!r} is not a Teams one; run 'skyproto login --teams'"
@@ -103,8 +104,6 @@ def list_conversations(
     args: argparse.Namespace, ctx: CliContext, runner: FlowRunner, session: Session
 ) -> int:
     """``conversations`` on a Teams session: one conversation id per line."""
-    from . import commands
-
     session = Session(_hosts(ctx), state=session.state)
     before = session.state
     skipped = 0
@@ -117,23 +116,21 @@ def list_conversations(
                 else:
                     skipped += 1
     finally:
-        commands._save_if_changed(args.state, session, before)
+        save_if_changed(args.state, session, before)
     if skipped:
         ctx.err(f"warning: skipped {skipped} listing item(s) without a conversation id")
     return EXIT_OK
 
 
 def _configure_messages(parser: argparse.ArgumentParser) -> None:
-    from . import commands
-
     parser.add_argument("conversation", metavar="CONVERSATION", help="a conversation id")
     parser.add_argument(
         "--count",
-        type=commands._positive_int,
+        type=positive_int,
         default=DEFAULT_COUNT,
         help=f"how many messages to print, newest first (default: {DEFAULT_COUNT})",
     )
-    commands._add_state_option(parser)
+    add_state_option(parser)
     parser.epilog = (
         "Prints the newest messages of a conversation of the Teams session in --state, one JSON "
         "object per line with id, from, content, messagetype and composetime."
@@ -141,8 +138,6 @@ def _configure_messages(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_messages(args: argparse.Namespace, ctx: CliContext) -> int:
-    from . import commands
-
     wanted: int = args.count
     with ctx.runner() as runner:
         session = _teams_session(args, ctx, runner)
@@ -157,16 +152,14 @@ def _run_messages(args: argparse.Namespace, ctx: CliContext) -> int:
                 if printed >= wanted:
                     break
         finally:
-            commands._save_if_changed(args.state, session, before)
+            save_if_changed(args.state, session, before)
     return EXIT_OK
 
 
 def _configure_send(parser: argparse.ArgumentParser) -> None:
-    from . import commands
-
     parser.add_argument("conversation", metavar="CONVERSATION", help="a conversation id")
     parser.add_argument("text", metavar="TEXT", help="the message text (sent as plain text)")
-    commands._add_state_option(parser)
+    add_state_option(parser)
     parser.epilog = (
         "Sends TEXT to a conversation of the Teams session in --state and prints one JSON "
         "object: the clientmessageid, the id the service gave and its arrival time."
@@ -174,15 +167,13 @@ def _configure_send(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_send(args: argparse.Namespace, ctx: CliContext) -> int:
-    from . import commands
-
     with ctx.runner() as runner:
         session = _teams_session(args, ctx, runner)
         before = session.state
         try:
             sent = runner.run(send(session, args.conversation, args.text))
         finally:
-            commands._save_if_changed(args.state, session, before)
+            save_if_changed(args.state, session, before)
     record: dict[str, Any] = {
         "clientmessageid": sent.clientmessageid,
         "id": sent.id,
@@ -192,26 +183,15 @@ def _run_send(args: argparse.Namespace, ctx: CliContext) -> int:
     return EXIT_OK
 
 
-#: ``(name, help, run, configure)`` of the Teams-only verbs.
-VERB_SPECS: tuple[
-    tuple[
-        str,
-        str,
-        Callable[[argparse.Namespace, CliContext], int],
-        Callable[[argparse.ArgumentParser], None],
-    ],
-    ...,
-] = (
-    (
-        "messages",
-        "print a conversation's newest messages as JSON lines (Teams session)",
-        _run_messages,
-        _configure_messages,
-    ),
-    (
-        "send",
-        "send a text message and print the service's answer (Teams session)",
-        _run_send,
-        _configure_send,
-    ),
+MESSAGES = Verb(
+    "messages",
+    "print a conversation's newest messages as JSON lines (Teams session)",
+    holding_state(_run_messages, needs_saved=True),
+    _configure_messages,
+)
+SEND = Verb(
+    "send",
+    "send a text message and print the service's answer (Teams session)",
+    holding_state(_run_send, needs_saved=True),
+    _configure_send,
 )
