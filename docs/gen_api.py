@@ -18,6 +18,7 @@ from typing import Any
 #: The documented modules, in reading order.
 MODULES = (
     "skyproto.session",
+    "skyproto._snapshot",
     "skyproto.loop",
     "skyproto.auth",
     "skyproto.registration",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -31,14 +31,19 @@ from ._flow import Flow, request
 from ._http import HeaderInput
 from .calls import AuthKind, build_request
 from .endpoint import check_endpoint_status
-from .errors import RemoteProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError, SkypeApiException
 from .hosts import Hosts
 from .registration import Registration
+
+if TYPE_CHECKING:
+    from .session import Session
 
 __all__ = [
     "CONVERSATION_PARAMS",
     "DEFAULT_MAX_PAGES",
     "MAX_LISTINGS",
+    "STALE_LINK_STATUSES",
+    "Listing",
     "PagingState",
     "conversations",
     "exhaust",
@@ -62,6 +67,9 @@ CONVERSATION_PARAMS: tuple[tuple[str, str], ...] = (
         "ModernBots|secureThreads|InviteFree",
     ),
 )
+
+#: Answers to a syncState link after which the link is forgotten and its listing starts over.
+STALE_LINK_STATUSES = frozenset({400, 404, 410})
 
 Params = Mapping[str, str | None] | Iterable[tuple[str, str | None]] | None
 
@@ -218,3 +226,116 @@ def conversations(
         state, "GET", url, reg=reg, hosts=hosts, params=CONVERSATION_PARAMS
     )
     return state, page_items(body, "conversations")
+
+
+@attrs.frozen
+class _Fetched:
+    """One listing page as fetched: the listing URL, its link before and after, the body."""
+
+    url: str
+    before: str | None
+    after: str | None
+    body: dict[str, Any]
+
+
+class Listing:
+    """A syncState listing, one page per :meth:`next_page` flow; its links live in the session.
+
+    Drive it with ``skyproto.transports.iterate_pages`` (sync) or ``aiterate_pages`` (async), or
+    run :meth:`next_page` until it returns ``None``. It ends at an empty page, at a page that
+    brings no new link, or after ``max_pages`` pages.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        path: str,
+        *,
+        items_key: str,
+        method: str = "GET",
+        params: Params = None,
+        headers: HeaderInput = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> None:
+        if not path.startswith("/"):
+            raise LocalProtocolError("a listing path starts with '/'")
+        if max_pages < 1:
+            raise LocalProtocolError("max_pages must be at least 1")
+        self.session = session
+        self.path = path
+        self.items_key = items_key
+        self.method = method.upper()
+        self.params = params
+        self.headers = headers
+        self.max_pages = max_pages
+        self.pages = 0
+        self.finished = False
+
+    def __repr__(self) -> str:
+        return f"Listing({self.method} {self.path}, pages={self.pages}, finished={self.finished})"
+
+    def restart(self) -> None:
+        """Start over: forget the stored link of this listing under the current registration's
+        messaging base, and the pages counted so far."""
+        state = self.session.state
+        if state.registration is not None:
+            url = state.registration.messenger + self.path
+            self.session.state = attrs.evolve(state, paging=state.paging.without(self.method, url))
+        self.pages = 0
+        self.finished = False
+
+    def next_page(self) -> Flow[list[Any] | None]:
+        """Flow: the next page's items, or ``None`` once the listing has ended."""
+        if self.finished:
+            return None
+        if self.pages >= self.max_pages:
+            logger.warning(
+                "listing %s %s did not end within %d pages", self.method, self.path, self.max_pages
+            )
+            self.finished = True
+            return None
+        session = self.session
+
+        def fetch(reg: Registration) -> Flow[_Fetched]:
+            url = reg.messenger + self.path
+            before = session.state.paging.link(self.method, url)
+            try:
+                paging, body = yield from page(
+                    session.state.paging,
+                    self.method,
+                    url,
+                    reg=reg,
+                    hosts=session.hosts,
+                    params=self.params,
+                    headers=self.headers,
+                )
+            except SkypeApiException as exc:
+                if before is not None and exc.status in STALE_LINK_STATUSES:
+                    # The server no longer knows the link: forget it, so the listing (and the
+                    # session's retry after a 404) starts over instead of failing for ever.
+                    current = session.state.paging
+                    if current.link(self.method, url) == before:
+                        forgotten = current.without(self.method, url)
+                        session.state = attrs.evolve(session.state, paging=forgotten)
+                raise
+            return _Fetched(url, before, paging.link(self.method, url), body)
+
+        fetched = yield from session.call(fetch)
+        self.pages += 1
+        # Only this listing's link is written back, into the state as it is now: other flows
+        # may have changed the state while the page was in flight (another listing's link, a
+        # registration that moved to another messaging base and dropped the links under the old
+        # one). A link from a base the session has left is not kept.
+        reg = session.state.registration
+        if (
+            fetched.after is not None
+            and fetched.after != fetched.before
+            and reg is not None
+            and reg.messenger + self.path == fetched.url
+        ):
+            paging = session.state.paging.with_link(self.method, fetched.url, fetched.after)
+            session.state = attrs.evolve(session.state, paging=paging)
+        items = page_items(fetched.body, self.items_key)
+        if not items or fetched.after == fetched.before:
+            self.finished = True
+        return items if items else None
