@@ -33,7 +33,11 @@ registration is dropped (``registration=None``) so that the session registers ag
 Expiry uses :meth:`SkypeToken.expired <skyproto.tokens.SkypeToken.expired>` with its default
 leeway, so a token about to expire counts as expired already.
 
-Token-file differences from the reference (§12.12, §12.13): epochs are UTC Unix seconds, with no
+SkPy's token file
+-----------------
+:func:`parse_skpy_token_file` and :func:`format_skpy_token_file` read and make SkPy's six-line
+token file (§8); :mod:`skyproto.store` reads and writes the file itself. Differences from the
+reference (§12.12, §12.13): epochs are UTC Unix seconds, with no
 local time zone or daylight-saving guess; every malformed file, including one with an absurd
 expiry or bytes that are not UTF-8, is a :class:`~skyproto.SkypeTokenException` "Token file is
 malformed: …" rather than a crash; a Skype token within the refresh leeway of its expiry counts as

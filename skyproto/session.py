@@ -1,4 +1,4 @@
-"""The session: its saved state, and the re-authentication policy.
+"""The live session and its re-authentication policy.
 
 Session
 -------
@@ -21,12 +21,15 @@ Each recovery happens at most once per call, so a call costs at most three attem
 registrations go through :class:`~skyproto.Shared` effects keyed by a generation counter: under
 ``run_async``, callers that find the same stale token wait for one refresh instead of starting one
 each; a caller whose token was replaced meanwhile just uses the new one.
+
+The state it keeps, :class:`SessionState`, and its saved form live in ``skyproto._snapshot``
+(:func:`dump_snapshot`, :func:`load_snapshot`); its listings are :class:`~skyproto.paging.Listing`
+objects, which keep their links in the session's state. Both are importable from here too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
@@ -49,7 +52,7 @@ from .auth import LoginMethod, fetch_user_id, guest_login, login
 from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException
 from .hosts import Hosts
 from .ids import Status
-from .paging import STALE_LINK_STATUSES, Listing
+from .paging import STALE_LINK_STATUSES, Listing, PagingState
 from .registration import DEFAULT_MAX_REDIRECTS, Registration, register
 from .tokens import Credentials, RegistrationToken, SkypeToken, refresh_leeway
 
@@ -67,8 +70,6 @@ __all__ = [
     "snapshot_converter",
     "usable_token",
 ]
-
-logger = logging.getLogger("skyproto")
 
 # -- the live session ---------------------------------------------------------------------------
 
@@ -161,6 +162,15 @@ class Session:
     def registration(self) -> Registration | None:
         """The current registration, if any."""
         return self.state.registration
+
+    @property
+    def paging(self) -> PagingState:
+        """The syncState links of the session's listings (part of ``state``)."""
+        return self.state.paging
+
+    @paging.setter
+    def paging(self, value: PagingState) -> None:
+        self.state = attrs.evolve(self.state, paging=value)
 
     # -- tokens ---------------------------------------------------------------------------------
 

@@ -34,20 +34,15 @@ error too, found without blocking (``O_NONBLOCK``, then ``fstat``), as is a file
 :data:`MAX_FILE_SIZE`. Reading takes no lock (the atomic rename already makes it safe), so a state
 file in a read-only directory can still be read.
 
+Two formats are handled; their bytes are made and checked by the pure ``skyproto._snapshot``
+(:func:`~skyproto.session.dump_snapshot`, :func:`~skyproto.session.load_snapshot`,
+:func:`parse_skpy_token_file`, :func:`format_skpy_token_file`), this module only reads and writes
+the files:
 
-Two formats are handled:
-
-* the versioned JSON snapshot of :mod:`skyproto.session` (:func:`save_state`, :func:`load_state`);
+* the versioned JSON snapshot of :class:`~skyproto.SessionState` (:func:`save_state`,
+  :func:`load_state`);
 * SkPy's six-line token file (§8), for moving a session between SkPy and skyproto
-  (:func:`read_skpy_token_file`, :func:`parse_skpy_token_file`, :func:`write_skpy_token_file`,
-  :func:`format_skpy_token_file`).
-
-Token-file differences from the reference (§12.12, §12.13): epochs are UTC Unix seconds, with no
-local time zone or daylight-saving guess; every malformed file, including one with an absurd
-expiry or bytes that are not UTF-8, is a :class:`~skyproto.SkypeTokenException` "Token file is
-malformed: …" rather than a crash; a Skype token within the refresh leeway of its expiry counts as
-expired; a kept registration must name a messaging host that :class:`~skyproto.Hosts` trusts. The
-endpoint id is not part of the format, so a registration read from it has ``endpoint_id=None``.
+  (:func:`read_skpy_token_file`, :func:`write_skpy_token_file`).
 """
 
 from __future__ import annotations
@@ -409,6 +404,9 @@ def load_state(path: StrPath, *, now: dt.datetime, hosts: Hosts) -> SessionState
     :class:`~skyproto.SkypeTokenException` (see :func:`skyproto.session.load_snapshot`).
     """
     return load_snapshot(_read_file(path, "saved state file"), now=now, hosts=hosts)
+
+
+# -- SkPy's six-line token file -----------------------------------------------------------------
 
 
 def read_skpy_token_file(path: StrPath, *, now: dt.datetime, hosts: Hosts) -> SessionState:

@@ -19,8 +19,17 @@ from skyproto import (
     Stepper,
     UntrustedHostError,
 )
+from skyproto._flow import Flow
 from skyproto.endpoint import EndpointGoneError
-from skyproto.paging import MAX_LISTINGS, PagingState, conversations, exhaust, page
+from skyproto.paging import (
+    MAX_LISTINGS,
+    Listing,
+    ListingOwner,
+    PagingState,
+    conversations,
+    exhaust,
+    page,
+)
 from skyproto.registration import Registration
 from skyproto.tokens import RegistrationToken
 
@@ -142,6 +151,74 @@ def test_exhaust_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     assert [r.getMessage() for r in caplog.records] == [
         f"listing GET {URL} did not end within 7 pages"
     ]
+
+
+def test_exhaust_with_no_page_allowed_sends_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    start = PagingState({f"GET {URL}": AAA})
+    server = scripted()
+    with caplog.at_level(logging.WARNING, logger="skyproto"):
+        state, items = server.run(
+            exhaust(start, "GET", URL, reg=REG, hosts=Hosts(), items_key="x", max_pages=0)
+        )
+    assert (state, items, server.sent) == (start, [], [])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"listing GET {URL} did not end within 0 pages"
+    ]
+
+
+class Owner:
+    """A :class:`ListingOwner` with one registration and no recovery policy."""
+
+    def __init__(self, paging: PagingState) -> None:
+        self.hosts = Hosts()
+        self.paging = paging
+        self.registration: Registration | None = REG
+
+    def call(self, operation: Callable[[Registration], Flow[Any]]) -> Flow[Any]:
+        return operation(REG)
+
+
+SCRIPTS = {
+    "empty page": [listing([1], AAA), listing([2], BBB), listing([], CCC)],
+    "no new link": [listing([1], AAA), listing([2])],
+    "link repeats": [listing([1], AAA), listing([2], AAA)],
+    "bounded": [listing([n], f"{URL}?syncState={n}") for n in range(3)],
+    "first page empty": [listing([])],
+}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_exhaust_is_a_listing_run_to_its_end(name: str) -> None:
+    start = PagingState({f"GET {H}/other": f"{H}/other?s=1"})
+    by_exhaust = scripted(*SCRIPTS[name])
+    state, items = by_exhaust.run(
+        exhaust(start, "GET", URL, reg=REG, hosts=Hosts(), items_key="conversations", max_pages=3)
+    )
+    owner: ListingOwner = Owner(start)
+    pager = Listing(owner, "/users/ME/conversations", items_key="conversations", max_pages=3)
+    by_listing = scripted(*SCRIPTS[name])
+    pages = []
+    while (found := by_listing.run(pager.next_page())) is not None:
+        pages.append(found)
+    assert [r.url for r in by_exhaust.sent] == [r.url for r in by_listing.sent]
+    assert items == [item for found in pages for item in found]
+    assert state == owner.paging
+
+
+def test_exhaust_fails_on_a_stale_link_and_returns_no_state() -> None:
+    server = scripted(HttpResponse(404, body=b"{}"))
+    with pytest.raises(SkypeApiException):
+        server.run(
+            exhaust(
+                PagingState({f"GET {URL}": AAA}),
+                "GET",
+                URL,
+                reg=REG,
+                hosts=Hosts(),
+                items_key="conversations",
+            )
+        )
+    assert [r.url for r in server.sent] == [AAA]
 
 
 def test_exhaust_with_missing_items_ends() -> None:

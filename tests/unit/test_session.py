@@ -1064,6 +1064,14 @@ def test_listing_state_lives_in_the_session() -> None:
     assert peer.sent[0].url == link
 
 
+def test_session_paging_is_the_states_links() -> None:
+    links = PagingState({"GET https://x.skype.com/l": "https://x.skype.com/l?s=1"})
+    session = Session(state=SessionState(user_id="live:fred", paging=links))
+    assert session.paging is session.state.paging
+    session.paging = PagingState()
+    assert session.state == SessionState(user_id="live:fred")
+
+
 def test_listing_stops_at_max_pages() -> None:
     peer = Peer()
     session = connected(peer)
