@@ -249,6 +249,9 @@ class Peer:
 
     def run(self, flow: Flow[Any], *, limit: int = MAX_STEPS) -> Any:
         """Run ``flow`` to its end against this peer, as ``run_sync`` would; return its result."""
+        return self._drive(flow, limit)
+
+    def _drive(self, flow: Flow[Any], limit: int) -> Any:
         step = Stepper(flow)
         try:
             for _ in range(limit):
@@ -275,7 +278,7 @@ class Peer:
             step.send(None)
         elif isinstance(effect, Shared):
             try:
-                outcome = self.run(effect.start())
+                outcome = self._drive(effect.start(), MAX_STEPS)
             except Exception as exc:
                 step.throw(exc)
             else:
