@@ -39,6 +39,7 @@ MODULES = (
     "skyproto.transports.httpx",
     "skyproto.transports.stdlib",
     "skyproto.emulator",
+    "skyproto.emulator.testing",
     "skyproto.cli",
 )
 OUTPUT = Path(__file__).with_name("api.md")

@@ -8,8 +8,11 @@ the conversation, in memory, deterministic and pure (no socket, no clock, no fil
   answer for it (:meth:`Peer.always`), and finally the pure :class:`~skyproto.emulator.Emulator`
   it was given (with none, an unexpected request fails the test);
 * answers ``Now`` from a fake :class:`Clock` and ``Sleep`` by moving that clock on;
-* runs ``Shared`` sub-flows and ``Deliver`` handlers as the sync driver does, and throws a
+* runs ``Shared`` sub-flows and ``Deliver`` handlers as the sync driver does (but an
+  ``AssertionError``, a failing test, is never thrown into the flow), and throws a
   :class:`~skyproto.TransportError` answer into the flow as a transport would;
+* runs a flow to its end (:meth:`Peer.run`), or step by step until it waits on a chosen effect
+  (:meth:`Peer.advance`), for state machines that answer some requests themselves;
 * records every request (:attr:`Peer.sent`), its route, the time it was sent and its answer, and
   keeps one journal of requests, sleeps and deliveries in order.
 
@@ -18,11 +21,12 @@ An answer is an :class:`~skyproto.HttpResponse` (its ``url`` becomes the request
 answer), ``Took(seconds, answer)`` (the answer, after that much fake time), or a callable that
 takes the request and returns one of these::
 
-    from skyproto.emulator import Emulator
+    from skyproto.emulator import DEFAULT_ACCOUNT, Emulator
     from skyproto.emulator.testing import Peer
 
     peer = Peer(Emulator())
-    session = Session(peer.hosts, credentials=Credentials("fred", "secret"))
+    account = Credentials(DEFAULT_ACCOUNT.user, DEFAULT_ACCOUNT.password)
+    session = Session(peer.hosts, credentials=account)
     peer.run(session.connect())
     peer.on("ping", HttpResponse.build(401))
     peer.run(session.ping())
@@ -38,7 +42,7 @@ import datetime as dt
 import inspect
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 import attrs
@@ -204,10 +208,10 @@ class Peer:
         return answer
 
     def sleep(self, seconds: float) -> None:
-        """Sleep in fake time: record it and move the clock on."""
+        """Sleep in fake time: record ``seconds`` as asked and move the clock on (not back)."""
         self.sleeps.append(seconds)
         self.journal.append("sleep")
-        self.clock.advance(seconds)
+        self.clock.advance(max(0.0, seconds))
 
     def handler(self, event: Any) -> None:
         """An event handler that records ``event`` (``"deliver <id>"`` in the journal)."""
@@ -251,6 +255,18 @@ class Peer:
         """Run ``flow`` to its end against this peer, as ``run_sync`` would; return its result."""
         return self._drive(flow, limit)
 
+    def advance(
+        self, step: Stepper[Any], until: Callable[[Any], bool], *, limit: int = MAX_STEPS
+    ) -> None:
+        """Carry out ``step``'s effects until the one it waits on satisfies ``until`` (that one
+        is left pending, for the test to answer or script) or the flow ends. An exception the
+        flow raises propagates; read the result from ``step`` once it is done."""
+        for _ in range(limit):
+            if step.done or until(step.pending):
+                return
+            self._step(step)
+        raise AssertionError(f"the flow did not stop within {limit} effects")
+
     def _drive(self, flow: Flow[Any], limit: int) -> Any:
         step = Stepper(flow)
         try:
@@ -274,11 +290,13 @@ class Peer:
         elif isinstance(effect, Now):
             step.send(self.times_told.popleft() if self.times_told else self.clock())
         elif isinstance(effect, Sleep):
-            self.sleep(max(0.0, float(effect.seconds)))
+            self.sleep(float(effect.seconds))
             step.send(None)
         elif isinstance(effect, Shared):
             try:
                 outcome = self._drive(effect.start(), MAX_STEPS)
+            except AssertionError:
+                raise  # the test failed inside the sub-flow: not the flow's to handle
             except Exception as exc:
                 step.throw(exc)
             else:
@@ -286,6 +304,8 @@ class Peer:
         elif isinstance(effect, Deliver):
             try:
                 returned = effect.handler(effect.event)
+            except AssertionError:
+                raise
             except Exception as exc:
                 step.throw(exc)
             else:

@@ -16,10 +16,10 @@ from skyproto import (
     HttpResponse,
     RemoteProtocolError,
     SkypeApiException,
-    Stepper,
     UntrustedHostError,
 )
 from skyproto._flow import Flow
+from skyproto.emulator.testing import Peer
 from skyproto.endpoint import EndpointGoneError
 from skyproto.paging import (
     MAX_LISTINGS,
@@ -50,26 +50,15 @@ def listing(items: list[Any], link: str | None = None, key: str = "conversations
     return HttpResponse.build(200, json=body)
 
 
-class Server:
-    def __init__(self, answer: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.answer = answer
-        self.sent: list[HttpRequest] = []
-
-    def run(self, flow: Any) -> Any:
-        step = Stepper(flow)
-        for _ in range(1000):
-            if step.done:
-                return step.result
-            pending = step.pending
-            assert isinstance(pending, HttpRequest)
-            self.sent.append(pending)
-            step.receive(self.answer(pending))
-        raise AssertionError("flow did not finish")
+def answering(answer: Callable[[HttpRequest], HttpResponse]) -> Peer:
+    """The test peer, answering every request with ``answer(request)``."""
+    peer = Peer()
+    peer.always("https://", answer)
+    return peer
 
 
-def scripted(*responses: HttpResponse) -> Server:
-    replies = iter(responses)
-    return Server(lambda req: next(replies))
+def scripted(*responses: HttpResponse) -> Peer:
+    return Peer(answers=responses)
 
 
 def test_worked_example() -> None:
@@ -123,7 +112,7 @@ def test_exhaust_stops_when_no_new_link() -> None:
 
 
 def test_exhaust_stops_when_link_repeats() -> None:
-    server = Server(lambda req: listing([{"id": len(server.sent)}], AAA))
+    server = answering(lambda req: listing([{"id": len(server.sent)}], AAA))
     _, items = server.run(
         exhaust(PagingState(), "GET", URL, reg=REG, hosts=Hosts(), items_key="conversations")
     )
@@ -132,7 +121,9 @@ def test_exhaust_stops_when_link_repeats() -> None:
 
 
 def test_exhaust_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
-    server = Server(lambda req: listing([len(server.sent)], f"{URL}?syncState={len(server.sent)}"))
+    server = answering(
+        lambda req: listing([len(server.sent)], f"{URL}?syncState={len(server.sent)}")
+    )
     with caplog.at_level(logging.WARNING, logger="skyproto"):
         state, items = server.run(
             exhaust(
