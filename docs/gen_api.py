@@ -18,6 +18,7 @@ from typing import Any
 #: The documented modules, in reading order.
 MODULES = (
     "skyproto.session",
+    "skyproto._snapshot",
     "skyproto.loop",
     "skyproto.auth",
     "skyproto.registration",
@@ -39,6 +40,7 @@ MODULES = (
     "skyproto.transports.httpx",
     "skyproto.transports.stdlib",
     "skyproto.emulator",
+    "skyproto.emulator.testing",
     "skyproto.cli",
 )
 OUTPUT = Path(__file__).with_name("api.md")

@@ -40,8 +40,7 @@ from .errors import (
 )
 from .hosts import Hosts
 from .ids import chat_from_url
-from .paging import DEFAULT_MAX_PAGES, Params, page_items
-from .session import Listing
+from .paging import DEFAULT_MAX_PAGES, Listing, Params, page_items
 from .tokens import SkypeToken
 
 if TYPE_CHECKING:
@@ -404,6 +403,7 @@ class ChatListing(Listing):
         max_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
         super().__init__(session, path, items_key=items_key, params=params, max_pages=max_pages)
+        self._chat_session = session  # the Teams session itself, not only a listing owner
         self._next: str | None = None
         self._seen: set[str] = set()
 
@@ -425,7 +425,7 @@ class ChatListing(Listing):
             logger.warning("listing %s did not end within %d pages", self.path, self.max_pages)
             self.finished = True
             return None
-        session = self.session
+        session = self._chat_session
         base = session.chat_base()
         url = base + self.path
         target = self._next if self._next is not None else url

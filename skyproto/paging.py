@@ -13,17 +13,21 @@ Differences from the reference (§12.24):
 * a link whose host :class:`~skyproto.Hosts` does not trust raises
   :class:`~skyproto.UntrustedHostError`, both when it arrives and before it would be sent;
 * a body that is not a JSON object raises :class:`~skyproto.RemoteProtocolError`;
-* :func:`exhaust` stops at an empty page (as the reference does), at a page that brings no new
-  link (asking again would repeat the same request), or after ``max_pages`` pages, in which case
-  it logs a warning and returns what it has: the state holds the link, so a later call goes on.
+* a :class:`Listing` (and :func:`exhaust`, which is one run to its end) stops at an empty page
+  (as the reference does), at a page that brings no new link (asking again would repeat the same
+  request), or after ``max_pages`` pages, in which case it logs a warning and ends with what it
+  has: the state holds the link, so a later call goes on;
+* a listing of a :class:`~skyproto.Session` keeps its link in the session's state, writes back
+  only its own link (other flows may have changed the state meanwhile), and forgets a link the
+  server answers with one of :data:`STALE_LINK_STATUSES`, so that the listing starts over.
 """
 
 from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -31,7 +35,7 @@ from ._flow import Flow, request
 from ._http import HeaderInput
 from .calls import AuthKind, build_request
 from .endpoint import check_endpoint_status
-from .errors import RemoteProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError, SkypeApiException
 from .hosts import Hosts
 from .registration import Registration
 
@@ -39,6 +43,9 @@ __all__ = [
     "CONVERSATION_PARAMS",
     "DEFAULT_MAX_PAGES",
     "MAX_LISTINGS",
+    "STALE_LINK_STATUSES",
+    "Listing",
+    "ListingOwner",
     "PagingState",
     "conversations",
     "exhaust",
@@ -62,6 +69,11 @@ CONVERSATION_PARAMS: tuple[tuple[str, str], ...] = (
         "ModernBots|secureThreads|InviteFree",
     ),
 )
+
+#: Answers to a syncState link after which the link is forgotten and its listing starts over.
+STALE_LINK_STATUSES = frozenset({400, 404, 410})
+
+T = TypeVar("T")
 
 Params = Mapping[str, str | None] | Iterable[tuple[str, str | None]] | None
 
@@ -190,23 +202,25 @@ def exhaust(
 ) -> Flow[tuple[PagingState, list[Any]]]:
     """Fetch pages until the listing ends; return the new state and every item, in order.
 
-    The listing ends at a page without items or without a new link; after ``max_pages`` pages
-    a warning is logged and the items so far are returned.
+    This is a :class:`Listing` of ``url`` run to its end, under ``reg`` as it is (no
+    re-authentication) and with a paging state of its own, starting from ``state``: it ends at
+    a page without items or without a new link; after ``max_pages`` pages a warning is logged
+    and the items so far are returned. On an error nothing is returned: ``state`` is a value.
     """
+    owner = _FixedOwner(state, reg, hosts)
+    listing = _UrlListing(
+        owner,
+        url,
+        items_key=items_key,
+        method=method,
+        params=params,
+        headers=headers,
+        max_pages=max_pages,
+    )
     collected: list[Any] = []
-    for _ in range(max_pages):
-        before = state.link(method, url)
-        state, body = yield from page(
-            state, method, url, reg=reg, hosts=hosts, params=params, headers=headers
-        )
-        items = page_items(body, items_key)
-        if not items:
-            return state, collected
+    while (items := (yield from listing.next_page())) is not None:
         collected.extend(items)
-        if state.link(method, url) == before:
-            return state, collected
-    logger.warning("listing %s %s did not end within %d pages", method.upper(), url, max_pages)
-    return state, collected
+    return owner.paging, collected
 
 
 def conversations(
@@ -218,3 +232,169 @@ def conversations(
         state, "GET", url, reg=reg, hosts=hosts, params=CONVERSATION_PARAMS
     )
     return state, page_items(body, "conversations")
+
+
+class ListingOwner(Protocol):
+    """What a :class:`Listing` pages under: the links, the registration and the call policy.
+
+    A :class:`~skyproto.Session` is one (its calls run under its re-authentication policy, its
+    links are part of its saved state); :func:`exhaust` uses a fixed registration instead.
+    """
+
+    hosts: Hosts
+    #: Every listing's latest link; a listing reads it, and writes back only its own link.
+    paging: PagingState
+
+    @property
+    def registration(self) -> Registration | None:
+        """The registration whose messaging base the listings are under, if any."""
+
+    def call(self, operation: Callable[[Registration], Flow[T]]) -> Flow[T]:
+        """Flow: ``operation(registration)`` under the owner's policy."""
+
+
+class _FixedOwner:
+    """One registration as it is, and a paging state of its own: :func:`exhaust`'s owner."""
+
+    def __init__(self, paging: PagingState, reg: Registration, hosts: Hosts) -> None:
+        self.paging = paging
+        self.hosts = hosts
+        self._reg = reg
+
+    @property
+    def registration(self) -> Registration | None:
+        return self._reg
+
+    def call(self, operation: Callable[[Registration], Flow[T]]) -> Flow[T]:
+        return operation(self._reg)
+
+
+@attrs.frozen
+class _Fetched:
+    """One listing page as fetched: the listing URL, its link before and after, the body."""
+
+    url: str
+    before: str | None
+    after: str | None
+    body: dict[str, Any]
+
+
+class Listing:
+    """A syncState listing, one page per :meth:`next_page` flow; its links live in its owner
+    (the session; see :class:`ListingOwner`).
+
+    Drive it with ``skyproto.transports.iterate_pages`` (sync) or ``aiterate_pages`` (async), or
+    run :meth:`next_page` until it returns ``None``. It ends at an empty page, at a page that
+    brings no new link, or after ``max_pages`` pages.
+    """
+
+    def __init__(
+        self,
+        session: ListingOwner,
+        path: str,
+        *,
+        items_key: str,
+        method: str = "GET",
+        params: Params = None,
+        headers: HeaderInput = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> None:
+        if not path.startswith("/"):
+            raise LocalProtocolError("a listing path starts with '/'")
+        if max_pages < 1:
+            raise LocalProtocolError("max_pages must be at least 1")
+        self.session = session
+        self.path = path
+        self.items_key = items_key
+        self.method = method.upper()
+        self.params = params
+        self.headers = headers
+        self.max_pages = max_pages
+        self.pages = 0
+        self.finished = False
+
+    def __repr__(self) -> str:
+        return f"Listing({self.method} {self.path}, pages={self.pages}, finished={self.finished})"
+
+    def _url(self, reg: Registration) -> str:
+        """The listing's URL under ``reg``."""
+        return reg.messenger + self.path
+
+    def restart(self) -> None:
+        """Start over: forget the stored link of this listing under the current registration's
+        messaging base, and the pages counted so far."""
+        session = self.session
+        reg = session.registration
+        if reg is not None:
+            session.paging = session.paging.without(self.method, self._url(reg))
+        self.pages = 0
+        self.finished = False
+
+    def next_page(self) -> Flow[list[Any] | None]:
+        """Flow: the next page's items, or ``None`` once the listing has ended."""
+        if self.finished:
+            return None
+        if self.pages >= self.max_pages:
+            logger.warning(
+                "listing %s %s did not end within %d pages", self.method, self.path, self.max_pages
+            )
+            self.finished = True
+            return None
+        session = self.session
+
+        def fetch(reg: Registration) -> Flow[_Fetched]:
+            url = self._url(reg)
+            before = session.paging.link(self.method, url)
+            try:
+                paging, body = yield from page(
+                    session.paging,
+                    self.method,
+                    url,
+                    reg=reg,
+                    hosts=session.hosts,
+                    params=self.params,
+                    headers=self.headers,
+                )
+            except SkypeApiException as exc:
+                if before is not None and exc.status in STALE_LINK_STATUSES:
+                    # The server no longer knows the link: forget it, so the listing (and the
+                    # session's retry after a 404) starts over instead of failing for ever.
+                    current = session.paging
+                    if current.link(self.method, url) == before:
+                        session.paging = current.without(self.method, url)
+                raise
+            return _Fetched(url, before, paging.link(self.method, url), body)
+
+        fetched = yield from session.call(fetch)
+        self.pages += 1
+        # Only this listing's link is written back, into the state as it is now: other flows
+        # may have changed the state while the page was in flight (another listing's link, a
+        # registration that moved to another messaging base and dropped the links under the old
+        # one). A link from a base the session has left is not kept.
+        reg = session.registration
+        if (
+            fetched.after is not None
+            and fetched.after != fetched.before
+            and reg is not None
+            and self._url(reg) == fetched.url
+        ):
+            session.paging = session.paging.with_link(self.method, fetched.url, fetched.after)
+        items = page_items(fetched.body, self.items_key)
+        if not items or fetched.after == fetched.before:
+            self.finished = True
+        return items if items else None
+
+
+class _UrlListing(Listing):
+    """A listing of an absolute URL, whatever the messaging base: what :func:`exhaust` runs.
+
+    Its bound may be 0 (then it fetches nothing and ends with the bound's warning).
+    """
+
+    def __init__(self, owner: ListingOwner, url: str, *, max_pages: int, **options: Any) -> None:
+        super().__init__(owner, "/", max_pages=max(1, max_pages), **options)
+        self.path = url
+        self.max_pages = max_pages
+
+    def _url(self, reg: Registration) -> str:
+        return self.path

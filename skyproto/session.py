@@ -1,4 +1,4 @@
-"""The session: its saved state, and the re-authentication policy.
+"""The live session and its re-authentication policy.
 
 Session
 -------
@@ -22,72 +22,41 @@ registrations go through :class:`~skyproto.Shared` effects keyed by a generation
 ``run_async``, callers that find the same stale token wait for one refresh instead of starting one
 each; a caller whose token was replaced meanwhile just uses the new one.
 
-Saved state
------------
-:class:`SessionState` is everything a session needs to resume without sending a request: the
-user id, the Skype token, the registration (registration token, messaging base ``H`` and endpoint
-id), the user's endpoint ids, the syncState links and whether the session is a guest's.
-
-:func:`dump_snapshot` writes it as a versioned JSON object::
-
-    {"version": 1, "user_id": "live:fred",
-     "skype_token": {"token": "...", "expiry": "2100-01-01T00:00:00+00:00"},
-     "registration": {"token": {"token": "registrationToken=...", "expiry": "..."},
-                      "messenger": "https://db3-client-s.gateway.messenger.live.com/v1",
-                      "endpoint_id": "{...}"},
-     "endpoints": ["{...}"], "paging": {...}, "guest": false}
-
-Expiries are ISO 8601 date-times with a UTC offset; a date-time without one is refused rather than
-guessed (the reference keeps naive local times; docs/protocol.md §12.12). A password is never part of
-the state, so it is never written.
-
-:func:`load_snapshot` is strict, because the file may be damaged or tampered with. Every problem
-is a :class:`~skyproto.SkypeTokenException` that names it and the field it is in, and never quotes
-a value: not valid UTF-8 or JSON, a version other than :data:`SNAPSHOT_VERSION`, a missing,
-unexpected or wrongly typed field (no coercion: ``1`` is not a string, ``"false"`` not a boolean), an
-unusable token, or an expired Skype token. A registration whose messaging host ``hosts`` does not
-trust is refused, since loading it would send the registration token there. An expired
-registration is dropped (``registration=None``) so that the session registers again. So is the
-expired Skype token of a Teams Free state that holds a refresh token (docs/teams.md §4): the
-session mints another from it.
-
-Expiry uses :meth:`SkypeToken.expired <skyproto.tokens.SkypeToken.expired>` with its default
-leeway, so a token about to expire counts as expired already.
+The state it keeps, :class:`SessionState`, and its saved form live in ``skyproto._snapshot``
+(:func:`dump_snapshot`, :func:`load_snapshot`); its listings are :class:`~skyproto.paging.Listing`
+objects, which keep their links in the session's state. Both are importable from here too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
-import re
-import urllib.parse
 from collections.abc import Callable, Collection
-from typing import Any, TypeVar, get_args
+from typing import TypeVar
 
 import attrs
-import cattrs
-from cattrs.cols import (
-    homogenous_tuple_structure_factory,
-    is_mapping,
-    is_sequence,
-    list_structure_factory,
-    mapping_structure_factory,
-)
-from cattrs.preconf.json import make_converter
 
 from . import endpoint as _endpoint
 from . import paging as _paging
 from ._flow import Flow, now, shared
-from ._http import HeaderInput, HttpResponse, dump_json
+from ._http import HeaderInput, HttpResponse
+from ._snapshot import (
+    GUEST_PREFIX,
+    SNAPSHOT_VERSION,
+    SessionState,
+    TeamsState,
+    dump_snapshot,
+    load_snapshot,
+    snapshot_converter,
+    usable_token,
+)
 from .auth import LoginMethod, fetch_user_id, guest_login, login
 from .auth.teams import DeviceCodeLogin, DeviceLoginRequired, Region, teams_login
 from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException
 from .hosts import Hosts
 from .ids import Status
-from .paging import PagingState
+from .paging import STALE_LINK_STATUSES, Listing, PagingState
 from .registration import DEFAULT_MAX_REDIRECTS, Registration, register
-from .tokens import Credentials, RegistrationToken, SkypeToken, refresh_leeway, utc
+from .tokens import Credentials, RegistrationToken, SkypeToken, refresh_leeway
 
 __all__ = [
     "MAX_CALL_ATTEMPTS",
@@ -105,360 +74,10 @@ __all__ = [
     "usable_token",
 ]
 
-logger = logging.getLogger("skyproto")
-
-#: The snapshot format :func:`dump_snapshot` writes and :func:`load_snapshot` reads.
-SNAPSHOT_VERSION = 1
-
-
-def _endpoint_ids(value: Any) -> tuple[str, ...]:
-    return tuple(value)
-
-
-@attrs.frozen
-class TeamsState:
-    """What a Teams Free session keeps besides its Skype token (docs/teams.md): the newest
-    refresh token (they rotate; ``None`` once refused) and the service bases authz named.
-    A device code is never kept: it is spent by the time a login returns."""
-
-    refresh_token: str | None = attrs.field(default=None, repr=False)
-    region: Region = attrs.field(factory=Region)
-
-
-@attrs.frozen
-class SessionState:
-    """What a session needs to resume without traffic. Secrets are hidden from ``repr``.
-
-    ``teams`` is set for a Teams Free session; ``user_id`` is then its Skype id. Snapshots
-    without it (every legacy one) still load.
-    """
-
-    user_id: str | None = None
-    skype_token: SkypeToken | None = None
-    registration: Registration | None = None
-    endpoints: tuple[str, ...] = attrs.field(default=(), converter=_endpoint_ids)
-    paging: PagingState = attrs.field(factory=PagingState)
-    guest: bool = False
-    teams: TeamsState | None = None
-
-    @property
-    def endpoint_id(self) -> str:
-        """The endpoint the session's calls address: the registered one, else ``SELF``."""
-        if self.registration is not None and self.registration.endpoint_id is not None:
-            return self.registration.endpoint_id
-        return "SELF"
-
-
-# -- the converter ------------------------------------------------------------------------------
-
-
-class _InvalidValue(ValueError):
-    """A saved value of the wrong JSON type or form; the message never quotes the value."""
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _expect(value: Any, kinds: type | tuple[type, ...], wanted: str) -> None:
-    allowed = kinds if isinstance(kinds, tuple) else (kinds,)
-    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-        raise _InvalidValue(f"expected {wanted}, got {_json_kind(value)}")
-
-
-def _structure_str(value: Any, _type: Any) -> str:
-    _expect(value, str, "a string")
-    return str(value)
-
-
-def _structure_bool(value: Any, _type: Any) -> bool:
-    _expect(value, bool, "a boolean")
-    return bool(value)
-
-
-def _structure_int(value: Any, _type: Any) -> int:
-    _expect(value, int, "an integer")
-    return int(value)
-
-
-def _structure_float(value: Any, _type: Any) -> float:
-    _expect(value, (int, float), "a number")
-    return float(value)
-
-
-def _structure_datetime(value: Any, _type: Any) -> dt.datetime:
-    _expect(value, str, "an ISO 8601 date-time string")
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise _InvalidValue("not an ISO 8601 date-time") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise _InvalidValue("date-time has no UTC offset")
-    try:
-        return parsed.astimezone(dt.UTC)
-    except OverflowError:
-        raise _InvalidValue("date-time out of range") from None
-
-
-def _unstructure_datetime(value: dt.datetime) -> str:
-    return utc(value).isoformat()
-
-
-def _array_hook_factory(type_: Any, converter: cattrs.BaseConverter) -> Callable[[Any, Any], Any]:
-    is_tuple = getattr(type_, "__origin__", type_) is tuple
-    factory = homogenous_tuple_structure_factory if is_tuple else list_structure_factory
-    inner = factory(type_, converter)
-
-    def structure_array(value: Any, target: Any) -> Any:
-        _expect(value, list, "an array")
-        return inner(value, target)
-
-    return structure_array
-
-
-def _fixed_tuple_hook_factory(
-    type_: Any, converter: cattrs.BaseConverter
-) -> Callable[[Any, Any], Any]:
-    item_types = get_args(type_)
-
-    def structure_fixed_tuple(value: Any, _target: Any) -> tuple[Any, ...]:
-        _expect(value, list, "an array")
-        if len(value) != len(item_types):
-            raise _InvalidValue(f"expected an array of {len(item_types)} items")
-        return tuple(converter.structure(v, t) for v, t in zip(value, item_types, strict=True))
-
-    return structure_fixed_tuple
-
-
-def _is_fixed_tuple(type_: Any) -> bool:
-    args = get_args(type_)
-    return getattr(type_, "__origin__", None) is tuple and bool(args) and args[-1] is not ...
-
-
-def _object_hook_factory(type_: Any, converter: cattrs.BaseConverter) -> Callable[[Any, Any], Any]:
-    inner = mapping_structure_factory(type_, converter)
-
-    def structure_object(value: Any, target: Any) -> Any:
-        _expect(value, dict, "an object")
-        return inner(value, target)
-
-    return structure_object
-
-
-def _record_hook_factory(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
-    inner = converter.gen_structure_attrs_fromdict(type_)
-
-    def structure_record(value: Any, target: Any) -> Any:
-        _expect(value, dict, "an object")
-        return inner(value, target)
-
-    return structure_record
-
-
-def _make_converter() -> cattrs.Converter:
-    converter = make_converter(forbid_extra_keys=True)
-    converter.register_structure_hook(str, _structure_str)
-    converter.register_structure_hook(bool, _structure_bool)
-    converter.register_structure_hook(int, _structure_int)
-    converter.register_structure_hook(float, _structure_float)
-    converter.register_structure_hook(dt.datetime, _structure_datetime)
-    converter.register_unstructure_hook(dt.datetime, _unstructure_datetime)
-    converter.register_structure_hook_factory(is_sequence, _array_hook_factory)
-    converter.register_structure_hook_factory(_is_fixed_tuple, _fixed_tuple_hook_factory)
-    converter.register_structure_hook_factory(is_mapping, _object_hook_factory)
-    converter.register_structure_hook_factory(attrs.has, _record_hook_factory)
-    return converter
-
-
-#: The converter for saved state: strict JSON types, aware date-times, no extra keys.
-snapshot_converter = _make_converter()
-
-
-# -- error messages -----------------------------------------------------------------------------
-
-_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
-_MAX_REPORTED = 3
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _InvalidValue):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return "required field missing"
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        names = sorted(exc.extra_fields)
-        if all(_FIELD_NAME.fullmatch(n) for n in names):
-            return "unexpected field(s) " + ", ".join(repr(n) for n in names)
-        return f"{len(names)} unexpected field(s)"
-    if isinstance(exc, OverflowError):
-        return "value out of range"
-    return f"invalid value ({type(exc).__name__})"
-
-
-def _field_errors(exc: BaseException, path: str) -> list[tuple[str, str]]:
-    if isinstance(exc, cattrs.ClassValidationError):
-        with_notes, without = exc.group_exceptions()
-        found: list[tuple[str, str]] = []
-        for sub, attribute_note in with_notes:
-            name = attribute_note.name
-            found += _field_errors(sub, f"{path}.{name}" if path else name)
-        return found + [(path, _describe(sub)) for sub in without]
-    if isinstance(exc, cattrs.IterableValidationError):
-        iterable_with_notes, iterable_without = exc.group_exceptions()
-        found = []
-        for sub, index_note in iterable_with_notes:
-            # Mapping keys are not quoted: a damaged file could hold anything there.
-            index = index_note.index
-            found += _field_errors(sub, f"{path}[{index if isinstance(index, int) else '…'}]")
-        return found + [(path, _describe(sub)) for sub in iterable_without]
-    return [(path, _describe(exc))]
-
-
-def _shape_error(errors: list[tuple[str, str]]) -> SkypeTokenException:
-    parts = [
-        f"saved state field {path!r}: {problem}" if path else f"saved state: {problem}"
-        for path, problem in errors[:_MAX_REPORTED]
-    ]
-    if len(errors) > _MAX_REPORTED:
-        parts.append(f"and {len(errors) - _MAX_REPORTED} more problem(s)")
-    return SkypeTokenException("; ".join(parts))
-
-
-# -- dump and load ------------------------------------------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def usable_token(token: str) -> bool:
-    """Whether ``token`` can go into a header: not empty, no control characters."""
-    return bool(token) and _CONTROL.search(token) is None
-
-
-def dump_snapshot(state: SessionState) -> bytes:
-    """The versioned JSON snapshot of ``state``."""
-    body = snapshot_converter.unstructure(state, SessionState)
-    if body.get("teams") is None:
-        body.pop("teams", None)  # a legacy snapshot stays as it always was
-    return dump_json({"version": SNAPSHOT_VERSION, **body})
-
-
-def _parse_json(data: bytes | str) -> dict[str, Any]:
-    if isinstance(data, bytes | bytearray | memoryview):
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError:
-            raise SkypeTokenException("saved state is not valid UTF-8") from None
-    else:
-        text = data
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
-        raise SkypeTokenException("saved state is not valid JSON (truncated?)") from None
-    if not isinstance(document, dict):
-        raise SkypeTokenException(f"saved state is {_json_kind(document)}, not a JSON object")
-    return document
-
-
-def _check_version(document: dict[str, Any]) -> None:
-    if "version" not in document:
-        raise SkypeTokenException("saved state has no version")
-    version = document["version"]
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise SkypeTokenException(f"saved state version is {_json_kind(version)}, not an integer")
-    if version != SNAPSHOT_VERSION:
-        shown = str(version) if abs(version) < 10**9 else "(out of range)"
-        raise SkypeTokenException(
-            f"saved state version {shown} is not supported (expected {SNAPSHOT_VERSION})"
-        )
-
-
-def _structure(document: dict[str, Any]) -> SessionState:
-    body = {k: v for k, v in document.items() if k != "version"}
-    missing = [
-        a.name for a in attrs.fields(SessionState) if a.name not in body and a.name != "teams"
-    ]
-    if missing:
-        raise _shape_error([(name, "required field missing") for name in missing])
-    try:
-        return snapshot_converter.structure(body, SessionState)
-    except cattrs.BaseValidationError as exc:
-        raise _shape_error(_field_errors(exc, "")) from None
-    except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
-        raise _shape_error([("", _describe(exc))]) from None
-
-
-def _host_of(url: str) -> str:
-    try:
-        host = urllib.parse.urlsplit(url).hostname
-    except ValueError:
-        host = None
-    return host or url[:100]
-
-
-def _can_remint(state: SessionState) -> bool:
-    return state.teams is not None and state.teams.refresh_token is not None
-
-
-def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> SessionState:
-    """Read a snapshot written by :func:`dump_snapshot` and check it can be used at ``now``.
-
-    Raises :class:`~skyproto.SkypeTokenException` naming the problem; see the module docstring.
-    """
-    document = _parse_json(data)
-    _check_version(document)
-    state = _structure(document)
-    if state.skype_token is not None and _can_remint(state) and state.skype_token.expired(now):
-        # A Teams Free session mints a new one from its refresh token.
-        state = attrs.evolve(state, skype_token=None)
-    if state.skype_token is not None:
-        if not usable_token(state.skype_token.token):
-            raise _shape_error([("skype_token.token", "not a usable token")])
-        if state.skype_token.expired(now):
-            raise SkypeTokenException(
-                f"saved Skype token expired at {state.skype_token.expiry.isoformat()}; log in again"
-            )
-    registration = state.registration
-    if registration is not None:
-        if not usable_token(registration.token.token):
-            raise _shape_error([("registration.token.token", "not a usable token")])
-        if registration.token.expired(now):
-            return attrs.evolve(state, registration=None)
-        if not hosts.is_trusted(registration.messenger):
-            raise SkypeTokenException(
-                f"saved state names messaging host {_host_of(registration.messenger)!r}, "
-                "which is not trusted"
-            )
-    if state.teams is not None:
-        refresh = state.teams.refresh_token
-        if refresh is not None and not usable_token(refresh):
-            raise _shape_error([("teams.refresh_token", "not a usable token")])
-        for base in attrs.astuple(state.teams.region):
-            if base is not None and not hosts.is_trusted(base):
-                raise SkypeTokenException(
-                    f"saved state names service host {_host_of(base)!r}, which is not trusted"
-                )
-    return state
-
-
 # -- the live session ---------------------------------------------------------------------------
 
 #: Attempts one call gets at most: the first, one after a fresh login, one after a registration.
 MAX_CALL_ATTEMPTS = 3
-#: Answers to a syncState link after which the link is forgotten and its listing starts over.
-STALE_LINK_STATUSES = frozenset({400, 404, 410})
-GUEST_PREFIX = "guest:"
 
 
 @attrs.frozen
@@ -550,6 +169,15 @@ class Session:
     def registration(self) -> Registration | None:
         """The current registration, if any."""
         return self.state.registration
+
+    @property
+    def paging(self) -> PagingState:
+        """The syncState links of the session's listings (part of ``state``)."""
+        return self.state.paging
+
+    @paging.setter
+    def paging(self, value: PagingState) -> None:
+        self.state = attrs.evolve(self.state, paging=value)
 
     # -- tokens ---------------------------------------------------------------------------------
 
@@ -848,116 +476,3 @@ class Session:
             params=_paging.CONVERSATION_PARAMS,
             max_pages=max_pages,
         )
-
-
-@attrs.frozen
-class _Fetched:
-    """One listing page as fetched: the listing URL, its link before and after, the body."""
-
-    url: str
-    before: str | None
-    after: str | None
-    body: dict[str, Any]
-
-
-class Listing:
-    """A syncState listing, one page per :meth:`next_page` flow; its links live in the session.
-
-    Drive it with ``skyproto.transports.iterate_pages`` (sync) or ``aiterate_pages`` (async), or
-    run :meth:`next_page` until it returns ``None``. It ends at an empty page, at a page that
-    brings no new link, or after ``max_pages`` pages.
-    """
-
-    def __init__(
-        self,
-        session: Session,
-        path: str,
-        *,
-        items_key: str,
-        method: str = "GET",
-        params: _paging.Params = None,
-        headers: HeaderInput = None,
-        max_pages: int = _paging.DEFAULT_MAX_PAGES,
-    ) -> None:
-        if not path.startswith("/"):
-            raise LocalProtocolError("a listing path starts with '/'")
-        if max_pages < 1:
-            raise LocalProtocolError("max_pages must be at least 1")
-        self.session = session
-        self.path = path
-        self.items_key = items_key
-        self.method = method.upper()
-        self.params = params
-        self.headers = headers
-        self.max_pages = max_pages
-        self.pages = 0
-        self.finished = False
-
-    def __repr__(self) -> str:
-        return f"Listing({self.method} {self.path}, pages={self.pages}, finished={self.finished})"
-
-    def restart(self) -> None:
-        """Start over: forget the stored link of this listing under the current registration's
-        messaging base, and the pages counted so far."""
-        state = self.session.state
-        if state.registration is not None:
-            url = state.registration.messenger + self.path
-            self.session.state = attrs.evolve(state, paging=state.paging.without(self.method, url))
-        self.pages = 0
-        self.finished = False
-
-    def next_page(self) -> Flow[list[Any] | None]:
-        """Flow: the next page's items, or ``None`` once the listing has ended."""
-        if self.finished:
-            return None
-        if self.pages >= self.max_pages:
-            logger.warning(
-                "listing %s %s did not end within %d pages", self.method, self.path, self.max_pages
-            )
-            self.finished = True
-            return None
-        session = self.session
-
-        def fetch(reg: Registration) -> Flow[_Fetched]:
-            url = reg.messenger + self.path
-            before = session.state.paging.link(self.method, url)
-            try:
-                paging, body = yield from _paging.page(
-                    session.state.paging,
-                    self.method,
-                    url,
-                    reg=reg,
-                    hosts=session.hosts,
-                    params=self.params,
-                    headers=self.headers,
-                )
-            except SkypeApiException as exc:
-                if before is not None and exc.status in STALE_LINK_STATUSES:
-                    # The server no longer knows the link: forget it, so the listing (and the
-                    # session's retry after a 404) starts over instead of failing for ever.
-                    current = session.state.paging
-                    if current.link(self.method, url) == before:
-                        forgotten = current.without(self.method, url)
-                        session.state = attrs.evolve(session.state, paging=forgotten)
-                raise
-            return _Fetched(url, before, paging.link(self.method, url), body)
-
-        fetched = yield from session.call(fetch)
-        self.pages += 1
-        # Only this listing's link is written back, into the state as it is now: other flows
-        # may have changed the state while the page was in flight (another listing's link, a
-        # registration that moved to another messaging base and dropped the links under the old
-        # one). A link from a base the session has left is not kept.
-        reg = session.state.registration
-        if (
-            fetched.after is not None
-            and fetched.after != fetched.before
-            and reg is not None
-            and reg.messenger + self.path == fetched.url
-        ):
-            paging = session.state.paging.with_link(self.method, fetched.url, fetched.after)
-            session.state = attrs.evolve(session.state, paging=paging)
-        items = _paging.page_items(fetched.body, self.items_key)
-        if not items or fetched.after == fetched.before:
-            self.finished = True
-        return items if items else None

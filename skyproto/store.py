@@ -34,20 +34,15 @@ error too, found without blocking (``O_NONBLOCK``, then ``fstat``), as is a file
 :data:`MAX_FILE_SIZE`. Reading takes no lock (the atomic rename already makes it safe), so a state
 file in a read-only directory can still be read.
 
+Two formats are handled; their bytes are made and checked by the pure ``skyproto._snapshot``
+(:func:`~skyproto.session.dump_snapshot`, :func:`~skyproto.session.load_snapshot`,
+:func:`parse_skpy_token_file`, :func:`format_skpy_token_file`), this module only reads and writes
+the files:
 
-Two formats are handled:
-
-* the versioned JSON snapshot of :mod:`skyproto.session` (:func:`save_state`, :func:`load_state`);
+* the versioned JSON snapshot of :class:`~skyproto.SessionState` (:func:`save_state`,
+  :func:`load_state`);
 * SkPy's six-line token file (§8), for moving a session between SkPy and skyproto
-  (:func:`read_skpy_token_file`, :func:`parse_skpy_token_file`, :func:`write_skpy_token_file`,
-  :func:`format_skpy_token_file`).
-
-Token-file differences from the reference (§12.12, §12.13): epochs are UTC Unix seconds, with no
-local time zone or daylight-saving guess; every malformed file, including one with an absurd
-expiry or bytes that are not UTF-8, is a :class:`~skyproto.SkypeTokenException` "Token file is
-malformed: …" rather than a crash; a Skype token within the refresh leeway of its expiry counts as
-expired; a kept registration must name a messaging host that :class:`~skyproto.Hosts` trusts. The
-endpoint id is not part of the format, so a registration read from it has ``endpoint_id=None``.
+  (:func:`read_skpy_token_file`, :func:`write_skpy_token_file`).
 """
 
 from __future__ import annotations
@@ -66,18 +61,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._snapshot import (
+    SessionState,
+    dump_snapshot,
+    format_skpy_token_file,
+    load_snapshot,
+    parse_skpy_token_file,
+)
 from .errors import LocalProtocolError, SkypeTokenException
 from .hosts import Hosts
-from .registration import Registration
-from .session import (
-    GUEST_PREFIX,
-    SessionState,
-    _host_of,
-    dump_snapshot,
-    load_snapshot,
-    usable_token,
-)
-from .tokens import RegistrationToken, SkypeToken
 
 if sys.platform != "win32":
     import fcntl
@@ -109,8 +101,6 @@ _TEMP_NAME_ATTEMPTS = 16
 _TEMP_HEX_DIGITS = 12
 _LOCK_POLL = 0.05
 _READ_CHUNK = 64 * 1024
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_ONE_SECOND = dt.timedelta(seconds=1)
 
 StrPath = str | os.PathLike[str]
 
@@ -418,99 +408,10 @@ def load_state(path: StrPath, *, now: dt.datetime, hosts: Hosts) -> SessionState
 
 # -- SkPy's six-line token file -----------------------------------------------------------------
 
-_MALFORMED = "Token file is malformed"
-_LINES = 6
-
-
-def _malformed(detail: str) -> SkypeTokenException:
-    return SkypeTokenException(f"{_MALFORMED}: {detail}")
-
-
-def _epoch_to_datetime(line: str, number: int) -> dt.datetime:
-    try:
-        seconds = int(line)
-    except ValueError:
-        raise _malformed(f"line {number} is not an integer") from None
-    try:
-        return _EPOCH + dt.timedelta(seconds=seconds)
-    except OverflowError:
-        raise _malformed(f"line {number} is out of range") from None
-
-
-def _datetime_to_epoch(value: dt.datetime) -> int:
-    return (value - _EPOCH) // _ONE_SECOND
-
-
-def parse_skpy_token_file(text: str | bytes, *, now: dt.datetime, hosts: Hosts) -> SessionState:
-    """Read the content of a SkPy token file (§8.3) as it stands at ``now``; ``bytes`` must be
-    UTF-8 (what :func:`format_skpy_token_file` returns).
-
-    Raises :class:`~skyproto.SkypeTokenException`: "Token file is malformed: …" for any bad shape,
-    "Token file has expired" when the Skype token has. An expired registration is dropped.
-    """
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _malformed("not UTF-8") from None
-    lines = text.splitlines()
-    if len(lines) != _LINES:
-        raise _malformed(f"expected {_LINES} lines, found {len(lines)}")
-    user_id, skype_token, skype_epoch, reg_token, reg_epoch, messenger = lines
-    skype = SkypeToken(skype_token, _epoch_to_datetime(skype_epoch, 3))
-    registration_token = RegistrationToken(reg_token, _epoch_to_datetime(reg_epoch, 5))
-    if not usable_token(skype_token):
-        raise _malformed("line 2 is not a usable Skype token")
-    if skype.expired(now):
-        raise SkypeTokenException("Token file has expired")
-    registration: Registration | None = None
-    if not registration_token.expired(now):
-        if not usable_token(reg_token):
-            raise _malformed("line 4 is not a usable registration token")
-        if not hosts.is_trusted(messenger):
-            raise SkypeTokenException(
-                f"Token file names messaging host {_host_of(messenger)!r}, which is not trusted"
-            )
-        registration = Registration(registration_token, messenger, endpoint_id=None)
-    return SessionState(
-        user_id=user_id,
-        skype_token=skype,
-        registration=registration,
-        guest=user_id.startswith(GUEST_PREFIX),
-    )
-
 
 def read_skpy_token_file(path: StrPath, *, now: dt.datetime, hosts: Hosts) -> SessionState:
     """Read a SkPy token file from ``path``; see :func:`parse_skpy_token_file`."""
     return parse_skpy_token_file(_read_file(path, "Token file"), now=now, hosts=hosts)
-
-
-def format_skpy_token_file(state: SessionState) -> bytes:
-    """The six-line token file (§8.1) for ``state``, UTF-8 with ``\\n`` line ends.
-
-    ``state`` needs a user id, a Skype token and a registration; none of the six values may
-    contain a line break, or the file could not be read back.
-    """
-    if state.user_id is None or state.skype_token is None or state.registration is None:
-        raise LocalProtocolError("a token file needs a user id, a Skype token and a registration")
-    registration = state.registration
-    named_values = [
-        ("user id", state.user_id),
-        ("Skype token", state.skype_token.token),
-        ("Skype token expiry", str(_datetime_to_epoch(state.skype_token.expiry))),
-        ("registration token", registration.token.token),
-        ("registration expiry", str(_datetime_to_epoch(registration.token.expiry))),
-        ("messaging host", registration.messenger),
-    ]
-    lines = []
-    for name, value in named_values:
-        if value and value.splitlines() != [value]:
-            raise LocalProtocolError(f"the {name} contains a line break; it cannot be written")
-        try:
-            lines.append(value.encode("utf-8") + b"\n")
-        except UnicodeEncodeError:
-            raise LocalProtocolError(f"the {name} is not valid Unicode text") from None
-    return b"".join(lines)
 
 
 def write_skpy_token_file(path: StrPath, state: SessionState, *, wait: float = LOCK_WAIT) -> None:

@@ -2,8 +2,8 @@
 
 The peer is the pure emulator for everything but the poll and the acknowledgements, which the
 machine answers itself: each rule scripts what the *next* poll gets, then drives the loop (a
-:class:`~skyproto.Stepper`, by hand, with a fake clock) until it waits on the poll after that, or
-ends. The poll answers cover every fault kind the loop knows:
+:class:`~skyproto.Stepper`, step by step on the shared test peer and its fake clock,
+``skyproto.emulator.testing.Peer``) until it waits on the poll after that, or ends. The poll answers cover every fault kind the loop knows:
 
 * ``ok``: a batch of new events, events sent before (redelivered), events without an id, held
   for a while (so the keep-alive, and the renewal of expiring tokens, come due), optionally with
@@ -49,29 +49,25 @@ import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from skyproto.transports import run_sync
 
 from skyproto import (
     Credentials,
-    Deliver,
     Event,
     EventLoop,
     HttpRequest,
     HttpResponse,
     LoopPolicy,
-    Now,
     RemoteProtocolError,
     Session,
-    Shared,
     SkypeApiException,
     SkypeRateLimitException,
-    Sleep,
     Stepper,
     TransportError,
     TransportTimeout,
 )
 from skyproto.emulator import DEFAULT_ACCOUNT, Emulator, Scenario
 from skyproto.emulator.event_stream import render_event
+from skyproto.emulator.testing import Peer, Took
 from skyproto.endpoint import EndpointGoneError
 
 T0 = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -93,7 +89,6 @@ H = "https://client-s.gateway.messenger.live.com/v1"
 ANONYMOUS_MESSAGE = 999_999
 _SET_TOKEN = re.compile(r"registrationToken=([^;\s]+).*?endpointId=(\{[^}]+\})")
 _TOKEN = re.compile(r"registrationToken=([^;\s]+)")
-_ACK_ID = re.compile(r"/messages/([^/]+)/ack$")
 
 FAILURE_KINDS = (
     "500",
@@ -300,16 +295,15 @@ class Model:
         return lambda e: isinstance(e, RemoteProtocolError)
 
 
-# -- the peer and the hand driver ---------------------------------------------------------------
+# -- the server side: the machine's answers on the shared test peer ------------------------------
 
 
-class Peer:
-    """The emulator, a fake clock, the scripted poll and ack answers, and a journal."""
+class Server:
+    """The scripted poll and ack answers, and what the server knows of each endpoint, as route
+    handlers on the test peer (the emulator answers the rest)."""
 
-    def __init__(self) -> None:
-        self.emulator = Emulator(scenario=SCENARIO, seed=0)
-        self.clock = T0
-        self.journal: list[tuple[str, Any]] = []
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
         self.script: collections.deque[tuple[Outcome, HttpResponse | BaseException]] = (
             collections.deque()
         )
@@ -322,19 +316,22 @@ class Peer:
         self.cycle_starts: list[dt.datetime] = []
         #: The next poll is the session's retry within the call.
         self.retry_next = False
+        peer.always("poll", self._poll)
+        peer.always("ack", self._ack)
+        for route in ("register", "subscribe", "ping"):
+            peer.always(route, self._observed)
 
     def endpoint(self, request: HttpRequest) -> str:
         found = _TOKEN.search(request.header("RegistrationToken") or "")
         assert found is not None, "an endpoint call without a registration token"
         return self.endpoint_of[found.group(1)]
 
-    def send(self, request: HttpRequest) -> HttpResponse:
-        route = self.emulator.route(request)
-        if route == "poll":
-            return self._poll(request)
-        if route == "ack":
-            return self._ack(request)
-        response = self.emulator.handle(request, self.clock)
+    def _observed(self, request: HttpRequest) -> HttpResponse:
+        """The emulator's answer, noting registrations, subscriptions and pings."""
+        peer = self.peer
+        assert peer.emulator is not None
+        route = peer.route(request)
+        response = peer.emulator.handle(request, peer.clock.now)
         if route == "register" and response.status == 201:
             found = _SET_TOKEN.search(response.header("Set-RegistrationToken") or "")
             assert found is not None
@@ -342,8 +339,7 @@ class Peer:
         elif route == "subscribe" and response.status == 201:
             self.subscribed.add(self.endpoint(request))
         elif route == "ping" and response.status == 201:
-            self.pinged[self.endpoint(request)] = self.clock
-        self.journal.append(("request", route))
+            self.pinged[self.endpoint(request)] = peer.clock.now
         return response
 
     def check_poll(self, request: HttpRequest) -> str:
@@ -352,33 +348,28 @@ class Peer:
         assert endpoint in self.subscribed, "polled an endpoint that is not subscribed"
         last_ping = self.pinged.get(endpoint)
         assert last_ping is not None, "polled an endpoint never pinged"
-        assert (self.clock - last_ping).total_seconds() < POLICY.ping_interval, "ping overdue"
+        since = (self.peer.clock.now - last_ping).total_seconds()
+        assert since < POLICY.ping_interval, "ping overdue"
         return endpoint
 
-    def _poll(self, request: HttpRequest) -> HttpResponse:
+    def _poll(self, request: HttpRequest) -> Any:
         endpoint = self.check_poll(request)
         outcome, answer = self.script.popleft()
         if not self.retry_next:
-            self.cycle_starts.append(self.clock)
+            self.cycle_starts.append(self.peer.clock.now)
         self.retry_next = False
-        self.journal.append(("poll", outcome))
         self.ack_fault = None
         if isinstance(outcome, Ok):
-            self.clock += dt.timedelta(seconds=outcome.held)
             self.ack_fault = outcome.ack_fault
-        elif outcome.kind == "404":
+            return Took(outcome.held, answer)
+        if outcome.kind == "404":
             self.subscribed.discard(endpoint)
-        if isinstance(answer, BaseException):
-            raise answer
-        return attrs.evolve(answer, url=request.url)
+        return answer
 
-    def _ack(self, request: HttpRequest) -> HttpResponse:
-        found = _ACK_ID.search(request.url)
-        assert found is not None
-        self.journal.append(("ack", int(found.group(1))))
+    def _ack(self, request: HttpRequest) -> HttpResponse | BaseException:
         fault, self.ack_fault = self.ack_fault, None
         if fault == "transport":
-            raise TransportError("ConnectionResetError: POST ack")
+            return TransportError("ConnectionResetError: POST ack")
         if fault == "729":
             return error(404, 729)
         if fault is not None:
@@ -412,29 +403,24 @@ class Peer:
             base=H,
             event_id=event_id,
             message_id=str(event_id),
-            when=self.clock,
+            when=self.peer.clock.now,
             seq=event_id,
             user="live:fred",
         )
-
-    def now(self) -> dt.datetime:
-        return self.clock
-
-    def sleep(self, seconds: float) -> None:
-        self.journal.append(("sleep", seconds))
-        self.clock += dt.timedelta(seconds=seconds)
 
 
 class LoopMachine(RuleBasedStateMachine):
     """The loop under random poll answers; see the module docstring."""
 
     peer: Peer
+    server: Server
     loop: EventLoop
     step: Stepper[Any]
 
     @initialize()
     def start(self) -> None:
-        self.peer = Peer()
+        self.peer = Peer(Emulator(scenario=SCENARIO, seed=0), start=T0)
+        self.server = Server(self.peer)
         self.session = Session(self.peer.emulator.hosts, credentials=CREDENTIALS)
         self.loop = EventLoop(self.session, self.handler, policy=POLICY, rng=random.Random(0))
         self.model = Model()
@@ -448,7 +434,7 @@ class LoopMachine(RuleBasedStateMachine):
 
     def handler(self, event: Event) -> None:
         self.delivered.append(event.id)
-        self.peer.journal.append(("deliver", event.id))
+        self.peer.handler(event)
 
     def begin(self) -> None:
         self.ended = None
@@ -459,55 +445,37 @@ class LoopMachine(RuleBasedStateMachine):
 
     def drive(self) -> None:
         """Carry out effects until the loop waits on an unscripted poll, or ends."""
-        step, peer = self.step, self.peer
-        while not step.done:
-            effect = step.pending
-            value: Any = None
-            failure: BaseException | None = None
-            if isinstance(effect, HttpRequest):
-                if peer.emulator.route(effect) == "poll" and not peer.script:
-                    peer.check_poll(effect)
-                    return
-                try:
-                    value = peer.send(effect)
-                except TransportError as exc:
-                    failure = exc
-            elif isinstance(effect, Now):
-                value = peer.now()
-            elif isinstance(effect, Sleep):
-                peer.sleep(effect.seconds)
-            elif isinstance(effect, Shared):
-                try:
-                    value = run_sync(effect.start(), peer, clock=peer.now, sleep=peer.sleep)
-                except AssertionError:
-                    raise
-                except Exception as exc:
-                    failure = exc
-            elif isinstance(effect, Deliver):
-                effect.handler(effect.event)
-            else:
-                raise AssertionError(f"unexpected effect {type(effect).__name__}")
-            try:
-                if failure is not None:
-                    step.throw(failure)
-                else:
-                    step.send(value)
-            except Exception as exc:
-                self.ended = exc
-                return
-        raise AssertionError("the loop returned although nothing stops it")
+        step, peer, server = self.step, self.peer, self.server
+
+        def unscripted_poll(effect: Any) -> bool:
+            return (
+                isinstance(effect, HttpRequest)
+                and peer.route(effect) == "poll"
+                and not server.script
+            )
+
+        try:
+            peer.advance(step, unscripted_poll)
+        except AssertionError:
+            raise
+        except Exception as exc:
+            self.ended = exc
+            return
+        if step.done:
+            raise AssertionError("the loop returned although nothing stops it")
+        server.check_poll(step.pending)
 
     def pending_endpoint(self) -> str:
         """The endpoint of the poll the loop waits on."""
         pending = self.step.pending
         assert isinstance(pending, HttpRequest)
-        return self.peer.endpoint(pending)
+        return self.server.endpoint(pending)
 
     def answer(self, outcome: Outcome) -> None:
         peer = self.peer
         described: list[tuple[int | None, bool]] = []
         if isinstance(outcome, Ok):
-            response, described = peer.batch(outcome)
+            response, described = self.server.batch(outcome)
             answer: HttpResponse | BaseException = response
             if any(isinstance(i, Old) for i in outcome.items):
                 event("poll answer: ok with a redelivered event")
@@ -519,12 +487,12 @@ class LoopMachine(RuleBasedStateMachine):
             answer = fault_answer(outcome)
         event(f"poll answer: {outcome.kind if isinstance(outcome, Fault) else 'ok'}")
         before_endpoint = self.pending_endpoint()
-        mark = len(peer.journal)
+        mark, sleep_mark = len(peer.journal), len(peer.sleeps)
         expect = self.model.answer(outcome, answer if isinstance(answer, BaseException) else None)
-        peer.script.append((outcome, answer))
+        self.server.script.append((outcome, answer))
         self.drive()
         after = peer.journal[mark:]
-        assert after[0] == ("poll", outcome)
+        assert after[0] == "poll"
         after = after[1:]
 
         # Ending: only when the model says so, with the exception it names.
@@ -536,7 +504,7 @@ class LoopMachine(RuleBasedStateMachine):
             event("the loop ended")
 
         # Waits: the fault's own, then the rest of the minimum poll interval (a new cycle only).
-        sleeps = [seconds for kind, seconds in after if kind == "sleep"]
+        sleeps = peer.sleeps[sleep_mark:]
         if expect.sleep is None:
             waited: list[float] = []
         elif expect.sleep == "backoff":
@@ -555,27 +523,27 @@ class LoopMachine(RuleBasedStateMachine):
             event("waited out the minimum poll interval")
         else:
             assert sleeps == waited
-        peer.retry_next = expect.same_call
+        self.server.retry_next = expect.same_call
 
         # Deliveries and acknowledgements, in batch order.
         if isinstance(outcome, Ok):
-            wanted: list[tuple[str, Any]] = []
+            wanted: list[str] = []
             first_ack = True
             for event_id, asks_ack in described:
                 if event_id is None:
                     self.anonymous += 1
-                    wanted.append(("deliver", None))
+                    wanted.append("deliver None")
                 elif event_id not in self.expected_ids:
                     self.expected_ids.append(event_id)
-                    wanted.append(("deliver", event_id))
+                    wanted.append(f"deliver {event_id}")
                 if asks_ack:
                     repeat = 2 if first_ack and outcome.ack_fault in ("401", "729") else 1
-                    wanted += [("ack", event_id or ANONYMOUS_MESSAGE)] * repeat
+                    wanted += [f"ack {event_id or ANONYMOUS_MESSAGE}"] * repeat
                     first_ack = False
-            trace = [entry for entry in after if entry[0] in ("deliver", "ack")]
+            trace = [entry for entry in after if entry.startswith(("deliver ", "ack "))]
             assert trace == wanted
         else:
-            assert [e for e in after if e[0] == "deliver"] == []
+            assert [e for e in after if e.startswith("deliver ")] == []
 
         # Where the next poll goes.
         if self.ended is None and expect.new_endpoint:
@@ -614,15 +582,14 @@ class LoopMachine(RuleBasedStateMachine):
 
     @invariant()
     def sleeps_are_bounded(self) -> None:
-        for kind, seconds in self.peer.journal:
-            if kind == "sleep":
-                assert 0 <= seconds <= SLEEP_BOUND
+        for seconds in self.peer.sleeps:
+            assert 0 <= seconds <= SLEEP_BOUND
 
     @invariant()
     def polls_of_different_cycles_start_the_minimum_interval_apart(self) -> None:
-        starts = list(self.peer.cycle_starts)
-        if not self.step.done and not self.peer.retry_next:
-            starts.append(self.peer.clock)  # the poll the loop waits on
+        starts = list(self.server.cycle_starts)
+        if not self.step.done and not self.server.retry_next:
+            starts.append(self.peer.clock.now)  # the poll the loop waits on
         for earlier, later in itertools.pairwise(starts):
             assert (later - earlier).total_seconds() >= POLICY.min_poll_interval - 1e-5
 
@@ -630,7 +597,7 @@ class LoopMachine(RuleBasedStateMachine):
     def stats_agree(self) -> None:
         stats = self.loop.stats
         assert stats.delivered == len(self.delivered)
-        assert stats.slept == sum(s for kind, s in self.peer.journal if kind == "sleep")
+        assert stats.slept == sum(self.peer.sleeps)
 
 
 LoopMachine.TestCase.settings = settings(

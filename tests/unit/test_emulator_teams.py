@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 import pytest
-from test_session import AsyncPeer, Peer
+from test_session import AsyncPeer, make_peer
 
 from skyproto import (
     Hosts,
@@ -55,6 +55,7 @@ from skyproto.chat import (
     summarise_message,
 )
 from skyproto.emulator import Scenario
+from skyproto.emulator.testing import Peer
 from skyproto.session import Session, SessionState, dump_snapshot, load_snapshot
 from skyproto.tokens import REFRESH_LEEWAY
 
@@ -64,7 +65,7 @@ OLD_GROUP = "19:0f3c2a9d7e6b4c1a8f5e3d2c1b0a9f8e@thread.skype"
 
 
 def peer(**scenario: Any) -> Peer:
-    return Peer(Scenario(**scenario), hosts=HOSTS)
+    return make_peer(Scenario(**scenario), hosts=HOSTS)
 
 
 def login(p: Peer, version: OAuthVersion = OAuthVersion.V1) -> tuple[Any, str | None]:

@@ -15,13 +15,12 @@ import json
 import logging
 import random
 import re
-from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 import pytest
-from skyproto.transports import run_async, run_sync
+from skyproto.transports import run_async
 
 from skyproto import (
     Credentials,
@@ -43,6 +42,7 @@ from skyproto import (
 )
 from skyproto.emulator import DEFAULT_ACCOUNT, Emulator, Scenario
 from skyproto.emulator.event_stream import render_event
+from skyproto.emulator.testing import Peer, Took
 from skyproto.endpoint import EndpointGoneError, check_endpoint_status
 from skyproto.events import decode_events
 from skyproto.loop import FAULT_ACTIONS, Action, Fault, _classify, backoff_delay
@@ -56,97 +56,30 @@ _ACK_ID = re.compile(r"/messages/([^/]+)/ack$")
 # -- the canned peer ----------------------------------------------------------------------------
 
 
-class Pass:
-    """Let the emulator answer."""
+def _last_poll(peer: LoopPeer) -> HttpResponse:
+    # The script ran out: the last poll is answered empty and the loop told to stop.
+    assert peer.loop is not None
+    peer.loop.stop()
+    return batch()
 
 
-PASS = Pass()
-
-
-@attrs.frozen
-class Took:
-    """Answer ``answer`` after ``seconds`` of fake time."""
-
-    seconds: float
-    answer: Any
-
-
-class Peer:
-    """A connected session on the pure emulator, a fake clock and a journal of everything."""
+class LoopPeer(Peer):
+    """The test peer on the pure emulator, with a session connected through it and the loop
+    under test. A poll not scripted with ``Took`` takes ``poll_seconds`` (the default minimum
+    poll interval, so the loop need not wait between polls unless a test asks for it); an ack
+    not scripted is accepted."""
 
     def __init__(self, scenario: Scenario | None = None, *, poll_seconds: float = 1.0) -> None:
-        self.emulator = Emulator(scenario=scenario or Scenario(events=(), hold=0), seed=7)
-        self.clock = T0
-        # A poll not scripted with ``Took`` takes this long (the default minimum poll interval,
-        # so the loop need not wait between polls unless a test asks for it).
-        self.poll_seconds = poll_seconds
-        self.journal: list[str] = []
-        self.requests: list[tuple[str | None, HttpRequest]] = []
-        self.sleeps: list[float] = []
-        self.poll_times: list[dt.datetime] = []
-        self.delivered: list[Event] = []
-        self.script: dict[str, deque[Any]] = defaultdict(deque)
+        emulator = Emulator(scenario=scenario or Scenario(events=(), hold=0), seed=7)
+        super().__init__(emulator, start=T0, durations={"poll": poll_seconds})
+        self.always("poll", lambda _request: _last_poll(self))
+        self.always("ack", HttpResponse.build(201))
         self.loop: EventLoop | None = None
         self.session = Session(
-            self.emulator.hosts,
-            credentials=Credentials(DEFAULT_ACCOUNT.user, DEFAULT_ACCOUNT.password),
+            self.hosts, credentials=Credentials(DEFAULT_ACCOUNT.user, DEFAULT_ACCOUNT.password)
         )
-        run_sync(self.session.connect(), self, clock=self.now, sleep=self.sleep)
-        self.journal.clear()
-        self.requests.clear()
-
-    # The transport, clock and sleeper.
-
-    def send(self, request: HttpRequest) -> HttpResponse:
-        route = self.emulator.route(request)
-        self.requests.append((route, request))
-        if route == "poll":
-            self.poll_times.append(self.clock)
-        if route == "ack":
-            found = _ACK_ID.search(request.url)
-            self.journal.append(f"ack {found.group(1) if found else '?'}")
-        else:
-            self.journal.append(str(route))
-        queue = self.script.get(route or "")
-        if queue:
-            answer = queue.popleft()
-        elif route == "poll":
-            # The script ran out: the last poll is answered empty and the loop told to stop.
-            assert self.loop is not None
-            self.loop.stop()
-            answer = batch()
-        elif route == "ack":
-            answer = HttpResponse.build(201)
-        else:
-            answer = PASS
-        if isinstance(answer, Took):
-            self.clock += dt.timedelta(seconds=answer.seconds)
-            answer = answer.answer
-        elif route == "poll":
-            self.clock += dt.timedelta(seconds=self.poll_seconds)
-        if isinstance(answer, BaseException):
-            raise answer
-        if isinstance(answer, Pass):
-            return self.emulator.handle(request, self.clock)
-        assert isinstance(answer, HttpResponse)
-        return attrs.evolve(answer, url=request.url)
-
-    def now(self) -> dt.datetime:
-        return self.clock
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.journal.append("sleep")
-        self.clock += dt.timedelta(seconds=seconds)
-
-    # Scripting and running.
-
-    def on(self, route: str, *answers: Any) -> None:
-        self.script[route].extend(answers)
-
-    def handler(self, event: Event) -> None:
-        self.delivered.append(event)
-        self.journal.append(f"deliver {event.id}")
+        super().run(self.session.connect())
+        self.clear()
 
     def event_loop(
         self,
@@ -165,16 +98,9 @@ class Peer:
         )
         return self.loop
 
-    def run(self, loop: EventLoop, **options: Any) -> LoopStats:
-        return run_sync(loop.run(**options), self, clock=self.now, sleep=self.sleep)
-
-    # Looking at what happened.
-
-    def routes(self) -> list[str]:
-        return [entry for entry in self.journal if not entry.startswith(("deliver", "sleep"))]
-
-    def sent(self, route: str) -> list[HttpRequest]:
-        return [request for name, request in self.requests if name == route]
+    def run(self, loop: EventLoop, **options: Any) -> LoopStats:  # type: ignore[override]
+        stats: LoopStats = super().run(loop.run(**options))
+        return stats
 
     def ids(self) -> list[int | None]:
         return [event.id for event in self.delivered]
@@ -200,7 +126,7 @@ class AsyncPeer:
         self.peer.sleep(seconds)
 
     async def run(self, loop: EventLoop, **options: Any) -> LoopStats:
-        return await run_async(loop.run(**options), self, clock=self.peer.now, sleep=self.sleep)
+        return await run_async(loop.run(**options), self, clock=self.peer.clock, sleep=self.sleep)
 
 
 # -- canned answers -----------------------------------------------------------------------------
@@ -242,7 +168,7 @@ RESUBSCRIBE = ["subscribe", "ping"]
 
 
 def test_one_cycle_subscribes_pings_polls_delivers_and_acks_in_order() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", batch(envelope(1), envelope(2, "presence"), envelope(3, "edit")))
     loop = peer.event_loop()
 
@@ -267,7 +193,7 @@ def test_one_cycle_subscribes_pings_polls_delivers_and_acks_in_order() -> None:
     ]
     token = peer.reg_token
     auth = (("User-Agent", "skyproto/0.1"), ("RegistrationToken", token))
-    (subscribe,) = peer.sent("subscribe")
+    (subscribe,) = peer.sent_to("subscribe")
     assert (subscribe.method, subscribe.url) == (
         "POST",
         f"{H}/users/ME/endpoints/SELF/subscriptions",
@@ -282,13 +208,13 @@ def test_one_cycle_subscribes_pings_polls_delivers_and_acks_in_order() -> None:
         "channelType": "HttpLongPoll",
         "conversationType": 2047,
     }
-    (ping,) = peer.sent("ping")
+    (ping,) = peer.sent_to("ping")
     assert (ping.method, ping.url, ping.body) == (
         "POST",
         f"{H}/users/ME/endpoints/SELF/active",
         b'{"timeout": 12}',
     )
-    for poll in peer.sent("poll"):
+    for poll in peer.sent_to("poll"):
         assert (poll.method, poll.url, poll.body, poll.timeout) == (
             "POST",
             f"{H}/users/ME/endpoints/SELF/subscriptions/0/poll",
@@ -296,14 +222,14 @@ def test_one_cycle_subscribes_pings_polls_delivers_and_acks_in_order() -> None:
             45.0,
         )
         assert poll.headers[:2] == auth
-    acks = peer.sent("ack")
+    acks = peer.sent_to("ack")
     assert [(a.method, a.url, a.headers, a.body) for a in acks] == [
         ("POST", f"{H}/users/ME/conversations/ALL/messages/{n}/ack", auth, b"") for n in (1, 3)
     ]
 
 
 def test_no_ack_is_sent_before_the_handler_returned() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1, 2))
     seen_at_call: list[list[str]] = []
 
@@ -319,7 +245,7 @@ def test_no_ack_is_sent_before_the_handler_returned() -> None:
 
 
 def test_auto_ack_off_sends_no_ack() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1, 2))
     stats = peer.run(peer.event_loop(auto_ack=False))
     assert peer.journal == ["subscribe", "ping", "poll", "deliver 1", "deliver 2", "poll"]
@@ -329,13 +255,13 @@ def test_auto_ack_off_sends_no_ack() -> None:
 def test_ack_to_an_untrusted_host_is_skipped_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", batch(envelope(1, ack_url=EVIL_ACK), envelope(2)))
     with caplog.at_level(logging.WARNING, logger="skyproto"):
         stats = peer.run(peer.event_loop())
 
     assert peer.journal == ["subscribe", "ping", "poll", "deliver 1", "deliver 2", "ack 2", "poll"]
-    assert all("evil.example" not in request.url for _, request in peer.requests)
+    assert all("evil.example" not in request.url for request in peer.sent)
     assert (stats.acks, stats.ack_failures) == (1, 0)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == ["not acknowledging an event at untrusted host evil.example"]
@@ -349,7 +275,7 @@ def test_ack_to_an_untrusted_host_is_skipped_with_a_warning(
 def test_a_failed_ack_is_logged_and_the_loop_goes_on(
     failure: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1, 2))
     peer.on("ack", failure)
     with caplog.at_level(logging.WARNING, logger="skyproto"):
@@ -372,7 +298,7 @@ def test_a_failed_ack_is_logged_and_the_loop_goes_on(
 
 
 def test_an_ack_answered_401_logs_in_again_and_the_next_poll_subscribes_the_new_endpoint() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     old_token = peer.reg_token
     peer.on("poll", events(1))
     peer.on("ack", error(401))
@@ -387,8 +313,8 @@ def test_an_ack_answered_401_logs_in_again_and_the_next_poll_subscribes_the_new_
         "poll",
     ]
     assert peer.reg_token != old_token
-    assert dict(peer.sent("ack")[-1].headers)["RegistrationToken"] == peer.reg_token
-    assert dict(peer.sent("poll")[-1].headers)["RegistrationToken"] == peer.reg_token
+    assert dict(peer.sent_to("ack")[-1].headers)["RegistrationToken"] == peer.reg_token
+    assert dict(peer.sent_to("poll")[-1].headers)["RegistrationToken"] == peer.reg_token
     assert (stats.acks, stats.ack_failures, stats.subscribes) == (1, 0, 2)
 
 
@@ -396,7 +322,7 @@ def test_an_ack_answered_401_logs_in_again_and_the_next_poll_subscribes_the_new_
 
 
 def test_an_event_seen_before_is_acked_again_but_not_delivered_again() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1, 2), events(2, 3, 1))
     stats = peer.run(peer.event_loop())
 
@@ -409,7 +335,7 @@ def test_an_event_seen_before_is_acked_again_but_not_delivered_again() -> None:
 
 
 def test_an_event_repeated_within_one_batch_is_delivered_once() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(4, 4))
     stats = peer.run(peer.event_loop())
     assert peer.journal[3:] == ["deliver 4", "ack 4", "ack 4", "poll"]
@@ -417,7 +343,7 @@ def test_an_event_repeated_within_one_batch_is_delivered_once() -> None:
 
 
 def test_dedupe_survives_a_new_subscription() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1), error(404), events(1, 2))
     peer.run(peer.event_loop())
 
@@ -433,7 +359,7 @@ def test_dedupe_survives_a_new_subscription() -> None:
 
 @pytest.mark.parametrize("status", [403, 729])
 def test_dedupe_survives_a_new_registration(status: int) -> None:
-    peer = Peer()
+    peer = LoopPeer()
     first_token = peer.reg_token
     peer.on("poll", events(1), GONE if status == 729 else error(403), events(1, 2))
     peer.run(peer.event_loop())
@@ -451,7 +377,7 @@ def test_dedupe_survives_a_new_registration(status: int) -> None:
 
 
 def test_events_without_an_id_are_delivered_every_time() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", batch(envelope(None)), batch(envelope(None), envelope(5)))
     stats = peer.run(peer.event_loop())
 
@@ -466,7 +392,7 @@ def test_events_without_an_id_are_delivered_every_time() -> None:
 
 
 def test_the_dedupe_window_forgets_the_oldest_ids() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1, 2, 3), events(3, 2, 1), events(1))
     loop = peer.event_loop(LoopPolicy(dedupe_window=2))
     peer.run(loop)
@@ -484,7 +410,7 @@ class HandlerBroke(Exception):
 
 
 def test_a_handler_exception_ends_the_loop_without_acking_or_remembering_that_event() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1, 2, 3))
 
     def handler(event: Event) -> None:
@@ -517,7 +443,7 @@ def test_a_handler_exception_ends_the_loop_without_acking_or_remembering_that_ev
 def test_a_handler_exception_of_a_kind_the_loop_recovers_from_still_ends_it(
     exc: Exception,
 ) -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1))
 
     def handler(event: Event) -> None:
@@ -534,7 +460,7 @@ def test_a_handler_exception_of_a_kind_the_loop_recovers_from_still_ends_it(
 
 
 def test_stop_from_the_handler_leaves_the_rest_of_the_batch_undelivered_and_unacked() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1, 2, 3), events(4))
 
     def handler(event: Event) -> None:
@@ -552,7 +478,7 @@ def test_stop_from_the_handler_leaves_the_rest_of_the_batch_undelivered_and_unac
 
 
 def test_max_events_stops_after_that_many_deliveries() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1), events(2, 3, 4))
     loop = peer.event_loop()
     stats = peer.run(loop, max_events=3)
@@ -572,7 +498,7 @@ def test_max_events_stops_after_that_many_deliveries() -> None:
 
 
 def test_max_events_zero_sends_nothing_and_negative_is_refused() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     loop = peer.event_loop()
     assert peer.run(loop, max_events=0) == LoopStats()
     assert peer.journal == []
@@ -581,7 +507,7 @@ def test_max_events_zero_sends_nothing_and_negative_is_refused() -> None:
 
 
 def test_max_polls_one_is_a_single_cycle_even_when_it_brings_nothing() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", batch(), events(1, 2))
     loop = peer.event_loop()
     stats = peer.run(loop, max_polls=1)
@@ -597,7 +523,7 @@ def test_max_polls_one_is_a_single_cycle_even_when_it_brings_nothing() -> None:
 
 
 def test_a_deadline_shrinks_the_poll_timeout_and_a_timeout_after_it_ends_cleanly() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     empty = batch()
     peer.on("poll", Took(30, empty), Took(30, empty), Took(30, empty))
     peer.on("poll", Took(10, TransportTimeout("read timed out")))
@@ -605,28 +531,28 @@ def test_a_deadline_shrinks_the_poll_timeout_and_a_timeout_after_it_ends_cleanly
 
     stats = peer.run(loop, deadline=T0 + dt.timedelta(seconds=100))
 
-    assert [p.timeout for p in peer.sent("poll")] == [45.0, 45.0, 40.0, 10.0]
+    assert [p.timeout for p in peer.sent_to("poll")] == [45.0, 45.0, 40.0, 10.0]
     assert peer.journal == ["subscribe", "ping", "poll", "poll", "poll", "poll"]
     assert peer.sleeps == []
     assert (stats.polls, stats.failures) == (3, 0)
-    assert peer.clock == T0 + dt.timedelta(seconds=100)
+    assert peer.clock.now == T0 + dt.timedelta(seconds=100)
 
 
 def test_a_deadline_closer_than_half_a_second_still_gives_the_poll_half_a_second() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", Took(0.5, TransportTimeout("read timed out")))
     peer.run(peer.event_loop(), deadline=T0 + dt.timedelta(seconds=0.2))
-    assert [p.timeout for p in peer.sent("poll")] == [0.5]
+    assert [p.timeout for p in peer.sent_to("poll")] == [0.5]
 
 
 def test_a_deadline_in_the_past_sends_nothing() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     assert peer.run(peer.event_loop(), deadline=T0) == LoopStats()
     assert peer.journal == []
 
 
 def test_a_timeout_before_the_deadline_is_a_failure_with_backoff() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", Took(5, TransportTimeout("read timed out")), Took(100, batch()))
     policy = LoopPolicy(backoff_initial=2, backoff_max=8)
     stats = peer.run(peer.event_loop(policy), deadline=T0 + dt.timedelta(seconds=60))
@@ -637,7 +563,7 @@ def test_a_timeout_before_the_deadline_is_a_failure_with_backoff() -> None:
 
 
 def test_backoff_and_retry_after_never_sleep_past_the_deadline() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", Took(97, error(503)))
     policy = LoopPolicy(backoff_initial=60, backoff_max=60)
     stats = peer.run(peer.event_loop(policy), deadline=T0 + dt.timedelta(seconds=100))
@@ -645,14 +571,14 @@ def test_backoff_and_retry_after_never_sleep_past_the_deadline() -> None:
     assert peer.journal == ["subscribe", "ping", "poll", "sleep"]
     assert stats.slept == 3.0
 
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", Took(98, error(429, headers=[("Retry-After", "30")])))
     peer.run(peer.event_loop(), deadline=T0 + dt.timedelta(seconds=100))
     assert peer.sleeps == [2.0]
 
 
 def test_a_deadline_must_be_timezone_aware() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     with pytest.raises(LocalProtocolError):
         peer.run(peer.event_loop(), deadline=dt.datetime(2024, 5, 6, 8))
     assert peer.journal == []
@@ -662,24 +588,24 @@ def test_a_deadline_must_be_timezone_aware() -> None:
 
 
 def test_404_subscribes_again() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     token = peer.reg_token
     peer.on("poll", error(404), events(1))
     stats = peer.run(peer.event_loop())
 
-    assert peer.routes() == ["subscribe", "ping", "poll", *RESUBSCRIBE, "poll", "ack 1", "poll"]
+    assert peer.traffic() == ["subscribe", "ping", "poll", *RESUBSCRIBE, "poll", "ack 1", "poll"]
     assert peer.reg_token == token
     assert (stats.subscribes, stats.registrations, stats.failures) == (2, 0, 0)
     assert peer.sleeps == []
 
 
 def test_a_second_404_in_a_row_registers_again() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     token = peer.reg_token
     peer.on("poll", error(404), error(404), events(1))
     stats = peer.run(peer.event_loop())
 
-    assert peer.routes() == [
+    assert peer.traffic() == [
         *["subscribe", "ping", "poll"],
         *RESUBSCRIBE,
         "poll",
@@ -688,23 +614,23 @@ def test_a_second_404_in_a_row_registers_again() -> None:
         *["poll", "ack 1", "poll"],
     ]
     assert peer.reg_token != token
-    assert dict(peer.sent("poll")[-1].headers)["RegistrationToken"] == peer.reg_token
+    assert dict(peer.sent_to("poll")[-1].headers)["RegistrationToken"] == peer.reg_token
     assert (stats.subscribes, stats.registrations) == (3, 1)
 
 
 def test_404s_separated_by_a_good_poll_only_subscribe() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(404), batch(), error(404), batch())
     stats = peer.run(peer.event_loop())
-    assert "register" not in peer.routes()
+    assert "register" not in peer.traffic()
     assert (stats.subscribes, stats.registrations) == (3, 0)
 
 
 def test_a_404_after_another_recovery_subscribes_first() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(403), error(404), events(1))
     stats = peer.run(peer.event_loop())
-    assert peer.routes() == [
+    assert peer.traffic() == [
         *["subscribe", "ping", "poll"],
         *REGISTER,
         *RESUBSCRIBE,
@@ -716,12 +642,12 @@ def test_a_404_after_another_recovery_subscribes_first() -> None:
 
 
 def test_403_registers_again_and_subscribes_the_new_endpoint() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     token = peer.reg_token
     peer.on("poll", error(403), events(1))
     stats = peer.run(peer.event_loop())
 
-    assert peer.routes() == [
+    assert peer.traffic() == [
         *["subscribe", "ping", "poll"],
         *REGISTER,
         *RESUBSCRIBE,
@@ -729,18 +655,18 @@ def test_403_registers_again_and_subscribes_the_new_endpoint() -> None:
     ]
     assert peer.reg_token != token
     for route in ("subscribe", "ping", "poll", "ack"):
-        assert dict(peer.sent(route)[-1].headers)["RegistrationToken"] == peer.reg_token
+        assert dict(peer.sent_to(route)[-1].headers)["RegistrationToken"] == peer.reg_token
     assert (stats.registrations, stats.subscribes) == (1, 2)
 
 
 def test_729_registers_again_and_subscribes_before_polling() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     token = peer.reg_token
     peer.on("poll", GONE, events(1))
     peer.run(peer.event_loop())
 
     # The session registers again at once; the loop subscribes the new endpoint before polling it.
-    assert peer.routes() == [
+    assert peer.traffic() == [
         *["subscribe", "ping", "poll"],
         *REGISTER,
         *RESUBSCRIBE,
@@ -750,10 +676,10 @@ def test_729_registers_again_and_subscribes_before_polling() -> None:
 
 
 def test_729_twice_in_a_row_registers_twice() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", GONE, GONE, events(1))
     stats = peer.run(peer.event_loop())
-    assert peer.routes() == [
+    assert peer.traffic() == [
         *["subscribe", "ping", "poll"],
         *REGISTER,
         *RESUBSCRIBE,
@@ -766,13 +692,13 @@ def test_729_twice_in_a_row_registers_twice() -> None:
 
 
 def test_401_logs_in_and_registers_through_the_session_then_subscribes_again() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     skype_token = peer.session.state.skype_token
     reg_token = peer.reg_token
     peer.on("poll", error(401), events(1))
     stats = peer.run(peer.event_loop())
 
-    assert peer.routes() == [
+    assert peer.traffic() == [
         *["subscribe", "ping", "poll"],
         *RELOGIN,
         *REGISTER,
@@ -781,17 +707,17 @@ def test_401_logs_in_and_registers_through_the_session_then_subscribes_again() -
     ]
     assert peer.session.state.skype_token is not skype_token
     assert peer.reg_token != reg_token
-    assert dict(peer.sent("poll")[1].headers)["RegistrationToken"] == peer.reg_token
+    assert dict(peer.sent_to("poll")[1].headers)["RegistrationToken"] == peer.reg_token
     assert (stats.delivered, stats.subscribes, stats.failures) == (1, 2, 0)
 
 
 def test_a_401_right_after_logging_in_again_ends_the_loop() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(401), error(401))
     with pytest.raises(SkypeApiException) as raised:
         peer.run(peer.event_loop())
     assert raised.value.status == 401
-    assert peer.routes() == [
+    assert peer.traffic() == [
         *["subscribe", "ping", "poll"],
         *RELOGIN,
         *REGISTER,
@@ -801,13 +727,13 @@ def test_a_401_right_after_logging_in_again_ends_the_loop() -> None:
 
 
 def test_recoveries_in_a_row_are_bounded() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(404), error(403), GONE, GONE, error(404))
     with pytest.raises(SkypeApiException) as raised:
         peer.run(peer.event_loop(LoopPolicy(max_recoveries=3)))
     assert raised.value.status == 404
     # 404 subscribe; 403 register; 729 (the session's register, then the loop's); 404 raises.
-    assert peer.routes() == [
+    assert peer.traffic() == [
         *["subscribe", "ping", "poll"],
         *RESUBSCRIBE,
         "poll",
@@ -825,7 +751,7 @@ def test_recoveries_in_a_row_are_bounded() -> None:
 
 
 def test_a_run_ended_by_a_404_subscribes_first_when_run_again() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     loop = peer.event_loop(LoopPolicy(max_recoveries=1))
     peer.on("poll", error(403), error(404))
     with pytest.raises(SkypeApiException):
@@ -834,14 +760,14 @@ def test_a_run_ended_by_a_404_subscribes_first_when_run_again() -> None:
     peer.on("poll", events(1))
     peer.run(loop)
     # The server said the subscription is gone; the next run does not poll it blindly.
-    assert peer.routes() == [*RESUBSCRIBE, "poll", "ack 1", "poll"]
+    assert peer.traffic() == [*RESUBSCRIBE, "poll", "ack 1", "poll"]
 
 
 @pytest.mark.parametrize(
     "last", [error(403), GONE, error(404)], ids=["403", "729", "404 after 404"]
 )
 def test_a_run_ended_by_a_lost_endpoint_registers_first_when_run_again(last: Any) -> None:
-    peer = Peer()
+    peer = LoopPeer()
     loop = peer.event_loop(LoopPolicy(max_recoveries=1))
     first = error(404) if last.status == 404 and last.json()["errorCode"] == 404 else error(403)
     peer.on("poll", first, *([GONE] if last is GONE else []), last)
@@ -851,19 +777,19 @@ def test_a_run_ended_by_a_lost_endpoint_registers_first_when_run_again(last: Any
     peer.journal.clear()
     peer.on("poll", events(1))
     peer.run(loop)
-    assert peer.routes() == [*REGISTER, *RESUBSCRIBE, "poll", "ack 1", "poll"]
+    assert peer.traffic() == [*REGISTER, *RESUBSCRIBE, "poll", "ack 1", "poll"]
     assert peer.reg_token != token
 
 
 def test_a_good_poll_resets_the_recovery_count() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(403), error(403), batch(), error(403), error(403), events(1))
     stats = peer.run(peer.event_loop(LoopPolicy(max_recoveries=2)))
     assert (stats.registrations, stats.delivered) == (4, 1)
 
 
 def test_a_failed_registration_is_retried_after_backoff_instead_of_ending_the_loop() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(403), events(1))
     peer.on("register", TransportError("connection reset"), error(503))
     stats = peer.run(peer.event_loop(LoopPolicy(backoff_initial=1, backoff_max=8)))
@@ -884,18 +810,18 @@ def test_a_failed_registration_is_retried_after_backoff_instead_of_ending_the_lo
 
 
 def test_a_redirect_to_an_untrusted_host_ends_the_loop_at_once() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.emulator.scenario = Scenario(events=(), hold=0, foreign_location=True)
     peer.on("poll", error(403))
     with pytest.raises(UntrustedHostError):
         peer.run(peer.event_loop())
-    assert peer.routes() == ["subscribe", "ping", "poll", "register"]
-    assert all("evil.example" not in request.url for _, request in peer.requests)
+    assert peer.traffic() == ["subscribe", "ping", "poll", "register"]
+    assert all("evil.example" not in request.url for request in peer.sent)
     assert peer.sleeps == []
 
 
 def test_other_client_errors_end_the_loop() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(400))
     with pytest.raises(SkypeApiException) as raised:
         peer.run(peer.event_loop())
@@ -907,7 +833,7 @@ def test_other_client_errors_end_the_loop() -> None:
 
 
 def test_polls_answered_at_once_are_spaced_by_the_minimum_interval() -> None:
-    peer = Peer(poll_seconds=0)
+    peer = LoopPeer(poll_seconds=0)
     peer.on("poll", *[batch()] * 9)
     stats = peer.run(peer.event_loop(LoopPolicy(min_poll_interval=2.5)))
 
@@ -915,12 +841,13 @@ def test_polls_answered_at_once_are_spaced_by_the_minimum_interval() -> None:
     assert peer.sleeps == [2.5] * 9
     assert stats.polls == 10
     assert stats.slept == pytest.approx(22.5)
-    starts = [peer.poll_times[i + 1] - peer.poll_times[i] for i in range(9)]
+    poll_times = peer.times_of("poll")
+    starts = [poll_times[i + 1] - poll_times[i] for i in range(9)]
     assert starts == [dt.timedelta(seconds=2.5)] * 9
 
 
 def test_only_the_rest_of_the_interval_is_waited_after_a_slow_poll() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", Took(0.75, batch()), Took(3, batch()), Took(0, batch()))
     peer.run(peer.event_loop(LoopPolicy(min_poll_interval=2)))
     # 0.75 s poll: 1.25 s more; 3 s poll: none; a poll answered at once: the whole interval.
@@ -929,7 +856,7 @@ def test_only_the_rest_of_the_interval_is_waited_after_a_slow_poll() -> None:
 
 
 def test_the_minimum_interval_wait_stops_at_the_deadline() -> None:
-    peer = Peer(poll_seconds=0)
+    peer = LoopPeer(poll_seconds=0)
     peer.on("poll", batch(), batch())
     stats = peer.run(
         peer.event_loop(LoopPolicy(min_poll_interval=10)),
@@ -941,7 +868,7 @@ def test_the_minimum_interval_wait_stops_at_the_deadline() -> None:
 
 
 def test_stop_during_the_minimum_interval_wait_sends_no_poll() -> None:
-    peer = Peer(poll_seconds=0)
+    peer = LoopPeer(poll_seconds=0)
     peer.on("poll", batch())
     loop = peer.event_loop(LoopPolicy(min_poll_interval=5))
     original = peer.sleep
@@ -957,13 +884,13 @@ def test_stop_during_the_minimum_interval_wait_sends_no_poll() -> None:
 
 def test_a_short_lived_token_is_not_renewed_at_every_poll() -> None:
     # 60 s tokens: with a flat 5 minute leeway each poll logged in and registered again.
-    peer = Peer(
+    peer = LoopPeer(
         Scenario(events=(), hold=0, token_lifetime=60, registration_lifetime=60), poll_seconds=0.25
     )
     peer.on("poll", *[batch()] * 100)
     stats = peer.run(peer.event_loop(LoopPolicy(min_poll_interval=0.25)), max_polls=100)
     assert stats.polls == 100
-    assert peer.routes() == ["subscribe", "ping", *["poll"] * 100]
+    assert peer.traffic() == ["subscribe", "ping", *["poll"] * 100]
     assert peer.sleeps == []
 
 
@@ -1050,7 +977,7 @@ FAILURES = {
 
 @pytest.mark.parametrize("failure", list(FAILURES.values()), ids=list(FAILURES))
 def test_failures_back_off_exponentially_and_a_good_poll_resets_the_backoff(failure: Any) -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", *[failure] * 5, events(1), failure)
     stats = peer.run(peer.event_loop(POLICY))
 
@@ -1067,7 +994,7 @@ def test_failures_back_off_exponentially_and_a_good_poll_resets_the_backoff(fail
 
 @pytest.mark.parametrize("failure", list(FAILURES.values()), ids=list(FAILURES))
 def test_failures_past_max_failures_end_the_loop_with_the_last_one(failure: Any) -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", *[failure] * 6)
     with pytest.raises((SkypeApiException, TransportError)) as raised:
         peer.run(peer.event_loop(POLICY))
@@ -1086,7 +1013,7 @@ def test_failures_past_max_failures_end_the_loop_with_the_last_one(failure: Any)
 
 def test_backoff_grows_to_its_cap_and_stays_there() -> None:
     policy = LoopPolicy(backoff_initial=0.5, backoff_max=10, max_failures=8)
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", *[error(503)] * 8)
     peer.on("poll", events(1))
     peer.run(peer.event_loop(policy))
@@ -1094,7 +1021,7 @@ def test_backoff_grows_to_its_cap_and_stays_there() -> None:
 
 
 def test_retry_after_is_slept_exactly() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(429, headers=[("Retry-After", "7")]), events(1))
     stats = peer.run(peer.event_loop())
     assert peer.sleeps == [7.0]
@@ -1115,13 +1042,13 @@ def test_retry_after_at_the_limit_is_waited_and_beyond_it_raises(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     policy = LoopPolicy(max_retry_after=30)
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(429, headers=[("Retry-After", "30")]))
     peer.run(peer.event_loop(policy))
     assert peer.sleeps == [30.0]
 
     caplog.clear()
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(429, headers=[("Retry-After", "31")]))
     loop = peer.event_loop(policy)
     with (
@@ -1131,14 +1058,14 @@ def test_retry_after_at_the_limit_is_waited_and_beyond_it_raises(
         peer.run(loop)
     assert raised.value.retry_after == 31.0
     assert peer.sleeps == []
-    assert peer.routes() == ["subscribe", "ping", "poll"]
+    assert peer.traffic() == ["subscribe", "ping", "poll"]
     # Ended, not failed: no "poll failed" warning, no failure counted.
     assert "poll failed" not in caplog.text
     assert (loop.stats.rate_limited, loop.stats.failures) == (1, 0)
 
 
 def test_rate_limits_count_as_failures() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", *[error(429, headers=[("Retry-After", "1")])] * 2, error(500), error(500))
     with pytest.raises(SkypeApiException) as raised:
         peer.run(peer.event_loop(LoopPolicy(max_failures=3)))
@@ -1148,7 +1075,7 @@ def test_rate_limits_count_as_failures() -> None:
 
 
 def test_failures_and_recoveries_count_separately() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(500), error(404), error(500), error(404), events(1))
     stats = peer.run(peer.event_loop(LoopPolicy(max_failures=2, max_recoveries=2)))
     assert stats.delivered == 1
@@ -1157,7 +1084,7 @@ def test_failures_and_recoveries_count_separately() -> None:
 
 
 def test_a_failing_ping_backs_off_and_is_tried_again() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("ping", error(503))
     peer.on("poll", events(1))
     stats = peer.run(peer.event_loop(POLICY))
@@ -1171,7 +1098,7 @@ def test_a_failing_ping_backs_off_and_is_tried_again() -> None:
 
 def test_same_seed_same_delays_other_seed_other_delays() -> None:
     def delays(seed: int) -> list[float]:
-        peer = Peer()
+        peer = LoopPeer()
         peer.on("poll", *[error(503)] * 5, TransportError("reset"), error(429))
         peer.run(peer.event_loop(LoopPolicy(max_failures=7), seed=seed))
         return peer.sleeps
@@ -1186,10 +1113,10 @@ def test_same_seed_same_delays_other_seed_other_delays() -> None:
 
 
 def test_ping_at_the_start_and_whenever_the_interval_has_passed() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", *[Took(25, batch())] * 7)
     stats = peer.run(peer.event_loop(LoopPolicy(ping_interval=60)))
-    assert peer.routes() == [
+    assert peer.traffic() == [
         *["subscribe", "ping", "poll", "poll", "poll"],
         *["ping", "poll", "poll", "poll"],
         *["ping", "poll", "poll"],
@@ -1198,27 +1125,27 @@ def test_ping_at_the_start_and_whenever_the_interval_has_passed() -> None:
 
 
 def test_ping_exactly_at_the_interval() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", Took(60, batch()), Took(59, batch()))
     peer.run(peer.event_loop(LoopPolicy(ping_interval=60, ping_timeout=30)))
-    assert peer.routes() == ["subscribe", "ping", "poll", "ping", "poll", "poll"]
-    assert [p.body for p in peer.sent("ping")] == [b'{"timeout": 30}'] * 2
+    assert peer.traffic() == ["subscribe", "ping", "poll", "ping", "poll", "poll"]
+    assert [p.body for p in peer.sent_to("ping")] == [b'{"timeout": 30}'] * 2
 
 
 def test_sleeping_counts_towards_the_ping_interval() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(429, headers=[("Retry-After", "61")]), batch())
     peer.run(peer.event_loop(LoopPolicy(ping_interval=60)))
     assert peer.journal == ["subscribe", "ping", "poll", "sleep", "ping", "poll", "poll"]
 
 
 def test_an_expiring_registration_is_renewed_and_subscribed_before_the_next_poll() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     token = peer.reg_token
     # 24 h of long polls later the registration token is within the refresh leeway.
     peer.on("poll", Took(86400 - 200, batch()), events(1))
     stats = peer.run(peer.event_loop())
-    assert peer.routes() == [
+    assert peer.traffic() == [
         *["subscribe", "ping", "poll"],
         *RELOGIN,  # the Skype token has the same lifetime
         *REGISTER,
@@ -1233,7 +1160,7 @@ def test_an_expiring_registration_is_renewed_and_subscribed_before_the_next_poll
 
 
 async def test_run_async_awaits_an_async_handler_before_acking() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     driver = AsyncPeer(peer)
     peer.on("poll", events(1, 2), events(2, 3))
 
@@ -1253,7 +1180,7 @@ async def test_run_async_awaits_an_async_handler_before_acking() -> None:
 
 
 async def test_run_async_takes_a_plain_handler_and_backs_off_with_the_async_sleeper() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", error(503), events(1))
     stats = await AsyncPeer(peer).run(peer.event_loop(POLICY))
     assert peer.journal == [
@@ -1263,7 +1190,7 @@ async def test_run_async_takes_a_plain_handler_and_backs_off_with_the_async_slee
 
 
 async def test_cancelling_while_the_handler_awaits_neither_acks_nor_remembers_the_event() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     driver = AsyncPeer(peer)
     peer.on("poll", events(1, 2, 3))
     entered = asyncio.Event()
@@ -1300,7 +1227,7 @@ async def test_cancelling_while_the_handler_awaits_neither_acks_nor_remembers_th
 
 
 async def test_cancelling_during_a_poll_loses_nothing() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     gate = asyncio.Event()
 
     class Held(AsyncPeer):
@@ -1324,7 +1251,7 @@ async def test_cancelling_during_a_poll_loses_nothing() -> None:
 
 
 def test_run_sync_refuses_an_async_handler() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     peer.on("poll", events(1))
 
     async def handler(event: Event) -> None:
@@ -1404,7 +1331,7 @@ def test_backoff_delay_bounds() -> None:
 
 
 def test_repr_shows_no_secret() -> None:
-    peer = Peer()
+    peer = LoopPeer()
     loop = peer.event_loop()
     peer.on("poll", events(1))
     peer.run(loop)

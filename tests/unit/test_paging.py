@@ -16,11 +16,20 @@ from skyproto import (
     HttpResponse,
     RemoteProtocolError,
     SkypeApiException,
-    Stepper,
     UntrustedHostError,
 )
+from skyproto._flow import Flow
+from skyproto.emulator.testing import Peer
 from skyproto.endpoint import EndpointGoneError
-from skyproto.paging import MAX_LISTINGS, PagingState, conversations, exhaust, page
+from skyproto.paging import (
+    MAX_LISTINGS,
+    Listing,
+    ListingOwner,
+    PagingState,
+    conversations,
+    exhaust,
+    page,
+)
 from skyproto.registration import Registration
 from skyproto.tokens import RegistrationToken
 
@@ -41,26 +50,15 @@ def listing(items: list[Any], link: str | None = None, key: str = "conversations
     return HttpResponse.build(200, json=body)
 
 
-class Server:
-    def __init__(self, answer: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.answer = answer
-        self.sent: list[HttpRequest] = []
-
-    def run(self, flow: Any) -> Any:
-        step = Stepper(flow)
-        for _ in range(1000):
-            if step.done:
-                return step.result
-            pending = step.pending
-            assert isinstance(pending, HttpRequest)
-            self.sent.append(pending)
-            step.receive(self.answer(pending))
-        raise AssertionError("flow did not finish")
+def answering(answer: Callable[[HttpRequest], HttpResponse]) -> Peer:
+    """The test peer, answering every request with ``answer(request)``."""
+    peer = Peer()
+    peer.always("https://", answer)
+    return peer
 
 
-def scripted(*responses: HttpResponse) -> Server:
-    replies = iter(responses)
-    return Server(lambda req: next(replies))
+def scripted(*responses: HttpResponse) -> Peer:
+    return Peer(answers=responses)
 
 
 def test_worked_example() -> None:
@@ -114,7 +112,7 @@ def test_exhaust_stops_when_no_new_link() -> None:
 
 
 def test_exhaust_stops_when_link_repeats() -> None:
-    server = Server(lambda req: listing([{"id": len(server.sent)}], AAA))
+    server = answering(lambda req: listing([{"id": len(server.sent)}], AAA))
     _, items = server.run(
         exhaust(PagingState(), "GET", URL, reg=REG, hosts=Hosts(), items_key="conversations")
     )
@@ -123,7 +121,9 @@ def test_exhaust_stops_when_link_repeats() -> None:
 
 
 def test_exhaust_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
-    server = Server(lambda req: listing([len(server.sent)], f"{URL}?syncState={len(server.sent)}"))
+    server = answering(
+        lambda req: listing([len(server.sent)], f"{URL}?syncState={len(server.sent)}")
+    )
     with caplog.at_level(logging.WARNING, logger="skyproto"):
         state, items = server.run(
             exhaust(
@@ -142,6 +142,74 @@ def test_exhaust_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     assert [r.getMessage() for r in caplog.records] == [
         f"listing GET {URL} did not end within 7 pages"
     ]
+
+
+def test_exhaust_with_no_page_allowed_sends_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    start = PagingState({f"GET {URL}": AAA})
+    server = scripted()
+    with caplog.at_level(logging.WARNING, logger="skyproto"):
+        state, items = server.run(
+            exhaust(start, "GET", URL, reg=REG, hosts=Hosts(), items_key="x", max_pages=0)
+        )
+    assert (state, items, server.sent) == (start, [], [])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"listing GET {URL} did not end within 0 pages"
+    ]
+
+
+class Owner:
+    """A :class:`ListingOwner` with one registration and no recovery policy."""
+
+    def __init__(self, paging: PagingState) -> None:
+        self.hosts = Hosts()
+        self.paging = paging
+        self.registration: Registration | None = REG
+
+    def call(self, operation: Callable[[Registration], Flow[Any]]) -> Flow[Any]:
+        return operation(REG)
+
+
+SCRIPTS = {
+    "empty page": [listing([1], AAA), listing([2], BBB), listing([], CCC)],
+    "no new link": [listing([1], AAA), listing([2])],
+    "link repeats": [listing([1], AAA), listing([2], AAA)],
+    "bounded": [listing([n], f"{URL}?syncState={n}") for n in range(3)],
+    "first page empty": [listing([])],
+}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_exhaust_is_a_listing_run_to_its_end(name: str) -> None:
+    start = PagingState({f"GET {H}/other": f"{H}/other?s=1"})
+    by_exhaust = scripted(*SCRIPTS[name])
+    state, items = by_exhaust.run(
+        exhaust(start, "GET", URL, reg=REG, hosts=Hosts(), items_key="conversations", max_pages=3)
+    )
+    owner: ListingOwner = Owner(start)
+    pager = Listing(owner, "/users/ME/conversations", items_key="conversations", max_pages=3)
+    by_listing = scripted(*SCRIPTS[name])
+    pages = []
+    while (found := by_listing.run(pager.next_page())) is not None:
+        pages.append(found)
+    assert [r.url for r in by_exhaust.sent] == [r.url for r in by_listing.sent]
+    assert items == [item for found in pages for item in found]
+    assert state == owner.paging
+
+
+def test_exhaust_fails_on_a_stale_link_and_returns_no_state() -> None:
+    server = scripted(HttpResponse(404, body=b"{}"))
+    with pytest.raises(SkypeApiException):
+        server.run(
+            exhaust(
+                PagingState({f"GET {URL}": AAA}),
+                "GET",
+                URL,
+                reg=REG,
+                hosts=Hosts(),
+                items_key="conversations",
+            )
+        )
+    assert [r.url for r in server.sent] == [AAA]
 
 
 def test_exhaust_with_missing_items_ends() -> None:

@@ -38,24 +38,19 @@ import pytest
 
 from skyproto import (
     Credentials,
-    Deliver,
     EventLoop,
     Flow,
     GuestCredentials,
-    HttpRequest,
     HttpResponse,
     LoginMethod,
-    Now,
     Session,
-    Shared,
-    Sleep,
-    Stepper,
 )
 from skyproto._http import describe
 from skyproto.calls import external_call
 from skyproto.emulator.core import Emulator
 from skyproto.emulator.profile import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID
 from skyproto.emulator.scenario import Scenario as Knobs
+from skyproto.emulator.testing import Peer
 
 #: Packages that are I/O as a whole, every module in them included.
 EDGE_PACKAGES = ("skyproto.cli", "skyproto.transports")
@@ -588,51 +583,21 @@ SCENARIOS = (
 )
 
 
-def run_by_hand(
-    flow: Flow[Any], answer: Callable[[HttpRequest], HttpResponse], limit: int = 1000
-) -> Any:
-    """A driver written with ``Stepper``: fixed clock, no sleeping, ``answer`` as the peer."""
-    step = Stepper(flow)
-    for _ in range(limit):
-        if step.done:
-            return step.result
-        effect = step.pending
-        if isinstance(effect, HttpRequest):
-            describe(effect)  # the traffic log is part of the drive
-            response = answer(effect)
-            describe(response)
-            step.receive(response)
-        elif isinstance(effect, Now):
-            step.send(NOW)
-        elif isinstance(effect, Sleep):
-            step.send(None)
-        elif isinstance(effect, Shared):
-            try:
-                outcome = run_by_hand(effect.start(), answer, limit)
-            except Exception as exc:
-                step.throw(exc)
-            else:
-                step.send(outcome)
-        elif isinstance(effect, Deliver):
-            effect.handler(effect.event)
-            step.send(None)
-    raise AssertionError("the flow did not finish")
-
-
 def drive(
     flow: Flow[Any], answers: tuple[HttpResponse, ...] | None, knobs: Knobs = DEFAULT_KNOBS
 ) -> str:
-    """Run ``flow`` against ``answers`` (or a pure emulator); describe how it ended."""
-    emulator = Emulator(scenario=knobs, seed=5)
-    pending = list(answers or ())
-
-    def answer(req: HttpRequest) -> HttpResponse:
-        return emulator.handle(req, NOW) if answers is None else pending.pop(0)
-
+    """Run ``flow`` on the test peer against ``answers`` (or a pure emulator), its clock
+    starting at NOW; describe how it ended. The traffic log is part of the drive."""
+    peer = Peer(Emulator(scenario=knobs, seed=5), answers=answers or (), start=NOW)
     try:
-        return outcome_of(run_by_hand(flow, answer))
+        return outcome_of(peer.run(flow, limit=1000))
     except Exception as exc:  # the outcome is the exception
         return f"raised {type(exc).__name__}: {exc}"
+    finally:
+        for request, response in zip(peer.sent, peer.answers, strict=True):
+            describe(request)
+            if response is not None:
+                describe(response)
 
 
 WATCHED_EVENTS = ("socket.", "open", "os.", "subprocess.", "shutil.", "time.sleep", "ctypes.")

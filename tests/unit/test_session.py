@@ -18,7 +18,7 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from skyproto.transports import iterate_pages, run_async, run_sync
+from skyproto.transports import iterate_pages, run_async
 
 from skyproto import (
     Credentials,
@@ -44,6 +44,7 @@ from skyproto.emulator import (
     Fault,
     Scenario,
 )
+from skyproto.emulator.testing import Peer
 from skyproto.endpoint import EndpointGoneError
 from skyproto.events import decode_events
 from skyproto.ids import Status
@@ -75,62 +76,14 @@ LEEWAY_SECONDS = int(REFRESH_LEEWAY.total_seconds())
 TOKEN_HEADERS = ("x-skypetoken", "authorization", "registrationtoken", "authentication")
 
 
-class Clock:
-    """A fake clock; the drivers' sleeper advances it."""
-
-    def __init__(self, start: dt.datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
-
-
-class Peer:
-    """The pure emulator as a sync transport, with scripted answers for chosen URL prefixes."""
-
-    def __init__(
-        self,
-        scenario: Scenario | None = None,
-        *,
-        hosts: Hosts | None = None,
-        account: Account | None = None,
-    ) -> None:
-        self.clock = Clock()
-        self.emulator = Emulator(hosts=hosts, scenario=scenario, account=account, seed=7)
-        self.sent: list[HttpRequest] = []
-        self.answers: list[HttpResponse] = []
-        self.routes: list[str] = []
-        self.scripted: dict[str, list[HttpResponse]] = {}
-
-    def script(self, prefix: str, *answers: HttpResponse) -> None:
-        self.scripted.setdefault(prefix, []).extend(answers)
-
-    def send(self, req: HttpRequest) -> HttpResponse:
-        self.sent.append(req)
-        for prefix, queue in self.scripted.items():
-            if req.url.startswith(prefix) and queue:
-                self.routes.append("?")
-                answer = attrs.evolve(queue.pop(0), url=req.url)
-                break
-        else:
-            self.routes.append(self.emulator.route(req) or "?")
-            answer = self.emulator.handle(req, self.clock())
-        self.answers.append(answer)
-        return answer
-
-    def run(self, flow: Flow[Any]) -> Any:
-        return run_sync(flow, self, clock=self.clock, sleep=self.clock.advance)
-
-    def clear(self) -> None:
-        self.sent.clear()
-        self.answers.clear()
-        self.routes.clear()
-
-    def set_scenario(self, **changes: Any) -> None:
-        self.emulator.scenario = attrs.evolve(self.emulator.scenario, **changes)
+def make_peer(
+    scenario: Scenario | None = None,
+    *,
+    hosts: Hosts | None = None,
+    account: Account | None = None,
+) -> Peer:
+    """The test peer on the pure emulator, its clock at T0; tests script answers on top."""
+    return Peer(Emulator(hosts=hosts, scenario=scenario, account=account, seed=7), start=T0)
 
 
 class AsyncPeer:
@@ -199,7 +152,7 @@ def ok(body: Any = None) -> HttpResponse:
 
 
 def test_connect_from_nothing_with_an_email_logs_in_by_soap_then_registers() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     state = peer.run(session.connect())
 
@@ -238,7 +191,7 @@ def test_connect_from_nothing_with_an_email_logs_in_by_soap_then_registers() -> 
 
 
 def test_connect_twice_sends_nothing_the_second_time() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     before = session.state
     assert peer.run(session.connect()) is before
@@ -258,7 +211,7 @@ def test_connect_twice_sends_nothing_the_second_time() -> None:
 def test_connect_picks_the_login_by_user_name_or_explicit_method(
     user: str, method: LoginMethod, login_routes: list[str]
 ) -> None:
-    peer = Peer()
+    peer = make_peer()
     session = Session(peer.emulator.hosts, credentials=Credentials(user, PASSWORD), method=method)
     peer.run(session.connect())
     assert peer.routes == [*login_routes, *REGISTER]
@@ -271,14 +224,14 @@ def test_method_must_be_a_login_method() -> None:
 
 
 def test_endpoint_name_goes_into_the_endpoint_config() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS, endpoint_name="my bot")
     peer.run(session.connect())
     assert json_body(peer.sent[4])["privateInfo"] == {"epname": "my bot"}
 
 
 def test_connect_as_a_guest() -> None:
-    peer = Peer()
+    peer = make_peer()
     join = f"https://join.skype.com/{DEFAULT_MEETING_ID}"
     session = Session(peer.emulator.hosts, credentials=GuestCredentials(join, "Alice"))
     state = peer.run(session.connect())
@@ -290,7 +243,7 @@ def test_connect_as_a_guest() -> None:
 
 
 def test_a_guest_login_again_is_a_new_guest_and_starts_afresh() -> None:
-    peer = Peer()
+    peer = make_peer()
     join = f"https://join.skype.com/{DEFAULT_MEETING_ID}"
     session = Session(peer.emulator.hosts, credentials=GuestCredentials(join, "Alice"))
     peer.run(session.connect())
@@ -305,7 +258,7 @@ def test_a_guest_login_again_is_a_new_guest_and_starts_afresh() -> None:
 
 
 def test_a_401_without_credentials_is_a_token_error() -> None:
-    peer = Peer()
+    peer = make_peer()
     donor = connected(peer)
     session = Session(peer.emulator.hosts, state=donor.state)
     peer.set_scenario(faults=(Fault("ping", 401),))
@@ -316,7 +269,7 @@ def test_a_401_without_credentials_is_a_token_error() -> None:
 
 def test_connect_with_a_saved_token_but_no_user_id_fetches_it() -> None:
     """A SkPy token file gives a Skype token without the user id: one profile request."""
-    peer = Peer()
+    peer = make_peer()
     donor = connected(peer)
     state = SessionState(skype_token=donor.state.skype_token)
     session = Session(peer.emulator.hosts, state=state)  # no credentials needed
@@ -327,7 +280,7 @@ def test_connect_with_a_saved_token_but_no_user_id_fetches_it() -> None:
 
 
 def test_fetching_the_user_id_on_connect_follows_the_401_rule() -> None:
-    peer = Peer()
+    peer = make_peer()
     donor = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     peer.run(donor.skype_token())
     peer.set_scenario(faults=(Fault("profile", 401),))
@@ -353,7 +306,7 @@ SECRET_CHARS = st.characters(
 @given(text=st.text(SECRET_CHARS, min_size=8, max_size=40))
 def test_repr_never_shows_the_password_or_the_tokens(text: str) -> None:
     password = "\u00a7" + text  # a mark no repr holds, so a hit is a leak, not a coincidence
-    peer = Peer(account=Account(password=password))
+    peer = make_peer(account=Account(password=password))
     credentials = Credentials(EMAIL, password)
     session = Session(peer.emulator.hosts, credentials=lambda: credentials)
     peer.run(session.connect())
@@ -407,7 +360,7 @@ def test_repr_of_any_state_hides_random_secrets(
 
 
 def test_credentials_callable_is_asked_only_when_a_login_is_due() -> None:
-    peer = Peer(Scenario(token_lifetime=2 * 3600, registration_lifetime=3600))
+    peer = make_peer(Scenario(token_lifetime=2 * 3600, registration_lifetime=3600))
     asked: list[int] = []
 
     def source() -> Credentials:
@@ -434,7 +387,7 @@ def test_credentials_callable_is_asked_only_when_a_login_is_due() -> None:
 
 
 def test_credentials_callable_returning_none_is_a_token_error() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = Session(peer.emulator.hosts, credentials=lambda: None)
     with pytest.raises(SkypeTokenException, match="no credentials"):
         peer.run(session.connect())
@@ -442,7 +395,7 @@ def test_credentials_callable_returning_none_is_a_token_error() -> None:
 
 
 def test_credentials_of_the_wrong_type_are_refused_before_sending() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = Session(peer.emulator.hosts, credentials=lambda: ("fred", "pw"))  # type: ignore[arg-type]
     with pytest.raises(LocalProtocolError, match="tuple"):
         peer.run(session.connect())
@@ -450,7 +403,7 @@ def test_credentials_of_the_wrong_type_are_refused_before_sending() -> None:
 
 
 def test_no_credentials_and_no_token_is_a_token_error() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = Session(peer.emulator.hosts)
     with pytest.raises(SkypeTokenException, match="no valid Skype token, and no credentials"):
         peer.run(session.connect())
@@ -458,7 +411,7 @@ def test_no_credentials_and_no_token_is_a_token_error() -> None:
 
 
 def test_no_credentials_and_an_expiring_token_is_a_token_error() -> None:
-    peer = Peer()
+    peer = make_peer()
     donor = connected(peer)
     session = Session(peer.emulator.hosts, state=donor.state)
     peer.clock.advance(DAY - LEEWAY_SECONDS)
@@ -471,7 +424,7 @@ def test_no_credentials_and_an_expiring_token_is_a_token_error() -> None:
 
 
 def test_a_different_account_after_relogin_resets_the_state() -> None:
-    peer = Peer()
+    peer = make_peer()
     old_reg = Registration(
         RegistrationToken("registrationToken=Qk9CLXJlZw==", T0 + dt.timedelta(hours=1)),
         CLIENT_S,
@@ -498,7 +451,7 @@ def test_a_different_account_after_relogin_resets_the_state() -> None:
 
 
 def test_a_401_that_logs_in_as_another_account_drops_the_old_registration() -> None:
-    peer = Peer()
+    peer = make_peer()
     old = SessionState(
         user_id="live:bob",
         skype_token=SkypeToken("bob-skype-token", T0 + dt.timedelta(hours=2)),
@@ -521,7 +474,7 @@ def test_a_401_that_logs_in_as_another_account_drops_the_old_registration() -> N
 
 
 def test_skype_token_expiry_uses_the_refresh_leeway() -> None:
-    peer = Peer(Scenario(token_lifetime=3600))
+    peer = make_peer(Scenario(token_lifetime=3600))
     session = connected(peer)
     reg = session.registration
     peer.clock.advance(3600 - LEEWAY_SECONDS - 1)  # one second outside the leeway
@@ -540,7 +493,7 @@ def test_a_short_lived_token_is_renewed_at_half_its_life_not_at_every_call() -> 
     # The leeway is min(REFRESH_LEEWAY, lifetime / 2), the lifetime being the token's expiry
     # minus the time the session received it. A flat 5 minutes made a 60 s token (and a 60 s
     # registration) count as expired at once, so every call logged in and registered again.
-    peer = Peer(Scenario(token_lifetime=60, registration_lifetime=60))
+    peer = make_peer(Scenario(token_lifetime=60, registration_lifetime=60))
     session = connected(peer)
     for _ in range(100):
         peer.clock.advance(0.25)  # 25 s in all: within the first half of both lives
@@ -582,7 +535,7 @@ def test_a_lifetime_must_be_a_timedelta() -> None:
 def test_a_token_of_unknown_lifetime_keeps_the_full_leeway() -> None:
     # A token the session did not receive itself (given in a state, or loaded from a snapshot)
     # has no known issue time.
-    peer = Peer()
+    peer = make_peer()
     expiry = T0 + REFRESH_LEEWAY + dt.timedelta(seconds=1)
     state = SessionState(user_id=SKYPE_NAME, skype_token=SkypeToken("given-token", expiry))
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS, state=state)
@@ -593,11 +546,11 @@ def test_a_token_of_unknown_lifetime_keeps_the_full_leeway() -> None:
 
 
 def test_call_with_token_logs_in_before_the_call_when_the_token_is_due() -> None:
-    peer = Peer(Scenario(token_lifetime=3600))
+    peer = make_peer(Scenario(token_lifetime=3600))
     session = connected(peer)
     old = session.state.skype_token
     assert old is not None
-    peer.script(SCRIPTED, ok())
+    peer.on(SCRIPTED, ok())
     peer.clock.advance(3600 - LEEWAY_SECONDS)
     sent_token = peer.run(session.call_with_token(echo))
     assert peer.routes == [*SOAP, "?"]
@@ -606,7 +559,7 @@ def test_call_with_token_logs_in_before_the_call_when_the_token_is_due() -> None
 
 
 def test_registration_due_registers_again_before_the_call() -> None:
-    peer = Peer(Scenario(registration_lifetime=3600))
+    peer = make_peer(Scenario(registration_lifetime=3600))
     session = connected(peer)
     old = session.registration
     assert old is not None
@@ -622,7 +575,7 @@ def test_registration_due_registers_again_before_the_call() -> None:
 
 def test_registration_token_calls_do_not_check_the_skype_token() -> None:
     """docs/protocol.md §7.3: a RegistrationToken call checks only the registration token."""
-    peer = Peer(Scenario(token_lifetime=3600))
+    peer = make_peer(Scenario(token_lifetime=3600))
     session = connected(peer)
     peer.clock.advance(2 * 3600)  # the Skype token has expired; the registration has not
     peer.run(session.ping())
@@ -633,7 +586,7 @@ def test_both_tokens_expired_log_in_once_and_register_once_not_twice_as_skpy() -
     """docs/protocol.md §7.4: SkPy's nested re-login registers inside the login and then again
     (SOAP: 2 login + profile + 2 x 3 registration + the call = 10 requests, two new endpoints).
     The session logs in once and registers once: 7 requests, one new endpoint."""
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     peer.clock.advance(DAY + 1)
     peer.run(session.ping())
@@ -646,7 +599,7 @@ def test_both_tokens_expired_log_in_once_and_register_once_not_twice_as_skpy() -
 
 
 def test_401_on_an_endpoint_call_logs_in_registers_and_retries_once() -> None:
-    peer = Peer(Scenario(faults=(Fault("ping", 401),)))
+    peer = make_peer(Scenario(faults=(Fault("ping", 401),)))
     session = connected(peer)
     old_token = session.state.skype_token
     response = peer.run(session.ping())
@@ -657,7 +610,7 @@ def test_401_on_an_endpoint_call_logs_in_registers_and_retries_once() -> None:
 
 
 def test_a_second_401_raises_without_further_attempts() -> None:
-    peer = Peer(Scenario(faults=(Fault("ping", 401, times=2),)))
+    peer = make_peer(Scenario(faults=(Fault("ping", 401, times=2),)))
     session = connected(peer)
     with pytest.raises(SkypeApiException) as caught:
         peer.run(session.ping())
@@ -668,7 +621,7 @@ def test_a_second_401_raises_without_further_attempts() -> None:
 
 @pytest.mark.parametrize("status", [404, 729])
 def test_404_or_729_registers_again_and_retries_once(status: int) -> None:
-    peer = Peer(Scenario(faults=(Fault("ping", status),)))
+    peer = make_peer(Scenario(faults=(Fault("ping", status),)))
     session = connected(peer)
     old = session.registration
     response = peer.run(session.ping())
@@ -680,7 +633,7 @@ def test_404_or_729_registers_again_and_retries_once(status: int) -> None:
 
 @pytest.mark.parametrize(("status", "kind"), [(404, SkypeApiException), (729, EndpointGoneError)])
 def test_a_second_404_or_729_raises(status: int, kind: type[Exception]) -> None:
-    peer = Peer(Scenario(faults=(Fault("ping", status, times=2),)))
+    peer = make_peer(Scenario(faults=(Fault("ping", status, times=2),)))
     session = connected(peer)
     with pytest.raises(SkypeApiException) as caught:
         peer.run(session.ping())
@@ -690,7 +643,7 @@ def test_a_second_404_or_729_raises(status: int, kind: type[Exception]) -> None:
 
 
 def test_429_propagates_at_once() -> None:
-    peer = Peer(Scenario(faults=(Fault("ping", 429, retry_after=7),)))
+    peer = make_peer(Scenario(faults=(Fault("ping", 429, retry_after=7),)))
     session = connected(peer)
     with pytest.raises(SkypeRateLimitException) as caught:
         peer.run(session.ping())
@@ -700,7 +653,7 @@ def test_429_propagates_at_once() -> None:
 
 @pytest.mark.parametrize("status", [400, 403, 500, 503])
 def test_other_errors_propagate_at_once(status: int) -> None:
-    peer = Peer(Scenario(faults=(Fault("subscribe", status),)))
+    peer = make_peer(Scenario(faults=(Fault("subscribe", status),)))
     session = connected(peer)
     with pytest.raises(SkypeApiException) as caught:
         peer.run(session.subscribe())
@@ -709,7 +662,7 @@ def test_other_errors_propagate_at_once(status: int) -> None:
 
 
 def test_401_then_404_on_one_call_uses_both_recoveries() -> None:
-    peer = Peer(Scenario(faults=(Fault("ping", 401), Fault("ping", 404))))
+    peer = make_peer(Scenario(faults=(Fault("ping", 401), Fault("ping", 404))))
     session = connected(peer)
     peer.run(session.ping())
     assert peer.routes == ["ping", *SOAP, *REGISTER, "ping", *REGISTER, "ping"]
@@ -717,14 +670,14 @@ def test_401_then_404_on_one_call_uses_both_recoveries() -> None:
 
 
 def test_404_then_401_on_one_call_uses_both_recoveries() -> None:
-    peer = Peer(Scenario(faults=(Fault("ping", 404), Fault("ping", 401))))
+    peer = make_peer(Scenario(faults=(Fault("ping", 404), Fault("ping", 401))))
     session = connected(peer)
     peer.run(session.ping())
     assert peer.routes == ["ping", *REGISTER, "ping", *SOAP, *REGISTER, "ping"]
 
 
 def test_401_then_404_then_anything_raises_the_third_error() -> None:
-    peer = Peer(Scenario(faults=(Fault("ping", 401), Fault("ping", 404), Fault("ping", 401))))
+    peer = make_peer(Scenario(faults=(Fault("ping", 401), Fault("ping", 404), Fault("ping", 401))))
     session = connected(peer)
     with pytest.raises(SkypeApiException) as caught:
         peer.run(session.ping())
@@ -733,7 +686,7 @@ def test_401_then_404_then_anything_raises_the_third_error() -> None:
 
 
 def test_401_during_the_handshake_logs_in_once_and_posts_again() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     peer.set_scenario(faults=(Fault("register", 401),))
     old_token = session.state.skype_token
@@ -746,7 +699,7 @@ def test_401_during_the_handshake_logs_in_once_and_posts_again() -> None:
 
 
 def test_a_second_401_during_the_handshake_raises_and_keeps_the_old_registration() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     peer.set_scenario(faults=(Fault("register", 401, times=2),))
     old = session.registration
@@ -758,14 +711,14 @@ def test_a_second_401_during_the_handshake_raises_and_keeps_the_old_registration
 
 
 def test_401_during_the_first_handshake_logs_in_a_second_time() -> None:
-    peer = Peer(Scenario(faults=(Fault("register", 401),)))
+    peer = make_peer(Scenario(faults=(Fault("register", 401),)))
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     peer.run(session.connect())
     assert peer.routes == [*SOAP, "register", *SOAP, *REGISTER]
 
 
 def test_a_registration_answer_without_token_is_retried_once_after_a_pause() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     peer.set_scenario(faults=(Fault("register", 404),))
     before = peer.clock()
@@ -778,11 +731,11 @@ def test_a_registration_answer_without_token_is_retried_once_after_a_pause() -> 
 
 
 def test_call_with_token_401_logs_in_and_retries_with_the_new_token() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     old = session.state.skype_token
     assert old is not None
-    peer.script(SCRIPTED, error(401), ok())
+    peer.on(SCRIPTED, error(401), ok())
     sent_token = peer.run(session.call_with_token(echo))
     assert peer.routes == ["?", *SOAP, "?"]
     assert peer.sent[0].header("X-SkypeToken") == old.token
@@ -791,9 +744,9 @@ def test_call_with_token_401_logs_in_and_retries_with_the_new_token() -> None:
 
 
 def test_call_with_token_second_401_raises() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
-    peer.script(SCRIPTED, error(401), error(401))
+    peer.on(SCRIPTED, error(401), error(401))
     with pytest.raises(SkypeApiException) as caught:
         peer.run(session.call_with_token(echo))
     assert caught.value.status == 401
@@ -802,9 +755,9 @@ def test_call_with_token_second_401_raises() -> None:
 
 @pytest.mark.parametrize("status", [403, 404, 429, 500])
 def test_call_with_token_other_errors_propagate_at_once(status: int) -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
-    peer.script(SCRIPTED, error(status))
+    peer.on(SCRIPTED, error(status))
     with pytest.raises(SkypeApiException) as caught:
         peer.run(session.call_with_token(echo))
     assert caught.value.status == status
@@ -816,7 +769,7 @@ def test_call_with_token_other_errors_propagate_at_once(status: int) -> None:
 
 
 def test_poll_does_not_register_again_on_a_plain_404() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     with pytest.raises(SkypeApiException) as caught:
         peer.run(session.poll(hold=5))  # not subscribed: "Subscription not found"
@@ -826,18 +779,18 @@ def test_poll_does_not_register_again_on_a_plain_404() -> None:
 
 
 def test_poll_registers_again_on_729() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     poll_url = f"{CLIENT_S}/users/ME/endpoints/SELF/subscriptions/0/poll"
-    peer.script(poll_url, error(404, 729), ok({"eventMessages": []}))
+    peer.on(poll_url, error(404, 729), ok({"eventMessages": []}))
     response = peer.run(session.poll(hold=5))
     assert response.status == 200
-    assert peer.routes == ["?", *REGISTER, "?"]
+    assert peer.routes == ["poll", *REGISTER, "poll"]
     assert peer.sent[0].timeout == 20.0
 
 
 def test_poll_after_729_on_a_fresh_unsubscribed_endpoint_leaves_the_404_to_the_loop() -> None:
-    peer = Peer(Scenario(faults=(Fault("poll", 729),)))
+    peer = make_peer(Scenario(faults=(Fault("poll", 729),)))
     session = connected(peer)
     peer.run(session.subscribe())
     peer.clear()
@@ -848,7 +801,7 @@ def test_poll_after_729_on_a_fresh_unsubscribed_endpoint_leaves_the_404_to_the_l
 
 
 def test_poll_401_follows_the_401_rule() -> None:
-    peer = Peer(Scenario(faults=(Fault("poll", 401),)))
+    peer = make_peer(Scenario(faults=(Fault("poll", 401),)))
     session = connected(peer)
     peer.run(session.subscribe())
     peer.clear()
@@ -862,7 +815,7 @@ def test_poll_401_follows_the_401_rule() -> None:
 
 
 def test_operations_send_what_the_endpoint_module_builds() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     peer.run(session.subscribe())
     peer.run(session.subscribe_presence(["8:alice.smith", "live:bob_1"]))
@@ -895,7 +848,7 @@ def test_operations_send_what_the_endpoint_module_builds() -> None:
 
 
 def test_ack_acknowledges_a_trusted_url_and_refuses_another() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     peer.run(session.subscribe())
     response = peer.run(session.poll(hold=5))
@@ -912,7 +865,7 @@ def test_ack_acknowledges_a_trusted_url_and_refuses_another() -> None:
 
 
 def test_ack_of_an_unknown_message_raises_without_registering_again() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     endpoints_before = peer.emulator.endpoint_ids()
     peer.clear()
@@ -925,7 +878,7 @@ def test_ack_of_an_unknown_message_raises_without_registering_again() -> None:
 
 
 def test_subscribe_presence_refuses_one_string() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     with pytest.raises(LocalProtocolError):
         peer.run(session.subscribe_presence("8:alice.smith"))
@@ -936,7 +889,7 @@ def test_subscribe_presence_refuses_one_string() -> None:
 
 
 def test_registration_redirect_keeps_the_new_messenger() -> None:
-    peer = Peer(Scenario(host_redirect=True))
+    peer = make_peer(Scenario(host_redirect=True))
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     peer.run(session.connect())
     assert peer.routes == [*SOAP, "register", *REGISTER]
@@ -955,7 +908,7 @@ def test_registration_redirect_keeps_the_new_messenger() -> None:
 
 
 def test_registration_redirect_drops_the_paging_links_under_the_old_messenger() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     peer.run(session.conversations().next_page())
     elsewhere = "GET https://api.skype.com/users/ME/contacts"
@@ -979,7 +932,7 @@ def test_registration_redirect_drops_the_paging_links_under_the_old_messenger() 
 
 
 def test_registration_redirect_to_an_untrusted_host_sends_nothing_there() -> None:
-    peer = Peer(Scenario(foreign_location=True))
+    peer = make_peer(Scenario(foreign_location=True))
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     with pytest.raises(UntrustedHostError, match=r"evil\.example"):
         peer.run(session.connect())
@@ -989,7 +942,7 @@ def test_registration_redirect_to_an_untrusted_host_sends_nothing_there() -> Non
 
 
 def test_untrusted_redirect_on_reregistration_keeps_the_old_registration() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     old = session.state
     peer.set_scenario(foreign_location=True)
@@ -1012,7 +965,7 @@ def test_registration_redirect_with_an_override_profile() -> None:
             )
         }
     )
-    peer = Peer(Scenario(host_redirect=True), hosts=hosts)
+    peer = make_peer(Scenario(host_redirect=True), hosts=hosts)
     session = Session(hosts, credentials=CREDENTIALS)
     peer.run(session.connect())
     assert session.registration is not None
@@ -1030,7 +983,7 @@ ALL_CONVERSATIONS = ["8:alice.smith", _PROJECT_X, "8:live:bob_1", "28:concierge"
 
 
 def test_listing_pages_until_an_empty_page() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     listing = session.conversations()
     pages = list(iterate_pages(listing, peer, clock=peer.clock, sleep=peer.clock.advance))
@@ -1052,7 +1005,7 @@ def test_listing_pages_until_an_empty_page() -> None:
 
 
 def test_listing_state_lives_in_the_session() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     peer.run(session.conversations().next_page())
     link = peer.answers[0].json()["_metadata"]["syncState"]
@@ -1064,8 +1017,16 @@ def test_listing_state_lives_in_the_session() -> None:
     assert peer.sent[0].url == link
 
 
+def test_session_paging_is_the_states_links() -> None:
+    links = PagingState({"GET https://x.skype.com/l": "https://x.skype.com/l?s=1"})
+    session = Session(state=SessionState(user_id="live:fred", paging=links))
+    assert session.paging is session.state.paging
+    session.paging = PagingState()
+    assert session.state == SessionState(user_id="live:fred")
+
+
 def test_listing_stops_at_max_pages() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     listing = session.conversations(max_pages=2)
     pages = list(iterate_pages(listing, peer, clock=peer.clock, sleep=peer.clock.advance))
@@ -1075,10 +1036,10 @@ def test_listing_stops_at_max_pages() -> None:
 
 
 def test_listing_ends_at_a_page_without_a_new_link() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     url = f"{CLIENT_S}/users/ME/things"
-    peer.script(url, ok({"things": [1, 2]}))
+    peer.on(url, ok({"things": [1, 2]}))
     listing = session.listing("/users/ME/things", items_key="things")
     assert peer.run(listing.next_page()) == [1, 2]
     assert listing.finished is True
@@ -1087,7 +1048,7 @@ def test_listing_ends_at_a_page_without_a_new_link() -> None:
 
 
 def test_listing_refuses_a_sync_state_link_to_an_untrusted_host() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     listing = session.conversations()
     peer.run(listing.next_page())
@@ -1106,7 +1067,7 @@ def test_listing_refuses_a_sync_state_link_to_an_untrusted_host() -> None:
 
 
 def test_a_link_the_server_no_longer_knows_is_forgotten_and_the_listing_starts_over() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     url = CLIENT_S + CONVERSATIONS
     stale = f"{url}?syncState=forgotten&pageSize=2"
@@ -1124,21 +1085,21 @@ def test_a_link_the_server_no_longer_knows_is_forgotten_and_the_listing_starts_o
 
 
 def test_a_link_answered_404_is_dropped_and_the_retry_starts_over() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     url = CLIENT_S + CONVERSATIONS
     stale = f"{url}?syncState=expired"
     session.state = attrs.evolve(
         session.state, paging=session.state.paging.with_link("GET", url, stale)
     )
-    peer.script(stale, HttpResponse(404, (), b"{}"))
+    peer.on(stale, HttpResponse(404, (), b"{}"))
     items = peer.run(session.conversations().next_page())
     assert [item["id"] for item in items] == ALL_CONVERSATIONS[:2]
-    assert peer.routes == ["?", *REGISTER, "conversations"]
+    assert peer.routes == ["conversations", *REGISTER, "conversations"]
 
 
 def test_restart_forgets_the_link_and_lists_from_the_start() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     listing = session.conversations()
     pages = list(iterate_pages(listing, peer, clock=peer.clock, sleep=peer.clock.advance))
@@ -1161,7 +1122,7 @@ def test_listing_arguments_are_checked() -> None:
 
 
 def test_listing_recovers_from_729_like_any_endpoint_call() -> None:
-    peer = Peer(Scenario(faults=(Fault("conversations", 729),)))
+    peer = make_peer(Scenario(faults=(Fault("conversations", 729),)))
     session = connected(peer)
     items = peer.run(session.conversations().next_page())
     assert [item["id"] for item in items] == ALL_CONVERSATIONS[:2]
@@ -1169,7 +1130,7 @@ def test_listing_recovers_from_729_like_any_endpoint_call() -> None:
 
 
 def test_snapshot_round_trip_resumes_without_traffic() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)
     peer.run(session.conversations().next_page())
     link = session.state.paging.link("GET", CLIENT_S + CONVERSATIONS)
@@ -1191,7 +1152,7 @@ def test_snapshot_round_trip_resumes_without_traffic() -> None:
 
 
 def test_snapshot_of_a_lapsed_registration_resumes_with_one_registration() -> None:
-    peer = Peer(Scenario(registration_lifetime=3600))
+    peer = make_peer(Scenario(registration_lifetime=3600))
     session = connected(peer)
     data = session.snapshot()
     peer.clock.advance(3600)
@@ -1205,7 +1166,7 @@ def test_snapshot_of_a_lapsed_registration_resumes_with_one_registration() -> No
 
 
 async def test_concurrent_connects_share_one_login_and_one_registration() -> None:
-    peer = Peer()
+    peer = make_peer()
     transport = AsyncPeer(peer)
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     states = await asyncio.gather(*(transport.run(session.connect()) for _ in range(5)))
@@ -1215,7 +1176,7 @@ async def test_concurrent_connects_share_one_login_and_one_registration() -> Non
 
 
 async def test_concurrent_calls_with_expired_tokens_share_one_refresh() -> None:
-    peer = Peer()
+    peer = make_peer()
     transport = AsyncPeer(peer)
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     await transport.run(session.connect())
@@ -1229,7 +1190,7 @@ async def test_concurrent_calls_with_expired_tokens_share_one_refresh() -> None:
 
 
 async def test_concurrent_401s_share_one_login_and_one_registration() -> None:
-    peer = Peer(Scenario(faults=(Fault("ping", 401, times=4),)))
+    peer = make_peer(Scenario(faults=(Fault("ping", 401, times=4),)))
     transport = AsyncPeer(peer)
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     await transport.run(session.connect())
@@ -1240,7 +1201,7 @@ async def test_concurrent_401s_share_one_login_and_one_registration() -> None:
 
 
 async def test_a_failing_shared_login_is_seen_by_every_waiter() -> None:
-    peer = Peer(Scenario(wrong_password=True))
+    peer = make_peer(Scenario(wrong_password=True))
     transport = AsyncPeer(peer)
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     outcomes = await asyncio.gather(
@@ -1260,7 +1221,7 @@ async def test_a_failing_shared_login_is_seen_by_every_waiter() -> None:
 @pytest.mark.parametrize("cancelled", [0, 2])
 async def test_cancelling_one_waiter_does_not_cancel_the_shared_refresh(cancelled: int) -> None:
     """Task 0 started the login; task 2 only waits on it."""
-    peer = Peer()
+    peer = make_peer()
     transport = AsyncPeer(peer)
     gate = asyncio.Event()
     transport.gates["soap"] = gate
@@ -1279,7 +1240,7 @@ async def test_cancelling_one_waiter_does_not_cancel_the_shared_refresh(cancelle
 
 
 async def test_concurrent_listings_keep_each_others_links() -> None:
-    peer = Peer()
+    peer = make_peer()
     transport = AsyncPeer(peer)
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     await transport.run(session.connect())
@@ -1295,7 +1256,7 @@ async def test_concurrent_listings_keep_each_others_links() -> None:
 
 
 async def test_a_page_in_flight_during_a_redirecting_reregistration_adds_no_stale_link() -> None:
-    peer = Peer()
+    peer = make_peer()
     transport = AsyncPeer(peer)
     session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
     await transport.run(session.connect())
@@ -1319,7 +1280,7 @@ async def test_a_page_in_flight_during_a_redirecting_reregistration_adds_no_stal
 
 
 def _worst_case_401_then_404(redirect: bool, user: str = EMAIL) -> list[str]:
-    peer = Peer(Scenario(faults=(Fault("ping", 401), Fault("ping", 404))))
+    peer = make_peer(Scenario(faults=(Fault("ping", 401), Fault("ping", 404))))
     session = connected(peer, credentials=Credentials(user, PASSWORD))
     if redirect:
         peer.set_scenario(host_redirect=True)
@@ -1354,7 +1315,7 @@ def test_worst_case_with_both_tokens_expired_first() -> None:
     """Both tokens lapsed before the call, then 401 and 404: 18 requests, with a redirect 19."""
     counts = []
     for redirect in (False, True):
-        peer = Peer(Scenario(faults=(Fault("ping", 401), Fault("ping", 404))))
+        peer = make_peer(Scenario(faults=(Fault("ping", 401), Fault("ping", 404))))
         session = connected(peer)
         peer.clock.advance(DAY + 1)
         if redirect:
@@ -1374,7 +1335,7 @@ def _token_bearing(req: HttpRequest) -> bool:
 
 
 def test_every_token_goes_to_a_trusted_host_in_a_busy_session() -> None:
-    peer = Peer(Scenario(host_redirect=True, faults=(Fault("ping", 401), Fault("ping", 729))))
+    peer = make_peer(Scenario(host_redirect=True, faults=(Fault("ping", 401), Fault("ping", 729))))
     session = connected(peer)
     peer.run(session.ping())
     list(iterate_pages(session.conversations(), peer, clock=peer.clock))
@@ -1388,7 +1349,7 @@ def test_every_token_goes_to_a_trusted_host_in_a_busy_session() -> None:
 def test_a_registration_on_an_untrusted_host_is_never_used() -> None:
     """A state handed to the constructor is not checked by ``load_snapshot``: the session checks
     the messaging base itself before any registration-token call."""
-    peer = Peer()
+    peer = make_peer()
     later = T0 + dt.timedelta(hours=1)
     state = SessionState(
         user_id=SKYPE_NAME,
@@ -1406,7 +1367,7 @@ def test_a_registration_on_an_untrusted_host_is_never_used() -> None:
 
 
 def test_a_state_saved_under_other_hosts_is_refused_by_an_override_profile() -> None:
-    peer = Peer()
+    peer = make_peer()
     session = connected(peer)  # real URLs
     hosts = Hosts(overrides={"client-s.gateway.messenger.live.com": "http://127.0.0.1:9/cs"})
     moved = Session(hosts, credentials=CREDENTIALS, state=session.state)

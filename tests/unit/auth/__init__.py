@@ -7,54 +7,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import http.client
-import json
 import types
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
-from skyproto import HttpRequest, HttpResponse, Now, Stepper
-from skyproto._flow import Flow
+from skyproto import HttpRequest, HttpResponse
+from skyproto.emulator.testing import drive as drive_peer
 
 #: 1700000000.9 seconds after the epoch: floor(now) and now differ.
 NOW = dt.datetime.fromtimestamp(1700000000.9, dt.UTC)
 UA = "skyproto/0.1"
 
 
-def load_vector(name: str) -> Any:
-    """One of the recorded vector files in ``tests/vectors``."""
-    return json.loads((Path(__file__).parents[2] / "vectors" / name).read_text(encoding="utf-8"))
-
-
-def drive(
-    flow: Flow[Any],
-    responses: Sequence[HttpResponse],
-    *,
-    sent: list[HttpRequest] | None = None,
-    clock: Iterable[dt.datetime] | None = None,
-) -> Any:
-    """Run ``flow``, answering its requests with ``responses`` in order and ``Now`` with NOW.
-
-    Every request is appended to ``sent`` (pass a list to inspect it after an exception). The
-    flow must use exactly the responses given.
-    """
-    sent = [] if sent is None else sent
-    times = iter(clock) if clock is not None else None
-    answers = list(responses)
-    step = Stepper(flow)
-    while not step.done:
-        effect = step.pending
-        if isinstance(effect, Now):
-            step.send(next(times) if times is not None else NOW)
-        elif isinstance(effect, HttpRequest):
-            sent.append(effect)
-            assert answers, f"unexpected request {effect!r}"
-            step.receive(answers.pop(0))
-        else:
-            raise AssertionError(f"unexpected effect {effect!r}")
-    assert not answers, f"{len(answers)} response(s) left unused"
-    return step.result
+#: Runs a flow on canned answers that it must use up, ``Now`` answered with NOW (or ``times``).
+drive = functools.partial(drive_peer, start=NOW)
 
 
 def page(

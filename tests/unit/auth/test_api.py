@@ -17,6 +17,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from conftest import load_vector
 
 from skyproto import (
     Hosts,
@@ -32,7 +33,7 @@ from skyproto.auth import api_login
 from skyproto.ids import password_hash
 from skyproto.tokens import DEFAULT_TOKEN_LIFETIME, Credentials, SkypeToken
 
-from . import NOW, UA, assert_clean, drive, load_vector
+from . import NOW, UA, assert_clean, drive
 
 URL = "https://api.skype.com/login/skypetoken"
 CREDS = Credentials("fred.2", "password")

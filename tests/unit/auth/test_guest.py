@@ -99,7 +99,7 @@ def test_requests_and_result() -> None:
     sent: list[HttpRequest] = []
     later = NOW + dt.timedelta(seconds=3, microseconds=7)
     flow = guest_login(f"https://join.skype.com/{MEETING}", "Guest Name", hosts=Hosts())
-    token = drive(flow, [JOIN_PAGE, MEETING_ANSWER, JOINED], sent=sent, clock=[NOW, later])
+    token = drive(flow, [JOIN_PAGE, MEETING_ANSWER, JOINED], sent=sent, times=[NOW, later])
     # The expiry counts from when the token arrived, microseconds kept.
     assert token == SkypeToken(GUEST_TOKEN, later + GUEST_TOKEN_LIFETIME)
     page_req, meeting_req, join_req = sent

@@ -39,6 +39,7 @@ import time
 from typing import Any
 
 import pytest
+from conftest import load_vector
 from hypothesis import given
 from hypothesis import strategies as st
 from scaling import assert_linear
@@ -67,7 +68,6 @@ from . import (
     assert_clean,
     assert_same_wire,
     drive,
-    load_vector,
     page,
     redirect,
     skpy_requests,
@@ -170,7 +170,7 @@ def run(
         live_login(CREDS, hosts=hosts or Hosts()),
         responses,
         sent=sent,
-        clock=[T1, T2, T3, T4],
+        times=[T1, T2, T3, T4],
     )
     return token
 

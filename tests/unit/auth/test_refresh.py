@@ -17,6 +17,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from conftest import load_vector
 
 from skyproto import (
     Hosts,
@@ -38,7 +39,6 @@ from . import (
     assert_clean,
     assert_same_wire,
     drive,
-    load_vector,
     page,
     redirect,
     skpy_requests,
