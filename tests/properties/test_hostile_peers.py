@@ -170,6 +170,8 @@ peer_headers = st.lists(
 
 statuses = st.one_of(
     st.just(200),
+    st.just(200),
+    st.just(200),
     st.sampled_from(
         [200, 201, 204, 301, 302, 303, 307, 308, 400, 401, 403, 404, 410, 429, 500, 503]
     ),
@@ -288,16 +290,33 @@ def near_valid_bodies(req: HttpRequest) -> st.SearchStrategy[bytes]:
     return st.just(b"")
 
 
+def step_headers(req: HttpRequest) -> list[tuple[str, str]]:
+    """The headers that the step ``req`` belongs to needs to go on (cookies, the token)."""
+    path = urllib.parse.urlsplit(req.url).path
+    if path.endswith("/oauth/microsoft"):
+        return [("Set-Cookie", "MSPRequ=r; Path=/"), ("Set-Cookie", "MSPOK=o; Secure")]
+    if "join" in req.url and req.method == "GET" and "/meetings/" not in path:
+        return [("Set-Cookie", "csrf_token=c"), ("Set-Cookie", "launcher_session_id=l")]
+    if path.endswith("/users/ME/endpoints"):
+        value = f"registrationToken={PEER_REG_VALUE}; expires=1900000000; endpointId={ENDPOINT_ID}"
+        return [("Set-RegistrationToken", value)]
+    return []
+
+
 def peer_answers(req: HttpRequest) -> st.SearchStrategy[HttpResponse | None]:
     """The hostile answer to ``req``; ``None`` stands for a transport failure."""
     bodies = st.one_of(near_valid_bodies(req), near_valid_bodies(req), page_bodies, raw_bytes)
+    needed = step_headers(req)
     answer = st.builds(
-        lambda status, head, body: HttpResponse(status, tuple(head), body, req.url),
+        lambda status, needs, head, body: HttpResponse(
+            status, tuple(needed if needs else []) + tuple(head), body, req.url
+        ),
         statuses,
+        st.booleans(),
         peer_headers,
         bodies,
     )
-    return st.one_of(answer, answer, answer, answer, answer, answer, answer, st.none())
+    return st.one_of(*[answer] * 11, st.none())
 
 
 # -- the driver ---------------------------------------------------------------------------------
