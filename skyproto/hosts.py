@@ -194,7 +194,7 @@ class Hosts:
         if isinstance(data, str | bytes):
             try:
                 data = json.loads(data)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise LocalProtocolError("hosts profile is not valid JSON") from exc
         if not isinstance(data, Mapping):
             raise LocalProtocolError("hosts profile must be a JSON object")

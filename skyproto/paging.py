@@ -137,7 +137,10 @@ def _sync_link(body: dict[str, Any], request_url: str, hosts: Hosts) -> str | No
         return None
     if not isinstance(link, str):
         raise RemoteProtocolError("listing syncState is not a string")
-    absolute = urllib.parse.urljoin(request_url, link)
+    try:
+        absolute = urllib.parse.urljoin(request_url, link)
+    except ValueError:  # an unbalanced "[" in the host, for one
+        raise RemoteProtocolError("listing syncState is not a valid URL") from None
     return hosts.require_trusted(absolute, "a syncState link")
 
 
