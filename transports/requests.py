@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from skyproto._http import HttpRequest, HttpResponse
 
 from ._drive import transport_error, wire_head, wire_headers
+from ._streams import SocketStream, ssl_context_for_verify
 
 __all__ = ["RequestsTransport"]
 
@@ -45,6 +46,10 @@ class RequestsTransport:
     def __init__(self, session: requests.Session | None = None) -> None:
         self._owned = session is None
         self.session = session if session is not None else requests.Session()
+
+    def open_stream(self, url: str, timeout: float) -> SocketStream:
+        """A byte stream to ``url``'s origin, verified as ``session.verify`` says (no proxy)."""
+        return SocketStream.open(url, timeout, ssl_context_for_verify(self.session.verify))
 
     def send(self, request: HttpRequest) -> HttpResponse:
         head = wire_head(request)

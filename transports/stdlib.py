@@ -17,6 +17,7 @@ import h11
 from skyproto._http import HttpRequest, HttpResponse
 
 from ._drive import transport_error, wire_head
+from ._streams import SocketStream
 
 __all__ = ["StdlibTransport"]
 
@@ -56,6 +57,10 @@ class StdlibTransport:
             raise transport_error(request, exc, timed_out=True) from exc
         except (OSError, ValueError, h11.ProtocolError) as exc:
             raise transport_error(request, exc) from exc
+
+    def open_stream(self, url: str, timeout: float) -> SocketStream:
+        """A byte stream to ``url``'s origin, with this transport's ``ssl_context``."""
+        return SocketStream.open(url, timeout, self.ssl_context)
 
     def close(self) -> None:
         """Nothing to release: every connection is closed after its request."""
