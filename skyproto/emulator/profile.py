@@ -45,6 +45,7 @@ SERVED_HOSTS: tuple[str, ...] = (
     "join.skype.com",
     "api.join.skype.com",
     *MESSENGER_HOSTS,
+    "go.trouter.skype.com",
 )
 #: The messaging base of the foreign host the ``foreign_*`` knobs point at (never mapped, never
 #: trusted).

@@ -160,6 +160,20 @@ class TrouterPeer:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def serves(path: str) -> bool:
+        """Whether an HTTP request for ``path`` is the peer's to answer."""
+        return path.endswith(("/v4/a", "/socket.io/1/", "/backlog")) or "/registrar/prod/" in path
+
+    @staticmethod
+    def is_upgrade(target: str, headers: Any) -> bool:
+        """Whether a request (target, h11 header pairs) asks for the Trouter websocket."""
+        path = target.partition("?")[0]
+        upgrade = any(
+            name.lower() == b"upgrade" and value.lower() == b"websocket" for name, value in headers
+        )
+        return upgrade and "/socket.io/1/websocket/" in path
+
     def handle(self, request: HttpRequest, now: dt.datetime) -> HttpResponse:
         """Answer one HTTP request to a Trouter route (404 for anything else)."""
         path = urllib.parse.urlsplit(request.url).path

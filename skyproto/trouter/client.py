@@ -603,9 +603,11 @@ class TrouterClient:
                 timers.append(deadline)
             wait = max(0.001, (min(timers) - current).total_seconds())
             text = yield from conn.socket.receive(wait)
+            if conn.socket.closed:
+                # What came with the close cannot be answered: Trouter sends it again or
+                # reports it lost, and the catch-up after reconnecting finds it.
+                return "closed"
             if text is None:
-                if conn.socket.closed:
-                    return "closed"
                 continue
             if not (yield from self._on_frame(conn, parse_frame(text))):
                 return "closed"

@@ -18,6 +18,7 @@ from skyproto import (
     NewMessageEvent,
     Now,
     RemoteProtocolError,
+    SkypeApiException,
     SkypeAuthException,
     Stepper,
     UnknownEvent,
@@ -339,3 +340,51 @@ def test_a_bad_handshake_answer_backs_off_and_retries() -> None:
     assert until(step, HttpRequest).url.startswith("https://go.trouter.skype.com/v4/a")
     assert client.stats.failures == 1
     assert step.pending.url.startswith("https://go.trouter.skype.com/v4/a")
+
+
+def test_backoff_grows_within_bounds_and_gives_up_after_max_failures() -> None:
+    peer = TrouterPeer()
+    refusals = [0]
+
+    def unavailable(req: HttpRequest, now: dt.datetime) -> HttpResponse | None:
+        if req.path.endswith("/v4/a"):
+            refusals[0] += 1
+            return HttpResponse.build(503, json={"message": "busy"})
+        return None
+
+    policy = TrouterPolicy(backoff_initial=1, backoff_max=8, max_failures=6)
+    slept: list[float] = []
+
+    def run_once(seed: int) -> list[float]:
+        client = TrouterClient(
+            TOKEN, EPID, lambda e: None, hosts=Hosts(), rng=random.Random(seed), policy=policy
+        )
+        driver = PeerDriver(client.run(), peer, T0, other=unavailable)
+        start = driver.now
+        with pytest.raises(SkypeApiException) as info:
+            driver.run_until_done()
+        assert info.value.status == 503
+        assert client.stats.failures == 7
+        return [client.stats.slept, (driver.now - start).total_seconds()]
+
+    first = run_once(3)
+    assert first == run_once(3)  # the same seed, the same waits
+    assert refusals[0] == 14
+    caps = [1, 2, 4, 8, 8, 8]
+    assert sum(c / 2 for c in caps) <= first[0] <= sum(caps)
+    assert first[0] == pytest.approx(first[1])
+    del slept
+
+
+def test_a_stable_connection_resets_the_failure_count() -> None:
+    setup = Setup(policy=TrouterPolicy(max_failures=1, stable_after=60))
+    setup.driver.settle()
+    for _ in range(3):
+        setup.driver.advance(61)
+        setup.peer.drop(setup.driver.now)
+        setup.driver.advance(2)
+    assert setup.client.stats.connections == 4
+    assert setup.client.stats.failures == 3
+    setup.peer.drop(setup.driver.now)  # at once: not stable, a second failure in a row
+    with pytest.raises(RemoteProtocolError, match="socket closed"):
+        setup.driver.advance(2)
