@@ -95,6 +95,8 @@ class _Push:
     suffix: str
     body: str
     headers: dict[str, str]
+    #: The chat message id the push carries, if any.
+    message_id: str | None = None
     sent_at: dt.datetime | None = None
 
 
@@ -115,8 +117,10 @@ class PeerLog:
     """One thing the peer saw or did, for tests to check order and timing."""
 
     when: dt.datetime
-    #: ``push``, ``response``, ``ping``, ``activity``, ``register``, ``loss``, ``connect``,
-    #: ``drop``, ``ack``, ``heartbeat``.
+    #: ``push`` and ``response`` (request id, message id), ``ping``, ``event``, ``activity``,
+    #: ``answer lost`` (as ``response``; see :attr:`TrouterPeer.lose_answers`),
+    #: ``register``, ``loss``, ``lost``, ``connect``, ``drop``, ``closed`` (by the client),
+    #: ``ack``, ``heartbeat``, ``backlog`` (the message ids listed).
     what: str
     detail: Any = None
 
@@ -138,6 +142,8 @@ class TrouterPeer:
         self.redeliver = redeliver
         self.require_tfl = require_tfl
         self.gzip_bodies = gzip_bodies
+        #: How many of the client's next ``3:::`` answers to lose (a slow or lost answer).
+        self.lose_answers = 0
         self.log: list[PeerLog] = []
         self.revoked: set[str] = set()
         self.registrations: dict[str, dict[str, Any]] = {}
@@ -179,6 +185,7 @@ class TrouterPeer:
         path = urllib.parse.urlsplit(request.url).path
         token = request.header("x-skypetoken")
         if path.endswith("/backlog") and request.method == "GET":
+            self._note(now, "backlog", [e["resource"]["id"] for e in self._backlog])
             return HttpResponse.build(200, json={"eventMessages": list(self._backlog)})
         if token is None or token in self.revoked:
             return HttpResponse.build(401, json={"message": "Unauthorized"})
@@ -317,6 +324,8 @@ class TrouterPeer:
     def close(self, handle: object, now: dt.datetime) -> None:
         """The client closed its end."""
         sock = self._socket(handle)
+        if sock.accepted and not sock.closed:
+            self._note(now, "closed")
         self._close_socket(sock, now, None)
         self._sockets.remove(sock)
 
@@ -357,9 +366,15 @@ class TrouterPeer:
             frame = parse_frame(text)
             if frame.type is FrameType.MESSAGE:
                 answer = json.loads(frame.data or "")
+                if self.lose_answers > 0:
+                    self.lose_answers -= 1
+                    lost = sock.in_flight.get(answer["id"])
+                    if lost is not None:
+                        self._note(now, "answer lost", (lost.request_id, lost.message_id))
+                    return
                 push = sock.in_flight.pop(answer["id"], None)
                 if answer.get("status") == 200 and push is not None:
-                    self._note(now, "response", push.request_id)
+                    self._note(now, "response", (push.request_id, push.message_id))
             elif frame.type is FrameType.EVENT:
                 name, args = parse_event(frame.data)
                 self._note(now, "ping" if name == "ping" else "event", name)
@@ -472,6 +487,14 @@ class TrouterPeer:
         self.push_raw("messaging", event, now=now)
         return self._message_id
 
+    def push_again(self, message_id: int | str, *, now: dt.datetime) -> bool:
+        """Push a chat event from the backlog once more (a duplicate); whether it was there."""
+        for event in self._backlog:
+            if event["resource"]["id"] == str(message_id):
+                self.push_raw("messaging", event, now=now)
+                return True
+        return False
+
     def push_raw(self, suffix: str, payload: Any, *, now: dt.datetime) -> None:
         """Push ``payload`` (JSON) to ``surl + suffix`` of every connected, registered endpoint
         (an endpoint not connected misses it; it finds chat events in the backlog)."""
@@ -480,9 +503,13 @@ class TrouterPeer:
         if self.gzip_bodies:
             body = base64.b64encode(gzip.compress(body.encode(), mtime=0)).decode("ascii")
             headers[CONTENT_ENCODING_HEADER] = "gzip"
+        message_id = None
+        if isinstance(payload, dict) and isinstance(payload.get("resource"), dict):
+            message_id = payload["resource"].get("id")
         for sock in self._connected(now):
             assert sock.session is not None
-            self._deliver(sock, _Push(self._next(), sock.session.epid, suffix, body, headers), now)
+            push = _Push(self._next(), sock.session.epid, suffix, body, headers, message_id)
+            self._deliver(sock, push, now)
 
     def _deliver(self, sock: _Socket, push: _Push, now: dt.datetime) -> None:
         assert sock.session is not None
@@ -495,7 +522,7 @@ class TrouterPeer:
             "headers": push.headers,
             "body": push.body,
         }
-        self._note(now, "push", push.request_id)
+        self._note(now, "push", (push.request_id, push.message_id))
         self._send(sock, Frame(FrameType.MESSAGE, data=json.dumps(request, separators=(",", ":"))))
 
     def drop(self, now: dt.datetime) -> None:
