@@ -76,6 +76,7 @@ SECRET_FIELDS = frozenset(
         "sft",
         "token",
         "registrationtoken",
+        "sig",  # the signature of Trouter's connectparams (docs/trouter.md)
     }
 )
 

@@ -388,3 +388,17 @@ def test_a_stable_connection_resets_the_failure_count() -> None:
     setup.peer.drop(setup.driver.now)  # at once: not stable, a second failure in a row
     with pytest.raises(RemoteProtocolError, match="socket closed"):
         setup.driver.advance(2)
+
+
+def test_the_connect_signature_is_never_shown() -> None:
+    from skyproto._http import describe, redact_url
+
+    client = TrouterClient(TOKEN, EPID, lambda e: None, hosts=Hosts(), rng=random.Random(1))
+    step = Stepper(client.run())
+    until(step, HttpRequest)
+    step.receive(_allocation(connectparams={"sr": "abc", "sig": "SECRET-SIGNATURE"}))
+    handshake = until(step, HttpRequest)
+    assert "SECRET-SIGNATURE" in handshake.url
+    for shown in (describe(handshake), redact_url(handshake.url), repr(handshake)):
+        assert "SECRET-SIGNATURE" not in shown
+        assert TOKEN not in shown
