@@ -19,6 +19,7 @@ from typing import Any
 MODULES = (
     "skyproto.session",
     "skyproto.loop",
+    "skyproto.trouter",
     "skyproto.auth",
     "skyproto.registration",
     "skyproto.endpoint",

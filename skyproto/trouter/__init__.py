@@ -1,4 +1,8 @@
-"""Trouter, the push channel of Teams Free: frames, the client flow and its policy (docs/trouter.md)."""
+"""Trouter, the push channel of Teams Free: frames, the client flow and its policy (docs/trouter.md).
+
+:class:`TrouterClient` is the client as one long-running flow; :mod:`skyproto.trouter._frames`
+holds the socket.io 0.9 frame grammar and the body decoding it uses, re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +19,37 @@ from ._frames import (
     parse_request,
     response_frame,
 )
+from .client import (
+    REGISTRAR_URL,
+    SESSION_URL,
+    TrouterClient,
+    TrouterPolicy,
+    TrouterSession,
+    TrouterStats,
+    dedupe_key,
+    parse_session,
+    registration_body,
+)
 
 __all__ = [
+    "REGISTRAR_URL",
+    "SESSION_URL",
     "Frame",
     "FrameType",
+    "TrouterClient",
+    "TrouterPolicy",
     "TrouterRequest",
+    "TrouterSession",
+    "TrouterStats",
     "ack_frame",
     "decode_body",
+    "dedupe_key",
     "event_frame",
     "parse_ack",
     "parse_event",
     "parse_frame",
     "parse_request",
+    "parse_session",
+    "registration_body",
     "response_frame",
 ]

@@ -85,6 +85,7 @@ __all__ = [
     "TrouterPolicy",
     "TrouterSession",
     "TrouterStats",
+    "dedupe_key",
     "parse_session",
     "registration_body",
 ]
