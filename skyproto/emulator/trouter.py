@@ -544,6 +544,13 @@ class TrouterPeer:
             self._losses.add(sock.session.epid)
         self.tick(now)
 
+    def inject(self, text: str, now: dt.datetime) -> None:
+        """Send ``text`` as it is, as one text message, on every open socket (any frame, or
+        garbage)."""
+        for sock in self._sockets:
+            if sock.accepted and not sock.closed and sock.conn.state is ConnectionState.OPEN:
+                sock.out += sock.conn.send(ws.TextMessage(data=text))
+
     def revoke(self, token: str) -> None:
         """From now on ``token`` gets 401."""
         self.revoked.add(token)

@@ -98,3 +98,58 @@ def test_bodies_decode_or_raise_a_remote_error(body: str, headers: dict[str, str
     except RemoteProtocolError as exc:
         message = str(exc)
         assert message
+
+
+frame_texts = st.one_of(
+    st.text(max_size=80),
+    st.builds(
+        lambda kind, ident, data: f"{kind}:{ident}::{data}",
+        st.sampled_from(["0", "1", "2", "3", "5", "6", "7", "8"]),
+        st.sampled_from(["", "1", "2+", "99+"]),
+        st.one_of(
+            st.text(max_size=40),
+            st.builds(
+                json.dumps,
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "id": st.one_of(st.integers(-1, 5), st.text(max_size=3)),
+                        "name": st.sampled_from(["ping", "trouter.message_loss", "x", 1]),
+                        "args": st.lists(st.integers(), max_size=2),
+                        "url": st.sampled_from(["/v4/f/x/messaging", "/v4/f/x/other", 3]),
+                        "headers": st.one_of(
+                            st.none(),
+                            st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+                        ),
+                        "body": st.one_of(st.none(), st.text(max_size=30), st.integers()),
+                    },
+                ),
+            ),
+        ),
+    ),
+)
+
+
+@given(st.lists(frame_texts, min_size=1, max_size=4))
+def test_whatever_the_server_sends_the_client_keeps_running(texts: list[str]) -> None:
+    """Any frame (or garbage) from the server is handled, or ends that connection with a
+    protocol error and a reconnection; the client never crashes."""
+    import datetime as dt
+    import random
+
+    from skyproto import Hosts
+    from skyproto.emulator.trouter import PeerDriver, TrouterPeer
+    from skyproto.trouter import TrouterClient
+
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    peer = TrouterPeer()
+    delivered: list[object] = []
+    client = TrouterClient("t", "e", delivered.append, hosts=Hosts(), rng=random.Random(0))
+    driver = PeerDriver(client.run(), peer, start)
+    driver.settle()
+    for text in texts:
+        peer.inject(text, driver.now)
+        driver.settle()
+        driver.advance(70)
+    assert not driver.done
+    assert client.stats.connections >= 1
