@@ -55,7 +55,7 @@ from .._flow import (
     TimedOut,
 )
 from .._http import HttpRequest, HttpResponse
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError, TransportError
 from ..trouter._frames import (
     CONTENT_ENCODING_HEADER,
     Frame,
@@ -107,6 +107,8 @@ class _Socket:
     accepted: bool = False
     out: bytearray = attrs.field(factory=bytearray)
     closed: bool = False
+    #: Reset by the peer (``drop(reset=True)``): reading and writing fail.
+    reset: bool = False
     #: Requests pushed on this socket and not answered yet, by request id.
     in_flight: dict[int, _Push] = attrs.field(factory=dict)
     packet: int = 0
@@ -302,6 +304,8 @@ class TrouterPeer:
     def feed(self, handle: object, data: bytes, now: dt.datetime) -> None:
         """Bytes from the client."""
         sock = self._socket(handle)
+        if sock.reset:
+            raise TransportError("ConnectionResetError on the stream to the Trouter peer")
         if sock.closed:
             return
         try:
@@ -314,6 +318,8 @@ class TrouterPeer:
     def read(self, handle: object, max_bytes: int, now: dt.datetime) -> bytes | TimedOut:
         """Bytes for the client: what is waiting, ``b""`` once closed, else ``TIMED_OUT``."""
         sock = self._socket(handle)
+        if sock.reset:
+            raise TransportError("ConnectionResetError on the stream to the Trouter peer")
         self.tick(now)
         if sock.out:
             data = bytes(sock.out[:max_bytes])
@@ -525,10 +531,14 @@ class TrouterPeer:
         self._note(now, "push", (push.request_id, push.message_id))
         self._send(sock, Frame(FrameType.MESSAGE, data=json.dumps(request, separators=(",", ":"))))
 
-    def drop(self, now: dt.datetime) -> None:
-        """Close every open socket (unanswered pushes are held back or reported lost)."""
+    def drop(self, now: dt.datetime, *, reset: bool = False) -> None:
+        """Close every open socket with a close frame, or ``reset`` it (the client's next read
+        or write fails); unanswered pushes are held back or reported lost."""
         for sock in list(self._sockets):
-            self._close_socket(sock, now, "dropped")
+            if reset and not sock.closed:
+                sock.out.clear()
+                sock.reset = True
+            self._close_socket(sock, now, "reset" if reset else "dropped")
 
     def expire(self, now: dt.datetime) -> None:
         """End every session: its sockets close and its handshake no longer works."""
@@ -632,7 +642,12 @@ class PeerDriver:
             answer = self.other(effect, self.now)
             self.step.send(answer if answer is not None else self.peer.handle(effect, self.now))
         else:
-            self.step.send(self.peer.carry_out(effect, self.now))
+            try:
+                outcome = self.peer.carry_out(effect, self.now)
+            except TransportError as exc:  # as a driver does: thrown into the flow
+                self.step.throw(exc)
+            else:
+                self.step.send(outcome)
 
     def _blocked(self) -> ReceiveBytes | None:
         """The pending read, when it would have to wait."""

@@ -29,7 +29,8 @@ receive timeout, so one loop serves reading and timers.
 
 Reconnection: a close, an error or the session's end runs the whole sequence again, after a
 bounded exponential backoff with jitter (drawn from the ``rng`` given, so a seeded
-``random.Random`` replays). After every reconnection, and on ``trouter.message_loss``, the
+``random.Random`` replays). After every connection that follows a registration (by this
+client, in this run or an earlier one), and on ``trouter.message_loss``, the
 ``catch_up`` sub-flow given (a REST listing) is delivered through the same de-duplication, so a
 gap loses nothing and delivers nothing twice. A 401 anywhere asks ``renew_token`` for a fresh
 skypetoken once; a second 401 in a row ends the run.
@@ -382,18 +383,19 @@ class TrouterClient:
         target = None if max_events is None else self.stats.delivered + max_events
         failures = 0
         renewed = False
-        gap = False  # a connection came before: catch up after the next one
         while not self._done(target):
             current = yield from now()
             if deadline is not None and current >= deadline:
                 break
             conn: _Connection | None = None
+            # Once anything was registered, pushes may have gone to a socket that is gone (even
+            # one that failed before it was fully set up): the new connection catches up.
+            gap = self.stats.registrations > 0
             try:
                 conn = yield from self._connect(current)
                 renewed = False
                 if gap:
                     yield from self._catch_up()
-                gap = True
                 reason = yield from self._serve(conn, target, deadline)
                 lived = ((yield from now()) - conn.started).total_seconds()
                 yield from self._hang_up(conn)

@@ -1,6 +1,6 @@
 """The Trouter client against the pure peer as a state machine, in memory, on a virtual clock.
 
-Hypothesis interleaves pushes, duplicate pushes, dropped sockets, expired sessions, loss reports,
+Hypothesis interleaves pushes, duplicate pushes, dropped and reset sockets, expired sessions, loss reports,
 lost (slow) answers and the passing of time. Whatever the order:
 
 - no message is delivered twice, and once things settle every message pushed was delivered;
@@ -87,6 +87,11 @@ class TrouterMachine(RuleBasedStateMachine):
         self.driver.settle()
 
     @rule()
+    def reset(self) -> None:
+        self.peer.drop(self.driver.now, reset=True)
+        self.driver.settle()
+
+    @rule()
     def expire(self) -> None:
         self.peer.expire(self.driver.now)
         self.driver.settle()
@@ -146,7 +151,7 @@ class TrouterMachine(RuleBasedStateMachine):
         for entry in self.peer.log:
             if entry.what == "connect":
                 current = (entry.when, [])
-            elif entry.what in ("drop", "closed") and current is not None:
+            elif entry.what in ("drop", "closed") and current is not None:  # drop: or reset
                 out.append((current[0], entry.when, current[1]))
                 current = None
             elif entry.what == "ping" and current is not None:

@@ -402,3 +402,31 @@ def test_the_connect_signature_is_never_shown() -> None:
     for shown in (describe(handshake), redact_url(handshake.url), repr(handshake)):
         assert "SECRET-SIGNATURE" not in shown
         assert TOKEN not in shown
+
+
+def test_a_connection_lost_while_being_set_up_still_leads_to_a_catch_up() -> None:
+    """Registered, then reset before the client's first frame: pushes may have gone there."""
+    peer = TrouterPeer()
+    delivered: list[Event] = []
+    reset = [True]
+
+    def reset_after_registering(req: HttpRequest, now: dt.datetime) -> HttpResponse | None:
+        if "/registrar/" not in req.path or not reset[0]:
+            return None
+        reset[0] = False
+        answer = peer.handle(req, now)
+        peer.push("first", now=now)
+        peer.drop(now, reset=True)
+        peer.push("missed while away", now=now)
+        return answer
+
+    client = TrouterClient(
+        TOKEN, EPID, delivered.append, hosts=Hosts(), catch_up=backlog, rng=random.Random(2)
+    )
+    driver = PeerDriver(client.run(), peer, T0, other=reset_after_registering)
+    driver.settle()
+    driver.advance(5)
+    contents = [e.message.content for e in delivered if isinstance(e, NewMessageEvent)]
+    assert contents == ["first", "missed while away"]
+    assert client.stats.failures == 1
+    assert client.stats.catch_ups == 1
