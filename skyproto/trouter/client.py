@@ -399,12 +399,17 @@ class TrouterClient:
                 reason = yield from self._serve(conn, target, deadline)
                 lived = ((yield from now()) - conn.started).total_seconds()
                 yield from self._hang_up(conn)
-                if reason in ("stopped", "expired"):
+                # The session's planned end reconnects at once, unless the session was so short
+                # (a ttl of 0, say) that reconnecting at once would hammer the service.
+                if reason == "stopped" or (
+                    reason == "expired" and lived >= self.policy.backoff_initial
+                ):
                     failures = 0
                     continue
                 if lived >= self.policy.stable_after:
                     failures = 0
-                failures = self._failing(failures, RemoteProtocolError("Trouter socket closed"))
+                ended = "session ended too soon" if reason == "expired" else "socket closed"
+                failures = self._failing(failures, RemoteProtocolError(f"Trouter {ended}"))
                 yield from self._back_off(failures, deadline)
             except _Unauthorized as exc:
                 yield from self._abandon(conn)
@@ -465,7 +470,7 @@ class TrouterClient:
             socket,
             session,
             started,
-            ends=started + dt.timedelta(seconds=max(0.0, session.ttl - self.policy.session_leeway)),
+            ends=started + dt.timedelta(seconds=self._lifetime(session.ttl)),
             next_ping=started + dt.timedelta(seconds=self.policy.ping_interval),
             renew_at=started,
         )
@@ -480,6 +485,11 @@ class TrouterClient:
             yield from self._abandon(conn)
             raise
         return conn
+
+    def _lifetime(self, ttl: int) -> float:
+        """How long to keep a session: its ``ttl`` less the leeway, or half of a ttl shorter
+        than twice the leeway."""
+        return max(ttl - self.policy.session_leeway, ttl / 2)
 
     def _allocate(self) -> Flow[TrouterSession]:
         url = self.hosts.url(self.session_url)

@@ -430,3 +430,32 @@ def test_a_connection_lost_while_being_set_up_still_leads_to_a_catch_up() -> Non
     assert contents == ["first", "missed while away"]
     assert client.stats.failures == 1
     assert client.stats.catch_ups == 1
+
+
+@pytest.mark.parametrize(("ttl", "reconnects_at"), [(100, 50.0), (121, 61.0), (600, 540.0)])
+def test_a_short_session_is_kept_half_its_ttl(ttl: int, reconnects_at: float) -> None:
+    setup = Setup(peer=TrouterPeer(ttl=ttl))
+    setup.driver.settle()
+    setup.driver.advance(reconnects_at + 0.5)
+    connects = [entry.when for entry in setup.log("connect")]
+    assert connects == [T0, T0 + dt.timedelta(seconds=reconnects_at)]
+    assert setup.client.stats.failures == 0
+
+
+def test_a_session_without_lifetime_backs_off_instead_of_hammering() -> None:
+    peer = TrouterPeer()
+
+    def no_lifetime(req: HttpRequest, now: dt.datetime) -> HttpResponse | None:
+        if not req.path.endswith("/v4/a"):
+            return None
+        body = peer.handle(req, now).json()
+        return HttpResponse.build(200, json={**body, "ttl": "0"})
+
+    client = TrouterClient(
+        TOKEN, EPID, lambda e: None, hosts=Hosts(), policy=TrouterPolicy(max_failures=3)
+    )
+    driver = PeerDriver(client.run(), peer, T0, other=no_lifetime)
+    with pytest.raises(RemoteProtocolError, match="session ended too soon"):
+        driver.run_until_done()
+    assert len([e for e in peer.log if e.what == "connect"]) == 4
+    assert client.stats.slept > 0
