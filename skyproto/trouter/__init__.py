@@ -27,6 +27,7 @@ from .client import (
     TrouterSession,
     TrouterStats,
     dedupe_key,
+    events_from_messages,
     parse_session,
     registration_body,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "decode_body",
     "dedupe_key",
     "event_frame",
+    "events_from_messages",
     "parse_ack",
     "parse_event",
     "parse_frame",

@@ -87,6 +87,7 @@ __all__ = [
     "TrouterSession",
     "TrouterStats",
     "dedupe_key",
+    "events_from_messages",
     "parse_session",
     "registration_body",
 ]
@@ -280,6 +281,37 @@ class _Seen:
         self._keys[key] = None
         if len(self._keys) > self._size:
             self._keys.popitem(last=False)
+
+
+def events_from_messages(messages: Sequence[Any]) -> list[Event]:
+    """The events a push would have carried for chat messages from a REST listing.
+
+    Each message (a JSON object as the chat service lists it) is wrapped as a ``NewMessage``
+    EventMessage and decoded like a push, so a message delivered by either way has the same
+    :func:`dedupe_key`. Its id (the message id, a number) serves as the event id and
+    ``originalarrivaltime`` as its time; what cannot be read becomes an
+    :class:`~skyproto.events.UnknownEvent`, as in a push.
+    """
+    wrapped: list[Any] = []
+    for message in messages:
+        if message.__class__ is not dict:
+            wrapped.append(message)
+            continue
+        ident = message.get("id")
+        number = (
+            int(ident) if ident.__class__ is str and ident.isdigit() and len(ident) < 19 else ident
+        )
+        wrapped.append(
+            {
+                "id": number,
+                "time": message.get("originalarrivaltime") or message.get("composetime"),
+                "type": "EventMessage",
+                "resourceType": "NewMessage",
+                "resource": message,
+            }
+        )
+    events: list[Event] = converter.structure(wrapped, list[Event])
+    return events
 
 
 def dedupe_key(event: Event) -> Hashable | None:

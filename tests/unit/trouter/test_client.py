@@ -459,3 +459,20 @@ def test_a_session_without_lifetime_backs_off_instead_of_hammering() -> None:
         driver.run_until_done()
     assert len([e for e in peer.log if e.what == "connect"]) == 4
     assert client.stats.slept > 0
+
+
+def test_listed_messages_become_the_events_a_push_carries() -> None:
+    from skyproto.trouter import dedupe_key, events_from_messages
+
+    setup = Setup(catch_up=None)
+    setup.driver.settle()
+    setup.peer.push("pushed", now=setup.driver.now)
+    setup.driver.settle()
+    (pushed,) = setup.delivered
+    listed = [entry["resource"] for entry in setup.peer._backlog]
+    (from_listing,) = events_from_messages(listed)
+    assert isinstance(from_listing, NewMessageEvent)
+    assert from_listing.message == pushed.message  # type: ignore[attr-defined]
+    assert dedupe_key(from_listing) == dedupe_key(pushed)
+    odd = events_from_messages([[], {"id": "x"}, {"id": "12", "originalarrivaltime": "nope"}])
+    assert [type(e).__name__ for e in odd] == ["UnknownEvent"] * 3
