@@ -194,7 +194,10 @@ def _upgrade(
 
 
 def _rejected(status: int, body: bytes, url: str) -> WebSocketRejected:
+    # Only the origin: the path names the socket's session, which is as good as a credential.
+    scheme, _, rest = display_url(url).partition("://")
+    origin = f"{scheme}://{rest.partition('/')[0]}"
     return WebSocketRejected(
-        f"{status} response to the websocket upgrade at {display_url(url)}",
-        HttpResponse(status, (), body, display_url(url)),
+        f"{status} response to the websocket upgrade at {origin}",
+        HttpResponse(status, (), body, origin),
     )

@@ -93,6 +93,9 @@ def test_a_refused_upgrade_carries_the_status(status: int, body: bytes) -> None:
         open_socket(server)
     assert info.value.status == status
     assert "sig=" not in str(info.value)
+    assert "sid" not in str(info.value)
+    assert "sid" not in repr(info.value.response)
+    assert str(info.value).endswith("at https://trouter.example:443")
     assert info.value.response is not None
     assert len(info.value.response.body) <= 4096
     assert server.closed
