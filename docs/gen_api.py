@@ -20,6 +20,7 @@ MODULES = (
     "skyproto.session",
     "skyproto._snapshot",
     "skyproto.loop",
+    "skyproto.trouter",
     "skyproto.auth",
     "skyproto.registration",
     "skyproto.endpoint",

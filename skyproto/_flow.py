@@ -12,7 +12,16 @@ effect yielded                value sent back
                               per ``(owner, key)`` however many flows ask
 :class:`Deliver`              ``None``, once ``handler(event)`` has returned
                               (and, if it returned an awaitable, that is done)
+:class:`OpenStream`           a stream handle (opaque to the flow)
+:class:`SendBytes`            ``None``, once every byte was written
+:class:`ReceiveBytes`         up to ``max_bytes`` bytes; ``b""`` at end of
+                              stream; :data:`TIMED_OUT` if nothing came in time
+:class:`CloseStream`          ``None``
 ============================  ===============================================
+
+The stream effects carry a byte stream (TCP, with TLS for ``https``) for protocols that outlive
+one request, such as a websocket. A stream failure is thrown in as a
+:class:`~skyproto.TransportError`, like a request's.
 
 An exception raised by a :class:`Shared` sub-flow or by a :class:`Deliver` handler is thrown into
 the flow at its ``yield``, like a transport failure.
@@ -26,9 +35,10 @@ which keeps every policy here deterministic and testable with canned responses a
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import math
 from collections.abc import Callable, Generator, Hashable
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Final, Generic, TypeAlias, TypeVar
 
 import attrs
 
@@ -36,16 +46,26 @@ from ._http import HttpRequest, HttpResponse
 from .errors import LocalProtocolError
 
 __all__ = [
+    "TIMED_OUT",
+    "CloseStream",
     "Deliver",
     "Effect",
     "Flow",
     "Now",
+    "OpenStream",
+    "ReceiveBytes",
+    "SendBytes",
     "Shared",
     "Sleep",
     "Stepper",
+    "TimedOut",
+    "close_stream",
     "deliver",
     "now",
+    "open_stream",
+    "receive_bytes",
     "request",
+    "send_bytes",
     "shared",
     "sleep",
 ]
@@ -96,10 +116,101 @@ class Deliver:
     handler: Callable[[Any], object] = attrs.field(repr=False)
 
 
-Effect: TypeAlias = HttpRequest | Sleep | Now | Shared | Deliver
+def _timeout(_instance: object, attribute: attrs.Attribute[float], seconds: float) -> None:
+    # Every stream operation is bounded: a wait without end is a hang.
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds <= 0
+    ):
+        raise LocalProtocolError(f"{attribute.name} must be a positive, finite number of seconds")
+
+
+def _stream_url(_instance: object, _attribute: object, url: str) -> None:
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise LocalProtocolError("a stream URL is an absolute http or https URL")
+
+
+class TimedOut(enum.Enum):
+    """The type of :data:`TIMED_OUT`."""
+
+    TIMED_OUT = "timed out"
+
+
+#: What :class:`ReceiveBytes` gives when nothing arrived within its timeout (not an error:
+#: the flow uses the timeout as its timer).
+TIMED_OUT: Final = TimedOut.TIMED_OUT
+
+
+@attrs.frozen
+class OpenStream:
+    """Ask the driver for a byte stream to the host and port of ``url`` (TLS for ``https``).
+
+    Only the origin of ``url`` is used. The flow must have checked that the host is trusted
+    before it asks (the Trouter client does, through :meth:`Hosts.require_trusted`).
+    """
+
+    url: str = attrs.field(validator=_stream_url, repr=False)
+    #: Bounds connecting and the TLS handshake.
+    timeout: float = attrs.field(validator=_timeout)
+
+
+@attrs.frozen(eq=False)
+class SendBytes:
+    """Ask the driver to write all of ``data`` to ``stream`` within ``timeout`` seconds."""
+
+    stream: object
+    data: bytes = attrs.field(repr=False)
+    timeout: float = attrs.field(validator=_timeout)
+
+
+@attrs.frozen(eq=False)
+class ReceiveBytes:
+    """Ask the driver for at most ``max_bytes`` bytes from ``stream``, waiting ``timeout`` s."""
+
+    stream: object
+    max_bytes: int
+    timeout: float = attrs.field(validator=_timeout)
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int):
+            raise LocalProtocolError("max_bytes must be a whole number")
+        if self.max_bytes < 1:
+            raise LocalProtocolError("max_bytes must be at least 1")
+
+
+@attrs.frozen(eq=False)
+class CloseStream:
+    """Ask the driver to close ``stream`` (closing a closed stream does nothing)."""
+
+    stream: object
+
+
+Effect: TypeAlias = (
+    HttpRequest
+    | Sleep
+    | Now
+    | Shared
+    | Deliver
+    | OpenStream
+    | SendBytes
+    | ReceiveBytes
+    | CloseStream
+)
 #: A flow yields effects, receives their outcomes and returns ``T``.
 Flow: TypeAlias = Generator[Effect, Any, T]
-EFFECT_TYPES = (HttpRequest, Sleep, Now, Shared, Deliver)
+EFFECT_TYPES = (
+    HttpRequest,
+    Sleep,
+    Now,
+    Shared,
+    Deliver,
+    OpenStream,
+    SendBytes,
+    ReceiveBytes,
+    CloseStream,
+)
 
 
 def now() -> Generator[Effect, Any, dt.datetime]:
@@ -139,6 +250,40 @@ def request(req: HttpRequest) -> Generator[Effect, Any, HttpResponse]:
     if not isinstance(response, HttpResponse):
         raise LocalProtocolError("the driver must answer an HttpRequest with an HttpResponse")
     return response
+
+
+def open_stream(url: str, timeout: float) -> Flow[object]:
+    """Sub-flow: a new byte stream to ``url``'s origin (see :class:`OpenStream`)."""
+    stream = yield OpenStream(url, timeout)
+    if stream is None:
+        raise LocalProtocolError("the driver must answer OpenStream with a stream")
+    return stream
+
+
+def send_bytes(stream: object, data: bytes, timeout: float) -> Flow[None]:
+    """Sub-flow: write ``data`` to ``stream`` (nothing is yielded for no data)."""
+    if not isinstance(data, bytes | bytearray):
+        raise LocalProtocolError("send_bytes takes bytes")
+    if data:
+        yield SendBytes(stream, bytes(data), timeout)
+
+
+def receive_bytes(stream: object, max_bytes: int, timeout: float) -> Flow[bytes | TimedOut]:
+    """Sub-flow: up to ``max_bytes`` bytes, ``b""`` at the end of the stream, or
+    :data:`TIMED_OUT`."""
+    data = yield ReceiveBytes(stream, max_bytes, timeout)
+    if data is TIMED_OUT:
+        return TimedOut.TIMED_OUT
+    if not isinstance(data, bytes | bytearray) or len(data) > max_bytes:
+        raise LocalProtocolError(
+            "the driver must answer ReceiveBytes with at most max_bytes bytes or TIMED_OUT"
+        )
+    return bytes(data)
+
+
+def close_stream(stream: object) -> Flow[None]:
+    """Sub-flow: close ``stream``."""
+    yield CloseStream(stream)
 
 
 class Stepper(Generic[T]):

@@ -90,6 +90,7 @@ SECRET_FIELDS = frozenset(
         "code",
         "device_code",
         "id_token",
+        "sig",  # the signature of Trouter's connectparams (docs/trouter.md)
     }
 )
 

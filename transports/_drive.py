@@ -14,6 +14,11 @@ effect the flow yields they do one thing:
   meanwhile await that one run; cancelling one waiter does not cancel the run.
 - :class:`~skyproto.Deliver`: ``handler(event)``; ``run_async`` awaits what it returns when that is
   awaitable, and ``run_sync`` refuses an awaitable.
+- The stream effects (:class:`~skyproto._flow.OpenStream`, ``SendBytes``, ``ReceiveBytes``,
+  ``CloseStream``): ``transport.open_stream(url, timeout)`` gives a stream (see
+  ``transports/_streams.py``) whose ``send``, ``receive`` and ``close`` carry out the rest. A
+  flow may only name streams this run opened, and every stream it left open is closed when the
+  run ends. A transport without ``open_stream`` is a :class:`~skyproto.LocalProtocolError`.
 
 An exception from a shared sub-flow or a handler is thrown into the flow, like a transport error.
 
@@ -38,7 +43,17 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import h11
 
-from skyproto._flow import Deliver, Flow, Now, Shared, Sleep
+from skyproto._flow import (
+    CloseStream,
+    Deliver,
+    Flow,
+    Now,
+    OpenStream,
+    ReceiveBytes,
+    SendBytes,
+    Shared,
+    Sleep,
+)
 from skyproto._http import HttpRequest, HttpResponse
 from skyproto._redact import redact_url
 from skyproto.calls import check_seconds
@@ -101,6 +116,7 @@ def run_sync(
     sleep: Callable[[float], object] = time.sleep,
 ) -> T:
     """Run ``flow`` to completion, blocking, and return its result."""
+    streams: list[Any] = []
     try:
         outcome: Any = None
         failure: BaseException | None = None
@@ -137,10 +153,19 @@ def run_sync(
                     if inspect.isawaitable(returned):
                         _discard(returned)
                         raise LocalProtocolError("run_sync needs a sync handler; use run_async")
+            elif isinstance(effect, _STREAM_EFFECTS):
+                try:
+                    outcome = _stream_sync(effect, transport, streams)
+                except TransportError as exc:
+                    failure = exc
             else:
                 raise _unknown(effect)
     finally:
-        flow.close()
+        try:
+            flow.close()
+        finally:
+            for stream in streams:
+                stream.close()
 
 
 async def run_async(
@@ -151,6 +176,7 @@ async def run_async(
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> T:
     """Run ``flow`` to completion on the running event loop and return its result."""
+    streams: list[Any] = []
     try:
         outcome: Any = None
         failure: BaseException | None = None
@@ -185,10 +211,81 @@ async def run_async(
                         await returned
                 except Exception as exc:
                     failure = exc
+            elif isinstance(effect, _STREAM_EFFECTS):
+                try:
+                    outcome = await _stream_async(effect, transport, streams)
+                except TransportError as exc:
+                    failure = exc
             else:
                 raise _unknown(effect)
     finally:
-        flow.close()
+        try:
+            flow.close()
+        finally:
+            for stream in streams:
+                await stream.close()
+
+
+_STREAM_EFFECTS = (OpenStream, SendBytes, ReceiveBytes, CloseStream)
+_StreamEffect = OpenStream | SendBytes | ReceiveBytes | CloseStream
+
+
+def _stream_of(effect: SendBytes | ReceiveBytes | CloseStream, streams: list[Any]) -> Any:
+    for stream in streams:
+        if stream is effect.stream:
+            return stream
+    if isinstance(effect, CloseStream):
+        return None  # closed already: closing again does nothing
+    raise LocalProtocolError(
+        f"a flow used a stream this run did not open ({type(effect).__name__})"
+    )
+
+
+def _opener(transport: object) -> Callable[[str, float], Any]:
+    opener = getattr(transport, "open_stream", None)
+    if not callable(opener):
+        raise LocalProtocolError(f"{type(transport).__name__} cannot open streams (no open_stream)")
+    return opener  # type: ignore[no-any-return]
+
+
+def _stream_sync(effect: _StreamEffect, transport: object, streams: list[Any]) -> Any:
+    """Carry out one stream effect for :func:`run_sync`."""
+    if isinstance(effect, OpenStream):
+        stream = _opener(transport)(effect.url, effect.timeout)
+        if inspect.isawaitable(stream):
+            _discard(stream)
+            raise LocalProtocolError("run_sync needs a sync transport; use run_async")
+        streams.append(stream)
+        return stream
+    stream = _stream_of(effect, streams)
+    if isinstance(effect, SendBytes):
+        return stream.send(effect.data, effect.timeout)
+    if isinstance(effect, ReceiveBytes):
+        return stream.receive(effect.max_bytes, effect.timeout)
+    if stream is not None:
+        streams.remove(stream)
+        stream.close()
+    return None
+
+
+async def _stream_async(effect: _StreamEffect, transport: object, streams: list[Any]) -> Any:
+    """Carry out one stream effect for :func:`run_async`."""
+    if isinstance(effect, OpenStream):
+        pending = _opener(transport)(effect.url, effect.timeout)
+        if not inspect.isawaitable(pending):
+            raise LocalProtocolError("run_async needs an async transport; use run_sync")
+        stream = await pending
+        streams.append(stream)
+        return stream
+    stream = _stream_of(effect, streams)
+    if isinstance(effect, SendBytes):
+        return await stream.send(effect.data, effect.timeout)
+    if isinstance(effect, ReceiveBytes):
+        return await stream.receive(effect.max_bytes, effect.timeout)
+    if stream is not None:
+        streams.remove(stream)
+        await stream.close()
+    return None
 
 
 # In-flight shared sub-flows of the async driver, per owner (weakly) and key.

@@ -24,6 +24,7 @@ bytes received pass it.
 from __future__ import annotations
 
 import http.cookiejar
+import ssl
 import urllib.parse
 
 try:
@@ -46,6 +47,7 @@ from ._drive import (
     wire_head,
     wire_headers,
 )
+from ._streams import AsyncioStream, SocketStream
 
 __all__ = ["AsyncHttpxTransport", "HttpxTransport", "refusing_cookie_jar"]
 
@@ -66,6 +68,13 @@ def _to_httpx(request: HttpRequest, bounded: BoundedBody) -> httpx.Request:
         content=request.body or None,
         extensions={"timeout": httpx.Timeout(bounded.left()).as_dict()},
     )
+
+
+def _client_ssl_context(client: httpx.Client | httpx.AsyncClient) -> ssl.SSLContext | None:
+    """The TLS context the client's own connection pool verifies with, when it has one."""
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    context = getattr(pool, "_ssl_context", None)
+    return context if isinstance(context, ssl.SSLContext) else None
 
 
 def _response(request: HttpRequest, response: httpx.Response, body: bytes) -> HttpResponse:
@@ -115,6 +124,10 @@ class HttpxTransport:
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise transport_error(request, exc) from exc
         return _response(request, response, bounded.body())
+
+    def open_stream(self, url: str, timeout: float) -> SocketStream:
+        """A byte stream to ``url``'s origin, with the client's TLS context (no proxy)."""
+        return SocketStream.open(url, timeout, _client_ssl_context(self.client))
 
     def close(self) -> None:
         """Close the client, if this transport created it."""
@@ -169,6 +182,10 @@ class AsyncHttpxTransport:
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise transport_error(request, exc) from exc
         return _response(request, response, bounded.body())
+
+    async def open_stream(self, url: str, timeout: float) -> AsyncioStream:
+        """A byte stream to ``url``'s origin, with the client's TLS context (no proxy)."""
+        return await AsyncioStream.open(url, timeout, _client_ssl_context(self.client))
 
     async def aclose(self) -> None:
         """Close the client, if this transport created it."""

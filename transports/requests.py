@@ -49,6 +49,7 @@ from ._drive import (
     wire_head,
     wire_headers,
 )
+from ._streams import SocketStream, ssl_context_for_verify
 
 __all__ = ["RequestsTransport"]
 
@@ -74,6 +75,10 @@ class RequestsTransport:
         self.max_body_size = check_body_size(max_body_size)
         self._owned = session is None
         self.session = session if session is not None else requests.Session()
+
+    def open_stream(self, url: str, timeout: float) -> SocketStream:
+        """A byte stream to ``url``'s origin, verified as ``session.verify`` says (no proxy)."""
+        return SocketStream.open(url, timeout, ssl_context_for_verify(self.session.verify))
 
     def send(self, request: HttpRequest) -> HttpResponse:
         head = wire_head(request)

@@ -29,6 +29,7 @@ from ._drive import (
     transport_error,
     wire_head,
 )
+from ._streams import SocketStream
 
 __all__ = ["StdlibTransport"]
 
@@ -73,6 +74,10 @@ class StdlibTransport:
             raise transport_error(request, exc, timed_out=True) from exc
         except (OSError, ValueError, h11.ProtocolError) as exc:
             raise transport_error(request, exc) from exc
+
+    def open_stream(self, url: str, timeout: float) -> SocketStream:
+        """A byte stream to ``url``'s origin, with this transport's ``ssl_context``."""
+        return SocketStream.open(url, timeout, self.ssl_context)
 
     def close(self) -> None:
         """Nothing to release: every connection is closed after its request."""

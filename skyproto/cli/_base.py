@@ -27,6 +27,7 @@ import attrs
 from .._flow import Flow
 from .._http import HttpRequest, HttpResponse
 from .._redact import describe
+from ..calls import display_url
 from ..errors import LocalProtocolError
 from ..hosts import Hosts
 from ..transports import (
@@ -99,6 +100,11 @@ class TracingTransport:
         _trace(self.stream, "< ", describe(response))
         return response
 
+    def open_stream(self, url: str, timeout: float) -> Any:
+        """The inner transport's byte stream (docs/transports.md), traced by origin only."""
+        _trace(self.stream, "> ", f"STREAM {_origin(url)}")
+        return _opener(self.inner)(url, timeout)
+
 
 class AsyncTracingTransport:
     """Wrap an async transport and write each redacted exchange to ``stream``."""
@@ -112,6 +118,26 @@ class AsyncTracingTransport:
         response = await self.inner.send(request)
         _trace(self.stream, "< ", describe(response))
         return response
+
+    async def open_stream(self, url: str, timeout: float) -> Any:
+        """The inner transport's byte stream, traced by origin only."""
+        _trace(self.stream, "> ", f"STREAM {_origin(url)}")
+        return await _opener(self.inner)(url, timeout)
+
+
+def _origin(url: str) -> str:
+    """Scheme, host and port of ``url``: a stream's path may hold a session id."""
+    shown = display_url(url)
+    scheme, _, rest = shown.partition("://")
+    return f"{scheme}://{rest.partition('/')[0]}"
+
+
+def _opener(inner: object) -> Any:
+    """``inner.open_stream``; a transport without one cannot carry streams."""
+    opener = getattr(inner, "open_stream", None)
+    if opener is None:
+        raise LocalProtocolError(f"{type(inner).__name__} cannot open streams")
+    return opener
 
 
 def _trace(stream: TextIO, marker: str, text: str) -> None:
@@ -189,6 +215,9 @@ class _OwningHttpxTransport:
     def send(self, request: HttpRequest) -> HttpResponse:
         return self.inner.send(request)
 
+    def open_stream(self, url: str, timeout: float) -> Any:
+        return _opener(self.inner)(url, timeout)
+
     def close(self) -> None:
         try:
             self.inner.close()
@@ -205,6 +234,9 @@ class _OwningAsyncHttpxTransport:
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         return await self.inner.send(request)
+
+    async def open_stream(self, url: str, timeout: float) -> Any:
+        return await _opener(self.inner)(url, timeout)
 
     async def aclose(self) -> None:
         try:

@@ -47,6 +47,7 @@ SERVED_HOSTS: tuple[str, ...] = (
     "api.join.skype.com",
     *MESSENGER_HOSTS,
     *TEAMS_HOSTS,
+    "go.trouter.skype.com",
 )
 #: The messaging base of the foreign host the ``foreign_*`` knobs point at (never mapped, never
 #: trusted).

@@ -55,6 +55,7 @@ from ..hosts import Hosts
 from .core import LOG_SIZE, Emulator, check_log_size
 from .profile import DEFAULT_ACCOUNT, SERVED_HOSTS, Account, hosts_for, profile
 from .scenario import ROUTES, Scenario, parse_scenario
+from .trouter import TrouterPeer
 
 __all__ = ["EmulatorServer", "LoggedRequest", "serve"]
 
@@ -152,6 +153,8 @@ class EmulatorServer:
         self._core: Emulator | None = None
         self._log_size = check_log_size(log_size)
         self._log: deque[LoggedRequest] = deque(maxlen=self._log_size)
+        #: The Trouter peer (docs/trouter.md); cue it while holding :attr:`lock`.
+        self.trouter = TrouterPeer()
         self._errors: list[BaseException] = []
         self._state = "new"
 
@@ -465,6 +468,9 @@ class EmulatorServer:
             if received is None:
                 return
             head, body = received
+            if TrouterPeer.is_upgrade(head.target.decode("latin-1"), head.headers):
+                self._pump_websocket(sock, connection, head)
+                return
             response = self._answer(head, body, listener)
             self._write_response(sock, connection, response)
             if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
@@ -554,9 +560,43 @@ class EmulatorServer:
         url = f"{listener.scheme}://{listener.authority}{target}"
         return attrs.evolve(HttpRequest.from_h11(head, body), url=url)
 
+    def _pump_websocket(
+        self, sock: socket.socket, connection: h11.Connection, head: h11.Request
+    ) -> None:
+        """Hand a websocket upgrade to the Trouter peer and carry bytes both ways."""
+        upgrade = h11.Connection(h11.CLIENT).send(head) or b""
+        with self._cond:
+            stream = self.trouter.connect("", self._clock())
+            self.trouter.feed(stream, upgrade + connection.trailing_data[0], self._clock())
+        try:
+            while not self._stopping.is_set():
+                with self._cond:
+                    out = self.trouter.read(stream, 65536, self._clock())
+                if out == b"":
+                    return
+                if isinstance(out, bytes):
+                    self._send(sock, out)
+                    continue
+                try:
+                    sock.settimeout(_READ_TICK / 4)  # the peer's pushes wait at most this long
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                with self._cond:
+                    if not data:
+                        return
+                    self.trouter.feed(stream, data, self._clock())
+        finally:
+            with self._cond:
+                self.trouter.close(stream, self._clock())
+
     def _answer(self, head: h11.Request, body: bytes, listener: _Listener) -> HttpResponse:
         request = self._request_value(head, body, listener)
         core = self._running_core()
+        if TrouterPeer.serves(request.path):
+            with self._cond:
+                self._log.append(LoggedRequest(None, request, self._clock()))
+                return self.trouter.handle(request, self._clock())
         with self._cond:
             route = core.route(request)
             entry = LoggedRequest(route, request, self._clock())

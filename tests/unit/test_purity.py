@@ -41,6 +41,7 @@ from skyproto import (
     EventLoop,
     Flow,
     GuestCredentials,
+    HttpRequest,
     HttpResponse,
     LoginMethod,
     Session,
@@ -51,6 +52,10 @@ from skyproto.emulator.core import Emulator
 from skyproto.emulator.profile import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID
 from skyproto.emulator.scenario import Scenario as Knobs
 from skyproto.emulator.testing import Peer
+from skyproto.emulator.trouter import PeerDriver, TrouterPeer
+from skyproto.events import decode_events
+from skyproto.hosts import Hosts
+from skyproto.trouter.client import TrouterClient
 
 #: Packages that are I/O as a whole, every module in them included.
 EDGE_PACKAGES = ("skyproto.cli", "skyproto.transports")
@@ -527,6 +532,35 @@ def session_round(
 ACCOUNT = Credentials(DEFAULT_ACCOUNT.user, DEFAULT_ACCOUNT.password)
 
 
+def trouter_round() -> Flow[str]:
+    """Trouter against the pure peer, which carries the streams on a virtual clock: connect,
+    a push, a drop, a reconnection with a catch-up, a push, a loss report. The whole drive runs
+    when this flow starts, so it runs under the audit hook."""
+    peer = TrouterPeer()
+
+    def catch_up() -> Flow[list[Any]]:
+        response = yield HttpRequest("GET", "https://go.trouter.skype.com/backlog")
+        return list(decode_events(response.body))
+
+    delivered: list[object] = []
+    client = TrouterClient("token", "epid", delivered.append, hosts=Hosts(), catch_up=catch_up)
+    driver = PeerDriver(client.run(), peer, NOW)
+    driver.settle()
+    peer.push("one", now=driver.now)
+    driver.advance(40)
+    peer.drop(driver.now)
+    peer.push("two", now=driver.now)
+    driver.advance(5)
+    peer.report_loss(driver.now)
+    driver.advance(40)
+    stats = client.stats
+    return (
+        f"delivered={stats.delivered} connections={stats.connections} "
+        f"catch_ups={stats.catch_ups} pings={stats.pings}"
+    )
+    yield  # a flow that yields nothing: the peer's driver carried out its effects
+
+
 def outcome_of(value: object) -> str:
     if isinstance(value, HttpResponse):
         return f"returned {value.status} {value.json()!r}"
@@ -561,6 +595,12 @@ SCENARIOS = (
         ),
         None,
         "returned 'guest:grace_656c90bd delivered=4 acks=2 conversations=2'",
+    ),
+    Scenario(
+        "Trouter push channel",
+        trouter_round,
+        (),
+        "returned 'delivered=2 connections=2 catch_ups=2 pings=2'",
     ),
     Scenario(
         "external call, 200",

@@ -1,0 +1,1 @@
+"""Trouter tests: frames, the client flow and the emulator peer."""
