@@ -5,7 +5,8 @@ happens next; it opens no socket, reads no clock and never sleeps. Flows are gen
 requests (and :class:`Sleep`, :class:`Now`, :class:`Shared` and :class:`Deliver` effects);
 ``skyproto.transports`` runs them. The sub-flows :func:`request`, :func:`now`, :func:`sleep`,
 :func:`shared` and :func:`deliver` yield one effect each, for writing flows of your own. :class:`Session` holds the tokens and the re-authentication
-policy, and :class:`EventLoop` turns a session into a stream of typed events.
+policy (a Teams Free one signs in with :class:`DeviceCodeLogin`; its chat flows are in
+``skyproto.chat``), and :class:`EventLoop` turns a session into a stream of typed events.
 """
 
 from ._flow import (
@@ -23,7 +24,7 @@ from ._flow import (
     sleep,
 )
 from ._http import HttpRequest, HttpResponse
-from .auth import LoginMethod
+from .auth import DeviceCodeLogin, DevicePrompt, LoginMethod
 from .calls import AuthKind, external_call
 from .errors import (
     LocalProtocolError,
@@ -72,6 +73,8 @@ __all__ = [
     "ConversationUpdateEvent",
     "Credentials",
     "Deliver",
+    "DeviceCodeLogin",
+    "DevicePrompt",
     "EditMessageEvent",
     "Effect",
     "EndpointPresenceEvent",

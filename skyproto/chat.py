@@ -31,7 +31,7 @@ import attrs
 
 from ._flow import Flow, now, request
 from ._http import HttpResponse
-from .calls import DEFAULT_ACCEPTED, build_request, check_status, parse_retry_after
+from .calls import DEFAULT_ACCEPTED, AuthKind, build_request, check_status, parse_retry_after
 from .errors import (
     LocalProtocolError,
     RemoteProtocolError,
@@ -44,6 +44,7 @@ from .paging import DEFAULT_MAX_PAGES, Listing, Params, page_items
 from .tokens import SkypeToken
 
 if TYPE_CHECKING:
+    from .registration import Registration
     from .session import Session
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "parse_chat_page",
     "parse_sent",
     "send",
+    "send_legacy_message",
     "send_message",
     "summarise_message",
 ]
@@ -293,11 +295,16 @@ def listing(
 
 @attrs.frozen
 class SentMessage:
-    """What the service answered to a send: the message id and its arrival time."""
+    """What the service answered to a send: the message id and its arrival time.
+
+    ``original_arrival_time`` is the answer's ``OriginalArrivalTime`` exactly as it was given
+    (a JSON number or string); ``id`` is its digits and ``arrival`` the same instant, parsed.
+    """
 
     clientmessageid: str
     id: str
     arrival: dt.datetime | None
+    original_arrival_time: int | float | str
 
 
 def _millis(value: Any) -> int | None:
@@ -319,17 +326,35 @@ def parse_sent(response: HttpResponse, clientmessageid: str) -> SentMessage:
         raise RemoteProtocolError("send answer is not JSON", response) from None
     if not isinstance(body, dict):
         raise RemoteProtocolError("send answer is not a JSON object", response)
-    millis = _millis(body.get("OriginalArrivalTime"))
-    if millis is None:
+    raw = body.get("OriginalArrivalTime")
+    millis = _millis(raw)
+    if millis is None or not isinstance(raw, int | float | str):
         raise RemoteProtocolError("send answer has no usable OriginalArrivalTime", response)
     arrival = dt.datetime.fromtimestamp(millis / 1000, dt.UTC)
-    return SentMessage(clientmessageid, str(millis), arrival)
+    return SentMessage(clientmessageid, str(millis), arrival, raw)
 
 
 def new_clientmessageid(current: dt.datetime) -> str:
     """A numeric client message id: epoch milliseconds and four random digits."""
     millis = int(current.timestamp() * 1000)
     return f"{millis}{secrets.randbelow(10_000):04d}"
+
+
+def _message_body(text: str, clientmessageid: str, display_name: str | None) -> dict[str, Any]:
+    if not isinstance(text, str):
+        raise LocalProtocolError("a message text is a str")
+    if not clientmessageid.isdigit():
+        raise LocalProtocolError("a clientmessageid is a string of digits")
+    body: dict[str, Any] = {
+        "content": html.escape(text, quote=False),
+        "messagetype": "RichText/Html",
+        "contenttype": "text",
+        "clientmessageid": clientmessageid,
+        "amsreferences": [],
+    }
+    if display_name:
+        body["imdisplayname"] = display_name
+    return body
 
 
 def send_message(
@@ -343,23 +368,35 @@ def send_message(
     display_name: str | None = None,
 ) -> Flow[SentMessage]:
     """Flow: post ``text`` (as escaped HTML, as personal clients send it) to ``conversation``."""
-    if not isinstance(text, str):
-        raise LocalProtocolError("a message text is a str")
     url = _require_chat_url(messages_url(base, conversation), base, hosts, "a message send")
     if clientmessageid is None:
         clientmessageid = new_clientmessageid((yield from now()))
-    elif not clientmessageid.isdigit():
-        raise LocalProtocolError("a clientmessageid is a string of digits")
-    body: dict[str, Any] = {
-        "content": html.escape(text, quote=False),
-        "messagetype": "RichText/Html",
-        "contenttype": "text",
-        "clientmessageid": clientmessageid,
-        "amsreferences": [],
-    }
-    if display_name:
-        body["imdisplayname"] = display_name
+    body = _message_body(text, clientmessageid, display_name)
     req = build_request("POST", url, headers=chat_headers(token), json=body)
+    response = yield from request(req)
+    current = yield from now()
+    check_chat_status(response, method="POST", url=url, now=current)
+    return parse_sent(response, clientmessageid)
+
+
+def send_legacy_message(
+    reg: Registration,
+    conversation: str,
+    text: str,
+    *,
+    clientmessageid: str | None = None,
+    display_name: str | None = None,
+) -> Flow[SentMessage]:
+    """Flow: post ``text`` to ``conversation`` through the legacy chat service on the
+    registration's messaging host (``RegistrationToken`` header; docs/protocol.md §5), with the
+    same body as :func:`send_message`; the answer is read the same way."""
+    url = f"{reg.messenger}/users/ME/conversations/{_quoted(conversation)}/messages"
+    if clientmessageid is None:
+        clientmessageid = new_clientmessageid((yield from now()))
+    body = _message_body(text, clientmessageid, display_name)
+    req = build_request(
+        "POST", url, kind="endpoint", auth=(AuthKind.REG_TOKEN, reg.token.token), json=body
+    )
     response = yield from request(req)
     current = yield from now()
     check_chat_status(response, method="POST", url=url, now=current)
@@ -477,11 +514,20 @@ def conversations_listing(session: Session, *, max_pages: int = DEFAULT_MAX_PAGE
 
 def messages_listing(
     session: Session, conversation: str, *, count: int = 50, max_pages: int = DEFAULT_MAX_PAGES
-) -> ChatListing:
-    """A conversation's messages, newest first, ``count`` per page."""
+) -> Listing:
+    """A conversation's messages, newest first, ``count`` per page.
+
+    On a legacy session it is the same route under the messaging host, a syncState
+    :class:`~skyproto.Listing` (whose link lives in the session: :meth:`~skyproto.Listing.restart`
+    it, once registered, to begin at the newest message again)."""
+    path = f"/users/ME/conversations/{_quoted(conversation)}/messages"
+    if not session.teams:
+        return session.listing(
+            path, items_key="messages", params=message_params(count), max_pages=max_pages
+        )
     return ChatListing(
         session,
-        f"/v1/users/ME/conversations/{_quoted(conversation)}/messages",
+        "/v1" + path,
         items_key="messages",
         params=message_params(count),
         max_pages=max_pages,
@@ -490,9 +536,19 @@ def messages_listing(
 
 def send(session: Session, conversation: str, text: str) -> Flow[SentMessage]:
     """Flow: :func:`send_message` under the session's policy (a 401 re-mints the Skype token
-    once). The client message id is fixed before the first attempt, so a retry cannot post a
-    second copy the service would not recognise."""
+    once); on a legacy session, :func:`send_legacy_message` under its registration policy (a
+    401 logs in and registers again). The client message id is fixed before the first attempt,
+    so a retry cannot post a second copy the service would not recognise."""
     clientmessageid = new_clientmessageid((yield from now()))
+    if not session.teams:
+        return (
+            yield from session.call(
+                lambda reg: send_legacy_message(
+                    reg, conversation, text, clientmessageid=clientmessageid
+                ),
+                reregister_on_404=False,
+            )
+        )
     base = session.chat_base()
     return (
         yield from session.call_with_token(

@@ -15,7 +15,9 @@ Policies shared by the flows, documented where they live:
 * SOAP parsing, faults and DOCTYPE refusal (:mod:`skyproto.auth.soap`).
 
 The Teams Free chain (device code, refresh token, authz; docs/teams.md) lives in
-:mod:`skyproto.auth.teams`.
+:mod:`skyproto.auth.teams`; what a program needs of it is here too: :class:`DeviceCodeLogin`
+(the credentials of a Teams Free :class:`~skyproto.Session`), the :class:`DevicePrompt` it shows,
+:class:`DeviceLoginRequired` (a refresh token refused for good) and :func:`teams_login`.
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ from .live import live_login
 from .profile import fetch_user_id
 from .refresh import refresh_login
 from .soap import soap_login
+from .teams import DeviceCodeLogin, DeviceLoginRequired, DevicePrompt, teams_login
 
 __all__ = [
+    "DeviceCodeLogin",
+    "DeviceLoginRequired",
+    "DevicePrompt",
     "LoginMethod",
     "api_login",
     "choose_method",
@@ -43,6 +49,7 @@ __all__ = [
     "login",
     "refresh_login",
     "soap_login",
+    "teams_login",
 ]
 
 

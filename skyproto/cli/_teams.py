@@ -1,12 +1,15 @@
-"""The Teams Free verbs of the command line: ``login --teams``, ``messages`` and ``send``, and
-``conversations`` on a Teams session (docs/teams.md).
+"""The Teams Free verbs of the command line: ``login --teams``, ``messages`` and ``send`` (which
+also work on a legacy session, through its messaging host), and ``conversations`` on a Teams
+session (docs/teams.md).
 
 ``login --teams`` signs in with a device code: one line on stderr holds the URL to open and the
 code to enter; the verb polls until the sign-in finishes, saves the session to ``--state`` and
 prints the Skype id. With a refresh token already in that file it refreshes once instead (and
 saves the rotated refresh token); a refresh token the service refuses falls back to a device
 code. The other verbs resume the saved session, re-minting its Skype token from the refresh
-token when it lapsed, and write the file back when the session changed.
+token when it lapsed (and only then: no identity or authz call while it is valid), and write the
+file back when the session changed. A refresh token refused for good ends them with a
+:class:`~skyproto.SkypeAuthException` asking for ``skyproto login --teams``.
 
 The saved-session helpers are those of :mod:`skyproto.cli._saved`.
 """
@@ -14,16 +17,17 @@ The saved-session helpers are those of :mod:`skyproto.cli._saved`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import store
 from .._flow import now
-from ..auth.teams import DeviceCodeLogin, DevicePrompt
+from ..auth.teams import DeviceCodeLogin, DeviceLoginRequired, DevicePrompt
 from ..chat import conversations_listing, messages_listing, send, summarise_message
-from ..errors import LocalProtocolError, SkypeTokenException
+from ..errors import LocalProtocolError, SkypeAuthException, SkypeTokenException
 from ..hosts import Hosts
 from ..session import Session, SessionState
 from ._base import EXIT_OK, CliContext, FlowRunner, Verb
@@ -91,13 +95,32 @@ def run_login(args: argparse.Namespace, ctx: CliContext) -> int:
     return EXIT_OK
 
 
-def _teams_session(args: argparse.Namespace, ctx: CliContext, runner: FlowRunner) -> Session:
+def _chat_session(args: argparse.Namespace, ctx: CliContext, runner: FlowRunner) -> Session:
+    """The session saved at ``--state``: a Teams Free one under the Teams trust rules, or a
+    legacy one as it is (``messages`` and ``send`` then go through its messaging host)."""
     session = require_saved(args, ctx, runner)
     if not session.teams:
-        raise LocalProtocolError(
-            f"the session in {args.state!r} is not a Teams one; run 'skyproto login --teams'"
-        )
+        return session
     return Session(_hosts(ctx), state=session.state)
+
+
+@contextlib.contextmanager
+def _resuming(args: argparse.Namespace, session: Session) -> Iterator[None]:
+    """Run a verb on a saved session: save it back if it changed; a refresh token the identity
+    service refused for good becomes a :class:`~skyproto.SkypeAuthException` that says what to
+    run, and is dropped from the file so that it is never sent again."""
+    before = session.state
+    try:
+        yield
+    except DeviceLoginRequired as exc:
+        state = session.state
+        if state.teams is not None and before.teams is not None and state.teams != before.teams:
+            save(args.state, state)
+        raise SkypeAuthException(
+            f"{exc.message}; run 'skyproto login --teams' to sign in again"
+        ) from exc
+    finally:
+        save_if_changed(args.state, session, before)
 
 
 def list_conversations(
@@ -105,9 +128,8 @@ def list_conversations(
 ) -> int:
     """``conversations`` on a Teams session: one conversation id per line."""
     session = Session(_hosts(ctx), state=session.state)
-    before = session.state
     skipped = 0
-    try:
+    with _resuming(args, session):
         for items in runner.pages(conversations_listing(session)):
             for item in items:
                 ident = item.get("id") if isinstance(item, dict) else None
@@ -115,8 +137,6 @@ def list_conversations(
                     ctx.out(ident)
                 else:
                     skipped += 1
-    finally:
-        save_if_changed(args.state, session, before)
     if skipped:
         ctx.err(f"warning: skipped {skipped} listing item(s) without a conversation id")
     return EXIT_OK
@@ -132,27 +152,29 @@ def _configure_messages(parser: argparse.ArgumentParser) -> None:
     )
     add_state_option(parser)
     parser.epilog = (
-        "Prints the newest messages of a conversation of the Teams session in --state, one JSON "
-        "object per line with id, from, content, messagetype and composetime."
+        "Prints the newest messages of a conversation of the session in --state (Teams or "
+        "legacy), newest first, one JSON object per line with id, from (the sender's id, such "
+        "as 8:live:.cid.123), content (as the service sent it), messagetype and composetime."
     )
 
 
 def _run_messages(args: argparse.Namespace, ctx: CliContext) -> int:
     wanted: int = args.count
     with ctx.runner() as runner:
-        session = _teams_session(args, ctx, runner)
-        before = session.state
+        session = _chat_session(args, ctx, runner)
         printed = 0
-        try:
+        with _resuming(args, session):
             listing = messages_listing(session, args.conversation, count=min(wanted, _MAX_PAGE))
+            if not session.teams:
+                # A legacy listing keeps its syncState link in the session: from the newest.
+                runner.run(session.ensure_registration())
+                listing.restart()
             for items in runner.pages(listing):
                 for item in items[: wanted - printed]:
                     ctx.out(json.dumps(summarise_message(item), ensure_ascii=False))
                     printed += 1
                 if printed >= wanted:
                     break
-        finally:
-            save_if_changed(args.state, session, before)
     return EXIT_OK
 
 
@@ -161,23 +183,22 @@ def _configure_send(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", metavar="TEXT", help="the message text (sent as plain text)")
     add_state_option(parser)
     parser.epilog = (
-        "Sends TEXT to a conversation of the Teams session in --state and prints one JSON "
-        "object: the clientmessageid, the id the service gave and its arrival time."
+        "Sends TEXT to a conversation of the session in --state (Teams or legacy) and prints "
+        "one JSON object: the clientmessageid, the message id, and arrival: the service's "
+        "OriginalArrivalTime as it was given."
     )
 
 
 def _run_send(args: argparse.Namespace, ctx: CliContext) -> int:
     with ctx.runner() as runner:
-        session = _teams_session(args, ctx, runner)
-        before = session.state
-        try:
+        session = _chat_session(args, ctx, runner)
+        with _resuming(args, session):
             sent = runner.run(send(session, args.conversation, args.text))
-        finally:
-            save_if_changed(args.state, session, before)
     record: dict[str, Any] = {
         "clientmessageid": sent.clientmessageid,
         "id": sent.id,
-        "arrival": sent.arrival.isoformat() if sent.arrival is not None else None,
+        # As the service gave it (a number or a string), not reformatted.
+        "arrival": sent.original_arrival_time,
     }
     ctx.out(json.dumps(record))
     return EXIT_OK
@@ -185,13 +206,13 @@ def _run_send(args: argparse.Namespace, ctx: CliContext) -> int:
 
 MESSAGES = Verb(
     "messages",
-    "print a conversation's newest messages as JSON lines (Teams session)",
+    "print a conversation's newest messages as JSON lines",
     holding_state(_run_messages, needs_saved=True),
     _configure_messages,
 )
 SEND = Verb(
     "send",
-    "send a text message and print the service's answer (Teams session)",
+    "send a text message and print the service's answer",
     holding_state(_run_send, needs_saved=True),
     _configure_send,
 )

@@ -183,6 +183,7 @@ _ROUTE_TABLE: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("messenger", "PUT", ("v1", "users", "ME", "conversations", "*", "properties"), "consumption"),
     ("messenger", "GET", ("v1", "users", "ME", "conversations"), "conversations"),
     ("messenger", "GET", ("v1", "users", "ME", "conversations", "*", "messages"), "messages"),
+    ("messenger", "POST", ("v1", "users", "ME", "conversations", "*", "messages"), "send"),
     ("messenger", "GET", ("v1", "threads", "*"), "thread"),
     *TEAMS_ROUTE_TABLE,
 )
@@ -479,6 +480,8 @@ class Emulator:
         self._horizons: dict[tuple[str, str], str] = {}
         self._sync_states: dict[str, tuple[str, str, int, int]] = {}
         self._sync_tokens: dict[tuple[str, str, int, int], str] = {}
+        #: Messages sent through the legacy chat route, by conversation (oldest first).
+        self._sent: dict[str, list[tuple[str, str, str, str, str]]] = {}
         self._next_event_id = 1000
         self._last_message_id = 0
         self._event_seq = 0
@@ -1496,7 +1499,8 @@ class Emulator:
     def _message_items(self, base: str, seed: Mapping[str, Any]) -> list[dict[str, Any]]:
         chat = seed["id"]
         items = []
-        for sender, kind, content, stamp in seed["messages"]:
+        seeded = [(*message, None) for message in seed["messages"]]
+        for sender, kind, content, stamp, client_id in [*seeded, *self._sent.get(chat, ())]:
             message_id = str(_millis_of(stamp))
             items.append(
                 {
@@ -1505,7 +1509,7 @@ class Emulator:
                     "messagetype": kind,
                     "version": message_id,
                     "composetime": stamp,
-                    "clientmessageid": str(int(message_id) * 7 % 10**19),
+                    "clientmessageid": client_id or str(int(message_id) * 7 % 10**19),
                     "conversationLink": f"{base}/users/ME/conversations/{chat}",
                     "content": content,
                     "type": "Message",
@@ -1595,6 +1599,35 @@ class Emulator:
             key="messages",
             items=lambda: self._message_items(base, seed),
         )
+
+    def _on_send(self, request: HttpRequest, routed: _Routed, now: dt.datetime) -> HttpResponse:
+        """A message sent through the legacy chat service: 201 with ``OriginalArrivalTime`` (epoch
+        milliseconds, a JSON number); a repeated ``clientmessageid`` is recognised, not posted."""
+        grant = self._reg_grant(request, now)
+        if isinstance(grant, HttpResponse):
+            return grant
+        chat = routed.params[0]
+        if not any(seed["id"] == chat for seed in _SEED_CONVERSATIONS):
+            return _error(404, 404, "Conversation not found.")
+        body = _json_object(request)
+        content, kind = body.get("content"), body.get("messagetype")
+        client_id = body.get("clientmessageid")
+        if not isinstance(content, str) or kind not in ("Text", "RichText", "RichText/Html"):
+            return _error(400, 400, "content and messagetype are required.")
+        if not isinstance(client_id, str) or not client_id.isdigit():
+            return _error(400, 400, "clientmessageid must be a numeric string.")
+        sent = self._sent.setdefault(chat, [])
+        for *_, stamp, known in sent:
+            if known == client_id:
+                return _json(201, {"OriginalArrivalTime": _millis_of(stamp)})
+        seed = next(s for s in _SEED_CONVERSATIONS if s["id"] == chat)
+        newest = max(_millis_of(m[3]) for m in [*seed["messages"], *sent])
+        millis = max(epoch_millis(now), newest + 1)
+        when = dt.datetime.fromtimestamp(millis / 1000, dt.UTC)
+        stamp = f"{when:%Y-%m-%dT%H:%M:%S}.{millis % 1000:03d}Z"
+        sent.append((f"8:{grant.user_id}", kind, content, stamp, client_id))
+        del sent[:-_TABLE_LIMIT]  # the oldest go first; a conversation stays bounded
+        return _json(201, {"OriginalArrivalTime": millis})
 
     def _on_thread(self, request: HttpRequest, routed: _Routed, now: dt.datetime) -> HttpResponse:
         grant = self._reg_grant(request, now)

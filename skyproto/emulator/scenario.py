@@ -60,6 +60,7 @@ ROUTES: Mapping[str, str] = {
     "consumption": "PUT {H}/users/ME/conversations/{chat}/properties?name=consumptionhorizon",
     "conversations": "GET {H}/users/ME/conversations (syncState pages)",
     "messages": "GET {H}/users/ME/conversations/{chat}/messages (syncState pages)",
+    "send": "POST {H}/users/ME/conversations/{chat}/messages (201 with OriginalArrivalTime)",
     "thread": "GET {H}/threads/{thread} (a group conversation's properties and members)",
     **TEAMS_ROUTES,
 }
@@ -81,6 +82,7 @@ ROUTE_GROUPS: Mapping[str, tuple[str, ...]] = {
         "consumption",
         "conversations",
         "messages",
+        "send",
         "thread",
     ),
     "teams": ("teams_devicecode", "teams_token", "teams_authz"),
@@ -214,7 +216,8 @@ class Scenario:
         ``device_interval`` seconds; its first ``device_slow_down`` polls answer ``slow_down``,
         the next ``device_pending`` ``authorization_pending``, then the user's
         ``device_outcome`` (``approve``, ``declined`` or ``expired``). ``refresh_dead`` refuses
-        every refresh token. ``authz_shape`` is ``personal`` or ``work``. Chat listings hold at
+        every refresh token; a refused one is answered ``refresh_refusal`` (``invalid_grant``,
+        or ``interaction_required`` as for a sign-in that needs the user). ``authz_shape`` is ``personal`` or ``work``. Chat listings hold at
         most ``chat_page_size`` items a page; ``chat_quota`` chat calls a minute per user are
         allowed (0: no limit), then the quota answer: ``quota_code`` 429, or 803.
     """
@@ -250,6 +253,9 @@ class Scenario:
         default="approve", validator=_one_of("approve", "declined", "expired")
     )
     refresh_dead: bool = False
+    refresh_refusal: str = attrs.field(
+        default="invalid_grant", validator=_one_of("invalid_grant", "interaction_required")
+    )
     authz_shape: str = attrs.field(default="personal", validator=_one_of("personal", "work"))
     chat_page_size: int = attrs.field(default=2, validator=_positive_int)
     chat_quota: int = attrs.field(default=0, validator=_non_negative_int)
@@ -329,7 +335,7 @@ _INT_KEYS = frozenset(
     | {"device_interval", "device_slow_down", "device_pending", "chat_page_size", "chat_quota"}
     | {"quota_code"}
 )
-_WORD_KEYS = frozenset({"device_outcome", "authz_shape"})
+_WORD_KEYS = frozenset({"device_outcome", "authz_shape", "refresh_refusal"})
 _FLOAT_KEYS = frozenset({"delay", "hold"})
 _NAME_KEYS = frozenset({"malformed", "delay_routes", "events"})
 _KNOWN_KEYS = sorted(

@@ -10,8 +10,9 @@ real services are: numbers as strings, extra keys, empty error fields.
   and refresh-token grants. ``interval`` and ``expires_in`` are strings. The user "approves" a
   code after ``Scenario.device_pending`` polls (or declines it, or lets it expire, per
   ``device_outcome``); ``device_slow_down`` polls answer ``slow_down`` first, and so does a poll
-  sooner than the interval. Refresh tokens rotate: a used one is dead (``invalid_grant``), as is
-  every one under ``refresh_dead``. Access tokens are opaque and remember their scope. The scope
+  sooner than the interval. Refresh tokens rotate: a used one is dead (``invalid_grant``, or
+  ``interaction_required`` under ``refresh_refusal``), as is every one under ``refresh_dead``.
+  Access tokens are opaque and remember their scope. The scope
   ``https://api.spaces.skype.com/.default`` is refused (AADSTS70011).
 * **authz** (``teams.live.com/api/auth/v1.0/authz/consumer``): needs a bearer token for the
   skypetoken scope; ``v2.0`` answers 401. The answer has the personal shape (or the work one
@@ -405,6 +406,11 @@ class TeamsService:
         token = form.get("refresh_token")
         user = self._refresh.pop(token, None) if token else None  # rotation: one use only
         if user is None or self._owner.scenario.refresh_dead:
+            if self._owner.scenario.refresh_refusal == "interaction_required":
+                return _oauth_error(
+                    "interaction_required",
+                    "AADSTS50076: Due to a configuration change, you must sign in again.",
+                )
             return _oauth_error(
                 "invalid_grant", "AADSTS70000: The provided grant has expired or was revoked."
             )

@@ -45,7 +45,6 @@ from skyproto.chat import (
 from skyproto.emulator import EmulatorServer, Fault, Scenario
 
 from .matrix_support import TRANSPORTS, Runner
-from .test_cli_verbs import Cli
 from .test_matrix import assert_arrived_as_sent, forget_log
 
 pytestmark = pytest.mark.integration
@@ -222,89 +221,6 @@ def test_the_reference_example_runs(tmp_path: Any) -> None:
 
 
 # -- the command line --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: EmulatorServer) -> Cli:
-    monkeypatch.chdir(tmp_path)
-    return Cli(server, tmp_path)
-
-
-def teams_state(cli: Cli) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(cli.state.read_text())
-    return document
-
-
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_cli_login_prompts_then_refreshes_once(cli: Cli, transport: str) -> None:
-    first = cli("login", "--teams", transport=transport)
-    assert first.code == 0, first.err
-    [prompt] = [line for line in first.err.splitlines() if "devicelogin" in line]
-    code = re.search(r"code ([A-Z]{8})$", prompt)
-    assert code is not None
-    assert first.out.splitlines() == [cli.server.emulator.teams.skype_id]
-    assert oct(cli.state.stat().st_mode & 0o777) == "0o600"
-    saved = teams_state(cli)
-    assert saved["teams"]["refresh_token"]
-    assert "device" not in cli.state.read_text()
-
-    cli.server.clear_requests()
-    again = cli("login", "--teams", transport=transport)
-    assert again.code == 0, again.err
-    assert "devicelogin" not in again.err
-    assert cli.server.routes() == ["teams_token", "teams_authz"]
-    rotated = teams_state(cli)["teams"]["refresh_token"]
-    assert rotated != saved["teams"]["refresh_token"]
-
-
-def test_cli_dead_refresh_token_falls_back_to_a_device_code(cli: Cli) -> None:
-    assert cli("login", "--teams").code == 0
-    # A refresh token the service no longer knows (revoked, or expired after inactivity).
-    saved = teams_state(cli)
-    saved["teams"]["refresh_token"] = "M.C5-revoked"
-    cli.state.write_text(json.dumps(saved))
-    cli.server.clear_requests()
-    result = cli("login", "--teams")
-    assert result.code == 0, result.err
-    assert "devicelogin" in result.err
-    assert cli.server.routes()[:2] == ["teams_token", "teams_devicecode"]
-
-
-def test_cli_conversations_messages_and_send(cli: Cli) -> None:
-    assert cli("login", "--teams").code == 0
-    listed = cli("conversations")
-    assert listed.code == 0, listed.err
-    assert listed.out.split() == CHATS
-
-    sent = cli("send", GROUP, "hi from the cli")
-    assert sent.code == 0, sent.err
-    [line] = sent.out.splitlines()
-    record = json.loads(line)
-    assert set(record) == {"clientmessageid", "id", "arrival"}
-    assert record["clientmessageid"].isdigit()
-    assert dt.datetime.fromisoformat(record["arrival"]).tzinfo is not None
-
-    shown = cli("messages", GROUP, "--count", "3")
-    assert shown.code == 0, shown.err
-    rows = [json.loads(x) for x in shown.out.splitlines()]
-    assert len(rows) == 3
-    assert list(rows[0]) == ["id", "from", "content", "messagetype", "composetime"]
-    assert rows[0]["id"] == record["id"]
-    assert rows[0]["content"] == "hi from the cli"
-    assert [r["composetime"] for r in rows] == sorted(
-        (r["composetime"] for r in rows), reverse=True
-    )
-
-
-def test_cli_teams_verbs_need_a_teams_session(cli: Cli) -> None:
-    cli.state.write_text(
-        '{"version": 1, "user_id": null, "skype_token": null, "registration": null, '
-        '"endpoints": [], "paging": {"links": {}}, "guest": false}'
-    )
-    cli.state.chmod(0o600)
-    result = cli("send", GROUP, "x")
-    assert result.code == 1
-    assert "login --teams" in result.last_error_line
 
 
 def test_fixture_and_printed_profile_serve_the_teams_hosts(

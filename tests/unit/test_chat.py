@@ -35,10 +35,13 @@ from skyproto.chat import (
     listing,
     messages_url,
     parse_sent,
+    send_legacy_message,
     send_message,
     summarise_message,
 )
 from skyproto.hosts import Hosts
+from skyproto.registration import Registration
+from skyproto.tokens import RegistrationToken
 
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 HOSTS = Hosts.teams()
@@ -203,6 +206,38 @@ def test_send_body_and_answer() -> None:
     }
     assert (result.id, result.clientmessageid) == ("1772323200123", "42")
     assert result.arrival == dt.datetime(2026, 3, 1, 0, 0, 0, 123000, tzinfo=dt.UTC)
+    assert result.original_arrival_time == "1772323200123"  # as given: a string stays one
+
+
+@pytest.mark.parametrize("given", [1772323200123, "1772323200123", 1772323200123.0])
+def test_the_arrival_time_is_kept_as_given(given: Any) -> None:
+    result = parse_sent(HttpResponse.build(201, json={"OriginalArrivalTime": given}), "7")
+    assert result.original_arrival_time == given
+    assert type(result.original_arrival_time) is type(given)
+    assert result.id == "1772323200123"
+
+
+def test_legacy_send_goes_to_the_messaging_host_with_the_registration_token() -> None:
+    messenger = "https://client-s.gateway.messenger.live.com/v1"
+    reg = Registration(
+        RegistrationToken("registrationToken=REG-SECRET", NOW.replace(year=2027)), messenger
+    )
+    sent: list[HttpRequest] = []
+    answer = HttpResponse.build(201, json={"OriginalArrivalTime": 1772323200123})
+    result = drive(send_legacy_message(reg, "8:bob", "a & b", clientmessageid="9"), [answer], sent)
+    [request] = sent
+    assert request.method == "POST"
+    assert request.url == f"{messenger}/users/ME/conversations/8%3Abob/messages"
+    assert request.header("RegistrationToken") == "registrationToken=REG-SECRET"
+    assert request.header("Authentication") is None
+    assert request.json() == {
+        "content": "a &amp; b",
+        "messagetype": "RichText/Html",
+        "contenttype": "text",
+        "clientmessageid": "9",
+        "amsreferences": [],
+    }
+    assert (result.id, result.original_arrival_time) == ("1772323200123", 1772323200123)
 
 
 def test_send_makes_a_numeric_client_message_id() -> None:

@@ -1233,6 +1233,30 @@ def test_consumption_horizon() -> None:
     assert call(emu, s, "PUT", wrong, json={"consumptionhorizon": horizon}).status == 400
 
 
+def test_a_sent_message_is_answered_201_with_its_arrival_time_and_listed_first() -> None:
+    emu = make()
+    s = session(emu)
+    path = "/users/ME/conversations/8%3Aalice.smith/messages"
+    body = {"content": "hi", "messagetype": "RichText", "contenttype": "text"}
+    sent = call(emu, s, "POST", path, json={**body, "clientmessageid": "123"})
+    assert sent.status == 201
+    arrival = sent.json()["OriginalArrivalTime"]
+    # After the newest seeded message, though the clock is earlier; a number, as the service's.
+    assert arrival == 1709648700501
+    again = call(emu, s, "POST", path, json={**body, "clientmessageid": "123"})
+    assert again.json() == {"OriginalArrivalTime": arrival}  # recognised, not posted twice
+    [newest, *_] = call(emu, s, "GET", path).json()["messages"]
+    assert (newest["id"], newest["content"], newest["clientmessageid"]) == (
+        str(arrival),
+        "hi",
+        "123",
+    )
+    assert newest["from"].endswith(f"/users/ME/contacts/8:{ACCOUNT.skype_name}")
+    assert call(emu, s, "POST", path, json=body).status == 400
+    assert call(emu, s, "POST", path.replace("alice.smith", "nobody"), json=body).status == 404
+    assert call(emu, s, "POST", path, json={**body, "clientmessageid": "1"}, reg="x").status == 401
+
+
 # -- listings -----------------------------------------------------------------------------------
 
 

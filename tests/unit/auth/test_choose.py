@@ -80,6 +80,9 @@ def test_method_values() -> None:
 
 def test_public_interface() -> None:
     assert sorted(auth.__all__) == [
+        "DeviceCodeLogin",
+        "DeviceLoginRequired",
+        "DevicePrompt",
         "LoginMethod",
         "api_login",
         "choose_method",
@@ -89,6 +92,7 @@ def test_public_interface() -> None:
         "login",
         "refresh_login",
         "soap_login",
+        "teams_login",
     ]
     for name in ("soap_login", "live_login", "api_login", "refresh_login", "fetch_user_id"):
         params = inspect.signature(getattr(auth, name)).parameters
