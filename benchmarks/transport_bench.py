@@ -52,18 +52,24 @@ def ping_request(reg: Registration) -> HttpRequest:
 
 
 def bare_h11(request: HttpRequest) -> Callable[[], bytes]:
-    """Send ``request`` with nothing but a socket and h11, one connection each time."""
+    """Send ``request`` with nothing but a socket and h11, one connection each time.
+
+    The request line and header lines are worked out once; each call makes its h11 events from
+    them, as a hand-written client would.
+    """
     parts = urllib.parse.urlsplit(request.url)
     address = (parts.hostname or "", parts.port or 80)
-    head, data = request.to_h11()
+    head, _ = request.to_h11()
+    method, target, lines = head.method, head.target, list(head.headers.raw_items())
+    body = request.body
 
     def send() -> bytes:
         sock = socket.create_connection(address, timeout=10)
         try:
             conn = h11.Connection(our_role=h11.CLIENT)
-            out = conn.send(head) or b""
-            if data is not None:
-                out += conn.send(data) or b""
+            out = conn.send(h11.Request(method=method, target=target, headers=lines)) or b""
+            if body:
+                out += conn.send(h11.Data(data=body)) or b""
             out += conn.send(h11.EndOfMessage()) or b""
             sock.sendall(out)
             chunks = []

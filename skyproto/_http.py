@@ -15,6 +15,7 @@ elements, the ``value`` of elements whose ``name`` or ``id`` is a secret field, 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.parse
@@ -111,31 +112,61 @@ _FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
 _BODILESS_STATUSES = frozenset({204, 304})
 _COOKIE_NAME_FORBIDDEN = frozenset(" \t=;,\r\n\x00")
 _COOKIE_VALUE_FORBIDDEN = frozenset(";\r\n\x00")
+# URLs whose parse (and wire form of their target) is remembered.
+_URL_CACHE_SIZE = 256
+
+
+# A character that would end a header line, or that no header may hold.
+_LINE_BREAK_OR_NUL = re.compile("[\r\n\x00]").search
 
 
 def _normalise_headers(headers: HeaderInput) -> Headers:
     if headers is None:
         return ()
-    items = headers.items() if isinstance(headers, Mapping) else headers
+    # Tuples and lists first: every request and response passes here, some twice, and the
+    # abstract Mapping check costs more than the rest of a usual header.
+    if headers.__class__ is tuple or headers.__class__ is list:
+        items: Iterable[Any] = headers
+    else:
+        items = headers.items() if isinstance(headers, Mapping) else headers
     out: list[tuple[str, str]] = []
     for item in items:
-        if isinstance(item, str | bytes):
-            raise LocalProtocolError("headers are (name, value) pairs")
-        try:
+        # The usual case, a pair of non-empty plain strings, checked in one go.
+        if item.__class__ is tuple and len(item) == 2:
             name, value = item
-        except (TypeError, ValueError):
-            raise LocalProtocolError("headers are (name, value) pairs") from None
-        if value is None:
-            continue  # a header whose value is missing is left out, never sent as "None"
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise LocalProtocolError("header names and values must be str")
-        if not name:
-            raise LocalProtocolError("a header name cannot be empty")
-        if any(c in text for c in "\r\n\x00" for text in (name, value)):
-            # Only the name: the value may be a credential.
-            raise LocalProtocolError(f"header {name!r} contains a line break or NUL")
-        out.append((name, value))
+            if (
+                name.__class__ is str
+                and value.__class__ is str
+                and name
+                and _LINE_BREAK_OR_NUL(name) is None
+                and _LINE_BREAK_OR_NUL(value) is None
+            ):
+                out.append(item)
+                continue
+        checked = _checked_header(item)
+        if checked is not None:
+            out.append(checked)
     return tuple(out)
+
+
+def _checked_header(item: Any) -> tuple[str, str] | None:
+    """``item`` as a header line, ``None`` to leave it out, or :class:`LocalProtocolError`."""
+    if isinstance(item, str | bytes):
+        raise LocalProtocolError("headers are (name, value) pairs")
+    try:
+        name, value = item
+    except (TypeError, ValueError):
+        raise LocalProtocolError("headers are (name, value) pairs") from None
+    if value is None:
+        return None  # a header whose value is missing is left out, never sent as "None"
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise LocalProtocolError("header names and values must be str")
+    if not name:
+        raise LocalProtocolError("a header name cannot be empty")
+    if _LINE_BREAK_OR_NUL(name) is not None or _LINE_BREAK_OR_NUL(value) is not None:
+        # Only the name: the value may be a credential.
+        raise LocalProtocolError(f"header {name!r} contains a line break or NUL")
+    return (name, value)
 
 
 def _to_bytes(body: bytes | bytearray | memoryview) -> bytes:
@@ -219,11 +250,14 @@ def _with_query(
     return f"{base}{query}{hash_sign}{fragment}"
 
 
+@functools.lru_cache(maxsize=_URL_CACHE_SIZE)
 def _split_target(url: str) -> tuple[str, str, str]:
     """Return ``(scheme, host header, target)`` of an absolute URL, target being path and query.
 
     The ``Host`` value is the lower-cased host, with the port only when it is not the scheme's
     default. URLs with user info are refused: nothing here sends credentials that way.
+    Remembered for the last few hundred URLs (a session sends to the same few again and again;
+    every request is checked here when it is built and again when it goes on the wire).
     """
     try:
         parts = urllib.parse.urlsplit(url)
@@ -244,6 +278,7 @@ def _split_target(url: str) -> tuple[str, str, str]:
     return parts.scheme, host, target
 
 
+@functools.lru_cache(maxsize=_URL_CACHE_SIZE)
 def _wire_path(target: str) -> str:
     """``target`` as it goes on the wire: what a request target cannot hold, percent-encoded.
 
