@@ -9,8 +9,9 @@ for the duration, and ``REQUESTS_CA_BUNDLE`` names the emulator's CA. skyproto r
 runs ``Skype(user, password)``, ``getEvents()`` and ``ack()`` on each event. Each cycle starts
 from nothing on both sides (new HTTP sessions, so new TLS connections).
 
-SkPy's cycle also lists the endpoints after registering; skyproto's also sends a keep-alive ping
-before its first poll (the reference only pings when asked). Both make nine requests.
+Both log in by SOAP (soap, edge, profile), register, configure the endpoint, list the endpoints,
+subscribe, poll and acknowledge; skyproto's event loop also sends a keep-alive ping before its
+first poll (the reference pings only when asked), so it makes ten requests to SkPy's nine.
 """
 
 from __future__ import annotations
