@@ -190,6 +190,10 @@ def _header_all(headers: Headers, name: str) -> list[str]:
     return [value for key, value in headers if key.lower() == wanted]
 
 
+# What json.dumps would build for these options on every call; encode() keeps no state.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "), allow_nan=False)
+
+
 def dump_json(data: Any) -> bytes:
     """Serialise ``data`` the way the reference client does: ``", "``/``": "`` and ASCII escapes.
 
@@ -197,7 +201,7 @@ def dump_json(data: Any) -> bytes:
     :class:`LocalProtocolError`.
     """
     try:
-        text = json.dumps(data, ensure_ascii=True, separators=(", ", ": "), allow_nan=False)
+        text = _JSON_ENCODER.encode(data)
     except (TypeError, ValueError, RecursionError) as exc:
         raise LocalProtocolError(f"cannot encode the JSON body: {type(exc).__name__}") from None
     return text.encode("ascii")
