@@ -1,4 +1,5 @@
-"""Benchmarks: ``python -m benchmarks`` runs every ``*_bench.py`` module here.
+"""Benchmarks: ``python -m benchmarks`` runs every ``*_bench.py`` module here and prints one table.
 
-Each module has a ``main()`` that prints its figures next to a reference measured in the same run.
+Each module's ``main(smoke=False)`` returns rows comparing skyproto with a reference measured in
+the same run; ``_common.py`` states the contract.
 """

@@ -1,17 +1,21 @@
-"""Mac256: skyproto's ``mac256`` against SkPy 0.11's, on the same challenges, in the same run."""
+"""Mac256: skyproto's ``mac256`` against SkPy 0.11's, on the same challenges, in the same run.
+
+Every call computes the response afresh: nothing is cached, and the challenges are all different.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from skyproto.mac256 import mac256
 
-from ._common import best_seconds, report
+from ._common import CPU_CLOCK, alternate, row
 
 #: skyproto must be at least this many times faster than the reference.
-TARGET_RATIO = 8.0
-REPEATS = 7
+GOAL = ">= 10"
+REPEATS = 9
 CHALLENGE_COUNT = 100
 ROUNDS_PER_REPEAT = 20
 
@@ -42,36 +46,29 @@ def one_pass(function: Callable[[str], str], inputs: Sequence[str]) -> Callable[
     return run
 
 
-def measure(rounds: int = ROUNDS_PER_REPEAT, repeats: int = REPEATS) -> tuple[float, float | None]:
-    """(skyproto, SkPy) seconds per call; SkPy is ``None`` when not installed."""
+def main(smoke: bool = False) -> list[dict[str, Any]]:
+    rounds, repeats = (1, 2) if smoke else (ROUNDS_PER_REPEAT, REPEATS)
     inputs = challenges()
     ref = reference()
-    if ref is None:
-        (ours,) = best_seconds([one_pass(mac256, inputs)], rounds, repeats)
-        return ours / len(inputs), None
-    mismatches = [c for c in inputs if mac256(c) != ref(c)]
-    if mismatches:
-        raise SystemExit(f"mac256 disagrees with SkPy on {mismatches[:3]}")
-    ours, theirs = best_seconds([one_pass(mac256, inputs), one_pass(ref, inputs)], rounds, repeats)
-    return ours / len(inputs), theirs / len(inputs)
-
-
-def main() -> int:
-    rounds, repeats = ROUNDS_PER_REPEAT, REPEATS
-    calls = rounds * CHALLENGE_COUNT
-    ours, theirs = measure(rounds, repeats)
-    tail = f"(min of {repeats} repeats of {calls} calls)"
-    if theirs is None:
-        print(f"mac256: skyproto {ours * 1e6:.1f} µs/call, SkPy 0.11 not installed {tail}")
-        return 0
-    ratio = theirs / ours
-    return report(
-        f"mac256: skyproto {ours * 1e6:.1f} µs/call, SkPy 0.11 {theirs * 1e6:.1f} µs/call, "
-        f"ratio {ratio:.1f}x {tail}",
-        ratio,
-        TARGET_RATIO,
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    functions = [one_pass(mac256, inputs)]
+    if ref is not None:
+        mismatches = [c for c in inputs if mac256(c) != ref(c)]
+        if mismatches:
+            raise SystemExit(f"mac256 disagrees with SkPy on {mismatches[:3]}")
+        functions.append(one_pass(ref, inputs))
+    samples = alternate(functions, rounds, repeats, clock=CPU_CLOCK)
+    ours = min(samples[0]) / len(inputs)
+    theirs = min(samples[1]) / len(inputs) if ref is not None else None
+    return [
+        row(
+            "mac256",
+            skyproto=ours * 1e6,
+            reference=None if theirs is None else theirs * 1e6,
+            ratio=None if theirs is None else theirs / ours,
+            goal=GOAL,
+            unit="µs/call",
+            reference_name="SkPy 0.11",
+            statistic=f"CPU time, min of {repeats} x {rounds * len(inputs)} calls",
+            ratio_is="reference time / skyproto time",
+        )
+    ]

@@ -11,6 +11,7 @@ The ``repr`` of a request or response shows no body and redacts its URL and head
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.parse
@@ -48,31 +49,61 @@ _FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
 _BODILESS_STATUSES = frozenset({204, 304})
 _COOKIE_NAME_FORBIDDEN = frozenset(" \t=;,\r\n\x00")
 _COOKIE_VALUE_FORBIDDEN = frozenset(";\r\n\x00")
+# URLs whose parse (and wire form of their target) is remembered.
+_URL_CACHE_SIZE = 256
+
+
+# A character that would end a header line, or that no header may hold.
+_LINE_BREAK_OR_NUL = re.compile("[\r\n\x00]").search
 
 
 def _normalise_headers(headers: HeaderInput) -> Headers:
     if headers is None:
         return ()
-    items = headers.items() if isinstance(headers, Mapping) else headers
+    # Tuples and lists first: every request and response passes here, some twice, and the
+    # abstract Mapping check costs more than the rest of a usual header.
+    if headers.__class__ is tuple or headers.__class__ is list:
+        items: Iterable[Any] = headers
+    else:
+        items = headers.items() if isinstance(headers, Mapping) else headers
     out: list[tuple[str, str]] = []
     for item in items:
-        if isinstance(item, str | bytes):
-            raise LocalProtocolError("headers are (name, value) pairs")
-        try:
+        # The usual case, a pair of non-empty plain strings, checked in one go.
+        if item.__class__ is tuple and len(item) == 2:
             name, value = item
-        except (TypeError, ValueError):
-            raise LocalProtocolError("headers are (name, value) pairs") from None
-        if value is None:
-            continue  # a header whose value is missing is left out, never sent as "None"
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise LocalProtocolError("header names and values must be str")
-        if not name:
-            raise LocalProtocolError("a header name cannot be empty")
-        if any(c in text for c in "\r\n\x00" for text in (name, value)):
-            # Only the name: the value may be a credential.
-            raise LocalProtocolError(f"header {name!r} contains a line break or NUL")
-        out.append((name, value))
+            if (
+                name.__class__ is str
+                and value.__class__ is str
+                and name
+                and _LINE_BREAK_OR_NUL(name) is None
+                and _LINE_BREAK_OR_NUL(value) is None
+            ):
+                out.append(item)
+                continue
+        checked = _checked_header(item)
+        if checked is not None:
+            out.append(checked)
     return tuple(out)
+
+
+def _checked_header(item: Any) -> tuple[str, str] | None:
+    """``item`` as a header line, ``None`` to leave it out, or :class:`LocalProtocolError`."""
+    if isinstance(item, str | bytes):
+        raise LocalProtocolError("headers are (name, value) pairs")
+    try:
+        name, value = item
+    except (TypeError, ValueError):
+        raise LocalProtocolError("headers are (name, value) pairs") from None
+    if value is None:
+        return None  # a header whose value is missing is left out, never sent as "None"
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise LocalProtocolError("header names and values must be str")
+    if not name:
+        raise LocalProtocolError("a header name cannot be empty")
+    if _LINE_BREAK_OR_NUL(name) is not None or _LINE_BREAK_OR_NUL(value) is not None:
+        # Only the name: the value may be a credential.
+        raise LocalProtocolError(f"header {name!r} contains a line break or NUL")
+    return (name, value)
 
 
 def _to_bytes(body: bytes | bytearray | memoryview) -> bytes:
@@ -96,6 +127,10 @@ def _header_all(headers: Headers, name: str) -> list[str]:
     return [value for key, value in headers if key.lower() == wanted]
 
 
+# What json.dumps would build for these options on every call; encode() keeps no state.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "), allow_nan=False)
+
+
 def dump_json(data: Any) -> bytes:
     """Serialise ``data`` the way the reference client does: ``", "``/``": "`` and ASCII escapes.
 
@@ -103,7 +138,7 @@ def dump_json(data: Any) -> bytes:
     :class:`LocalProtocolError`.
     """
     try:
-        text = json.dumps(data, ensure_ascii=True, separators=(", ", ": "), allow_nan=False)
+        text = _JSON_ENCODER.encode(data)
     except (TypeError, ValueError, RecursionError) as exc:
         raise LocalProtocolError(f"cannot encode the JSON body: {type(exc).__name__}") from None
     return text.encode("ascii")
@@ -156,11 +191,14 @@ def _with_query(
     return f"{base}{query}{hash_sign}{fragment}"
 
 
+@functools.lru_cache(maxsize=_URL_CACHE_SIZE)
 def _split_target(url: str) -> tuple[str, str, str]:
     """Return ``(scheme, host header, target)`` of an absolute URL, target being path and query.
 
     The ``Host`` value is the lower-cased host, with the port only when it is not the scheme's
     default. URLs with user info are refused: nothing here sends credentials that way.
+    Remembered for the last few hundred URLs (a session sends to the same few again and again;
+    every request is checked here when it is built and again when it goes on the wire).
     """
     try:
         parts = urllib.parse.urlsplit(url)
@@ -181,6 +219,7 @@ def _split_target(url: str) -> tuple[str, str, str]:
     return parts.scheme, host, target
 
 
+@functools.lru_cache(maxsize=_URL_CACHE_SIZE)
 def _wire_path(target: str) -> str:
     """``target`` as it goes on the wire: what a request target cannot hold, percent-encoded.
 

@@ -12,7 +12,11 @@ Theory of operation, for the fast path below:
 * The final mix XORs the full (unmasked) digest words with ``m, s, m, s``; packing those four
   words little-endian and hex-encoding the bytes gives the least-significant-byte-first encoding
   the protocol wants.
-* The checksum is exact with Python integers; ``s`` is reduced once at the end.
+* The checksum is exact with Python integers; ``s`` is reduced once at the end. It uses only
+  sums and products, so reducing ``m`` less often than the reference does changes nothing.
+* A ten-digit challenge (every Unix time from September 2001 to November 2286) has the fastest
+  path: its clear text is always 32 bytes, eight words, and only the first three depend on the
+  challenge; the other five are the same every time, so they are read once, at import.
 """
 
 from __future__ import annotations
@@ -46,6 +50,16 @@ _FOUR_WORDS = struct.Struct("<4I")
 _WORD_STRUCTS = tuple(struct.Struct(f"<{n}I") for n in range(65))
 _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
+# The ten-digit case: words 0-2 hold the challenge (the third ends with "ms", the start of the
+# application id); words 3-7 hold the rest of the application id and the padding.
+_TEN = 10
+_TEN_HEAD = struct.Struct("<3I")
+_TEN_TAIL_BYTES = (_APP_ID_BYTES + _PADDING[(_TEN + len(_APP_ID_BYTES)) % _BLOCK])[2:]
+_Y1, _X2, _Y2, _X3, _Y3 = struct.unpack("<5I", _TEN_TAIL_BYTES)
+# The x words are scaled by the multiplier before use: done once here for the fixed ones.
+_X2M = _X2 * _WORD_MULTIPLIER % _MODULUS
+_X3M = _X3 * _WORD_MULTIPLIER % _MODULUS
+
 
 def mac256(challenge: str) -> str:
     """The 32-hex-digit lock-and-key response to ``challenge`` (ASCII only)."""
@@ -58,12 +72,34 @@ def mac256(challenge: str) -> str:
     except UnicodeEncodeError:
         raise LocalProtocolError("a Mac256 challenge must be ASCII text") from None
 
-    digest = sha256(raw + _KEY_BYTES).digest()
-    h0, h1, h2, h3 = _FOUR_WORDS.unpack_from(digest)
+    h0, h1, h2, h3 = _FOUR_WORDS.unpack_from(sha256(raw + _KEY_BYTES).digest())
     a = h0 & _KEY_MASK
     b = h1 & _KEY_MASK
     c = h2 & _KEY_MASK
     d = h3 & _KEY_MASK
+
+    if len(raw) == _TEN:
+        # Reduced once a pair: the sums and products are exact, and only their residues count.
+        x0, y0, x1 = _TEN_HEAD.unpack(raw + b"ms")
+        m = x0 * _WORD_MULTIPLIER * a + b
+        s = m
+        m = ((m + y0) * c + d) % _MODULUS
+        s += m
+        m = (m + x1 * _WORD_MULTIPLIER) * a + b
+        s += m
+        m = ((m + _Y1) * c + d) % _MODULUS
+        s += m
+        m = (m + _X2M) * a + b
+        s += m
+        m = ((m + _Y2) * c + d) % _MODULUS
+        s += m
+        m = (m + _X3M) * a + b
+        s += m
+        m = ((m + _Y3) * c + d) % _MODULUS
+        s += m
+        m = (m + b) % _MODULUS
+        s = (s + d) % _MODULUS
+        return _FOUR_WORDS.pack(h0 ^ m, h1 ^ s, h2 ^ m, h3 ^ s).hex()
 
     clear = raw + _APP_ID_BYTES
     clear += _PADDING[len(clear) % _BLOCK]

@@ -43,6 +43,23 @@ def test_matches_skpy_on_ascii(skpy_mac256: Callable[[str], str], challenge: str
     assert mac256(challenge) == skpy_mac256(challenge)
 
 
+# Ten characters take their own path (every Unix time from 2001 to 2286 is ten digits long).
+@pytest.mark.skpy
+@given(
+    challenge=st.one_of(
+        st.text(alphabet="0123456789", min_size=10, max_size=10),
+        st.text(alphabet=st.characters(max_codepoint=0x7F), min_size=10, max_size=10),
+    )
+)
+@example(challenge="0000000000")
+@example(challenge="9999999999")
+@example(challenge="\x7f" * 10)
+def test_ten_character_challenges_match_skpy(
+    skpy_mac256: Callable[[str], str], challenge: str
+) -> None:
+    assert mac256(challenge) == skpy_mac256(challenge)
+
+
 @given(challenge=ascii_text)
 def test_response_is_32_lower_case_hex_digits(challenge: str) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", mac256(challenge))

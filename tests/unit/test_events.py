@@ -994,3 +994,44 @@ def test_reasons_stay_short_whatever_the_value(value: Any, reason: str) -> None:
     event = decode_one(raw)
     assert isinstance(event, UnknownEvent)
     assert event.reason == reason
+
+
+def test_the_decoder_builds_events_equal_to_the_classes_own_constructors() -> None:
+    from skyproto import events
+
+    when = dt.datetime(2024, 3, 5, 14, 22, 31, tzinfo=dt.UTC)
+    message = events.Message("1", "RichText", when, "c", "u", "8:u", "hi")
+    assert events._make_message("1", "RichText", when, "c", "u", "8:u", "hi") == message
+    cases: list[tuple[Any, Any, tuple[Any, ...]]] = [
+        (events._make_presence, events.PresenceEvent, ("u", True, Status.Online, ("a",))),
+        (events._make_endpoint_presence, events.EndpointPresenceEvent, ("u", "n", (), "t", "v")),
+        (events._make_typing, events.TypingEvent, ("u", "8:u", True)),
+        (events._make_conversation_update, events.ConversationUpdateEvent, ("8:u", "1;2;3")),
+        (events._make_thread_update, events.ThreadUpdateEvent, ("19:t", ("a", "b"))),
+        (events._make_edit, events.EditMessageEvent, (5, message, "c")),
+    ]
+    cases += [(make, cls, (5, message)) for cls, make in events._MAKE_MESSAGE_EVENT.items()]
+    for make, cls, fields in cases:
+        built = make(7, when, *fields, "https://ack")
+        expected = cls(7, when, *fields, ack_url="https://ack")
+        assert type(built) is cls
+        assert built == expected
+        assert repr(built) == repr(expected)
+        assert hash(built) == hash(expected)
+    unknown = events._make_unknown(
+        id=None, time=None, ack_url=None, resource_type=None, raw=[], reason="r"
+    )
+    assert unknown == UnknownEvent(id=None, time=None, resource_type=None, raw=[], reason="r")
+
+
+def test_a_class_with_a_validator_gets_no_fast_constructor() -> None:
+    import attrs
+
+    from skyproto import events
+
+    @attrs.frozen
+    class Checked:
+        x: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+    with pytest.raises(TypeError, match="needs its own __init__"):
+        events._fast_constructor(Checked)

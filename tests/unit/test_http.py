@@ -525,3 +525,44 @@ def test_bodiless_statuses_carry_no_length_and_no_body(status: int) -> None:
     assert answer(HttpResponse(status)).headers == ()
     with pytest.raises(LocalProtocolError, match=f"a {status} response carries no body"):
         HttpResponse(status, (), b"x").to_h11()
+
+
+@pytest.mark.parametrize("shape", [tuple, list, dict])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("X-A", "one\r\nInjected: yes", "contains a line break or NUL"),
+        ("X-A", "nul\x00", "contains a line break or NUL"),
+        ("X-A\n", "v", "contains a line break or NUL"),
+        ("", "v", "cannot be empty"),
+        ("X-A", 5, "must be str"),
+    ],
+)
+def test_bad_header_lines_are_refused_in_every_shape(
+    shape: type, name: str, value: Any, message: str
+) -> None:
+    headers = shape([("X-Ok", "fine"), (name, value)])
+    with pytest.raises(LocalProtocolError, match=message) as caught:
+        HttpRequest("GET", "https://example.com/", headers)
+    assert "Injected" not in str(caught.value)
+    assert "nul" not in str(caught.value)
+
+
+@pytest.mark.parametrize("shape", [tuple, list])
+def test_header_lines_keep_their_order_and_repeats_and_drop_missing_values(shape: type) -> None:
+    lines = [("Set-Cookie", "a=1"), ("X-Gone", None), ("set-cookie", "b=2"), ("X-A", "")]
+    response = HttpResponse(200, shape(lines))
+    assert response.headers == (("Set-Cookie", "a=1"), ("set-cookie", "b=2"), ("X-A", ""))
+    assert response.header_all("SET-COOKIE") == ["a=1", "b=2"]
+
+
+def test_a_header_pair_must_be_a_pair() -> None:
+    for bad in ["ab", ("a", "b", "c"), ("a",), 7]:
+        with pytest.raises(LocalProtocolError, match="pairs"):
+            HttpRequest("GET", "https://example.com/", (bad,))  # type: ignore[arg-type]
+
+
+def test_a_bad_url_is_refused_every_time_not_only_the_first() -> None:
+    for _ in range(2):
+        with pytest.raises(LocalProtocolError, match="not an absolute"):
+            HttpRequest("GET", "ftp://example.com/x").to_h11()
