@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
@@ -48,5 +49,31 @@ def _drop_missing_optional_pages(app: object, docname: str, source: list[str]) -
             source[0] = re.sub(rf"^{page}\n", "", source[0], flags=re.MULTILINE)
 
 
+def _public(bases: tuple[type, ...] | list[type]) -> list[type]:
+    """``bases`` with each private class (``_WithResponse``) replaced by its own public bases."""
+    public: list[type] = []
+    for base in bases:
+        for kept in _public(base.__bases__) if base.__name__.startswith("_") else [base]:
+            if kept not in public:
+                public.append(kept)
+    return public
+
+
+def _public_bases(app: object, name: str, obj: object, options: object, bases: list[type]) -> None:
+    """Show a public class's public ancestors under "Bases:", never a private helper."""
+    bases[:] = _public(bases)
+
+
+def _no_constructor_return(
+    app: Any, what: str, name: str, obj: object, options: object, signature: str, ret: str
+) -> None:
+    """A class's signature is its ``__init__``'s: "Return type: None" would only be noise."""
+    if what in ("class", "exception"):
+        app.env.current_document.autodoc_annotations.get(name, {}).pop("return", None)
+
+
 def setup(app: object) -> None:
     app.connect("source-read", _drop_missing_optional_pages)  # type: ignore[attr-defined]
+    app.connect("autodoc-process-bases", _public_bases)  # type: ignore[attr-defined]
+    # After sphinx.ext.autodoc.typehints has recorded the annotations (priority 500).
+    app.connect("autodoc-process-signature", _no_constructor_return, priority=600)  # type: ignore[attr-defined]
