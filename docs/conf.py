@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -41,12 +42,27 @@ html_title = "skyproto"
 OPTIONAL_PAGES = ("teams", "trouter")
 
 
-def _drop_missing_optional_pages(app: object, docname: str, source: list[str]) -> None:
-    if docname != "index":
-        return
-    for page in OPTIONAL_PAGES:
-        if not (HERE / f"{page}.md").exists():
-            source[0] = re.sub(rf"^{page}\n", "", source[0], flags=re.MULTILINE)
+#: A part of a page that documents a module only while the module exists.
+OPTIONAL_PART = re.compile(
+    r"^<!-- optional: ([\w.]+) .*?-->\n.*?^<!-- end optional -->\n", re.MULTILINE | re.DOTALL
+)
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+def _drop_missing_optional_parts(app: object, docname: str, source: list[str]) -> None:
+    if docname == "index":
+        for page in OPTIONAL_PAGES:
+            if not (HERE / f"{page}.md").exists():
+                source[0] = re.sub(rf"^{page}\n", "", source[0], flags=re.MULTILINE)
+    source[0] = OPTIONAL_PART.sub(
+        lambda part: part.group(0) if _module_exists(part.group(1)) else "", source[0]
+    )
 
 
 def _public(bases: tuple[type, ...] | list[type]) -> list[type]:
@@ -73,7 +89,7 @@ def _no_constructor_return(
 
 
 def setup(app: object) -> None:
-    app.connect("source-read", _drop_missing_optional_pages)  # type: ignore[attr-defined]
+    app.connect("source-read", _drop_missing_optional_parts)  # type: ignore[attr-defined]
     app.connect("autodoc-process-bases", _public_bases)  # type: ignore[attr-defined]
     # After sphinx.ext.autodoc.typehints has recorded the annotations (priority 500).
     app.connect("autodoc-process-signature", _no_constructor_return, priority=600)  # type: ignore[attr-defined]
