@@ -9,21 +9,21 @@ Timeouts are decided here too. Every request :func:`build_request` makes carries
 ``timeout``: the one given, or else the entry of :data:`TIMEOUTS` for its ``kind``. The policy,
 in seconds for the whole exchange (connect to last byte), as the transports bound it:
 
-=================  =======  =========================================================
-kind               seconds  calls
-=================  =======  =========================================================
-``login page``     30       GET of a login or authorize page (§2), each redirect hop
-``login form``     30       POST of the credentials or a page's form (§2)
-``token exchange`` 30       SOAP security token, edge and API token exchanges (§2)
-``registration``   30       the registration-token handshake (§3)
-``endpoint``       20       endpoint calls: configure, subscribe, presence, ping (§5)
-``poll``           hold+15  the long poll (§5.6): the server's hold plus this margin
-``ack``            10       acknowledging an event (§5.7)
-``paging``         30       a page of a syncState listing (§6)
-``profile``        20       the account's profile
-``guest``          30       the guest join pages and calls
-``call``           30       anything else (unauthenticated lookups, other API calls)
-=================  =======  =========================================================
+==================  =======  =========================================================
+kind                seconds  calls
+==================  =======  =========================================================
+``login page``      30       GET of a login or authorize page (§2), each redirect hop
+``login form``      30       POST of the credentials or a page's form (§2)
+``token exchange``  30       SOAP security token, edge and API token exchanges (§2)
+``registration``    30       the registration-token handshake (§3)
+``endpoint``        20       endpoint calls: configure, subscribe, presence, ping (§5)
+``poll``            hold+15  the long poll (§5.6): the server's hold plus this margin
+``ack``             10       acknowledging an event (§5.7)
+``paging``          30       a page of a syncState listing (§6)
+``profile``         20       the account's profile
+``guest``           30       the guest join pages and calls
+``call``            30       anything else (unauthenticated lookups, other API calls)
+==================  =======  =========================================================
 
 A caller may pass a shorter (or longer) ``timeout`` of its own (the event loop cuts the poll's
 to the time left before its deadline); it must be positive and finite.

@@ -8,9 +8,9 @@ Policies shared by the flows, documented where they live:
 
 * expiry: ``floor(now) + expiresIn``; no expiry in the answer means ``now +``
   :data:`~skyproto.tokens.DEFAULT_TOKEN_LIFETIME`, and guests get
-  :data:`~skyproto.tokens.GUEST_TOKEN_LIFETIME` (:mod:`skyproto.auth._pages`);
+  :data:`~skyproto.tokens.GUEST_TOKEN_LIFETIME` (``skyproto/auth/_pages.py``);
 * redirects and cookies: at most 10 redirects per request, to trusted hosts only, with a per-flow
-  cookie jar scoped per host (:mod:`skyproto.auth._redirects`);
+  cookie jar scoped per host (``skyproto/auth/_redirects.py``);
 * the Live page check and its form rule (:mod:`skyproto.auth.live`);
 * SOAP parsing, faults and DOCTYPE refusal (:mod:`skyproto.auth.soap`).
 

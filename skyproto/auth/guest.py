@@ -3,7 +3,7 @@
 Steps: the join page (with a desktop browser's ``User-Agent``, or it answers "unsupported
 device") sets the ``csrf_token`` and ``launcher_session_id`` cookies; the meetings lookup gives
 the conversation's ``threadId``; posting the display name to the thread's members gives the Skype
-token. Redirects and cookies follow :mod:`skyproto.auth._redirects` (one jar for the whole flow,
+token. Redirects and cookies follow ``skyproto/auth/_redirects.py`` (one jar for the whole flow,
 so the join page's host-only cookies are not sent to ``api.join.skype.com``).
 
 Decisions where the reference client validates nothing (§12.21):

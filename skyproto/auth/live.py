@@ -14,7 +14,7 @@ as §2.2 prescribes, stages 2 and 3 post to the fixed ``post.srf`` URL instead, 
 steer the password elsewhere, and ``urlPost`` matters only as the place the ``opid`` usually
 appears in the answer to stage 2.
 
-Every request goes through :func:`~skyproto.auth._redirects.fetch`: redirects are followed by
+Every request goes through ``fetch`` (``skyproto/auth/_redirects.py``): redirects are followed by
 the core (at most 10 per request, trusted hosts only) and cookies live in one jar per login, with
 host-only cookies sent to their own host only. See that module for the exact rules.
 

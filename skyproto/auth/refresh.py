@@ -2,7 +2,7 @@
 
 The current token goes to login.skype.com as the cookie ``refresh-token``; the page answered
 holds a ``t`` value, which the t-exchange of the Live login trades for a new token. The
-redirect and cookie rules are those of :mod:`skyproto.auth._redirects`; the ``refresh-token``
+redirect and cookie rules are those of ``skyproto/auth/_redirects.py``; the ``refresh-token``
 cookie is sent only to the origin of the first request, never to a host a redirect names.
 
 The page is read in this order: an element with ``id="t"`` (without a value:

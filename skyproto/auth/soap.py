@@ -16,7 +16,7 @@ Decisions where the reference client crashes or loses information (§12.20):
   error status (HTTP 500 is the norm) is still read as a fault; 429 stays a rate-limit error.
 * An edge answer that is not a JSON object, or whose ``expiresIn`` is not a whole number of
   seconds, is a :class:`~skyproto.RemoteProtocolError`. An answer without ``expiresIn`` gets the
-  default lifetime (see :mod:`skyproto.auth._pages`).
+  default lifetime (see ``skyproto/auth/_pages.py``).
 """
 
 from __future__ import annotations

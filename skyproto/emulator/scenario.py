@@ -191,35 +191,36 @@ class Fault:
 class Scenario:
     """Every knob of the emulator. The default is a well-behaved service.
 
-        Registration: ``host_redirect`` sends the first POST from the default messaging host to the
-        ``db3-`` host with a 404 and a ``Location``; ``endless_redirect`` makes the two hosts send
-        the client to each other forever; ``foreign_location`` redirects to
-        ``https://evil.example/v1/users/ME/endpoints``. ``foreign_sync_state`` makes every listing's
+    Registration: ``host_redirect`` sends the first POST from the default messaging host to the
+    ``db3-`` host with a 404 and a ``Location``; ``endless_redirect`` makes the two hosts send
+    the client to each other forever; ``foreign_location`` redirects to
+    ``https://evil.example/v1/users/ME/endpoints``. ``foreign_sync_state`` makes every listing's
     ``syncState`` link point at ``https://evil.example/v1``.
 
-        Logins: ``wrong_password`` refuses the account's password everywhere; ``two_factor`` and
-        ``consent`` answer the Live credentials step with a two-factor page or an ``fmHF`` form.
+    Logins: ``wrong_password`` refuses the account's password everywhere; ``two_factor`` and
+    ``consent`` answer the Live credentials step with a two-factor page or an ``fmHF`` form.
 
-        Failures: ``faults`` inject statuses on routes; ``malformed`` routes answer a broken body
-        (and, for ``register``, a broken ``Set-RegistrationToken``); ``delay`` seconds are added by
-        the server before answering ``delay_routes`` (every route when empty).
+    Failures: ``faults`` inject statuses on routes; ``malformed`` routes answer a broken body
+    (and, for ``register``, a broken ``Set-RegistrationToken``); ``delay`` seconds are added by
+    the server before answering ``delay_routes`` (every route when empty).
 
-        Events: every endpoint's first subscription queues ``events`` (kind names, see
-        :data:`~skyproto.emulator.event_stream.EVENT_KINDS`) followed by ``event_count`` events
-        cycling through every kind. A poll returns at most ``events_per_poll`` events and, when
-        there are none, the server holds it for ``hold`` seconds.
+    Events: every endpoint's first subscription queues ``events`` (kind names, see
+    :data:`~skyproto.emulator.event_stream.EVENT_KINDS`) followed by ``event_count`` events
+    cycling through every kind. A poll returns at most ``events_per_poll`` events and, when
+    there are none, the server holds it for ``hold`` seconds.
 
-        Tokens: Skype tokens live ``token_lifetime`` seconds and registration tokens
-        ``registration_lifetime`` seconds. Listings without ``pageSize`` use ``page_size``.
+    Tokens: Skype tokens live ``token_lifetime`` seconds and registration tokens
+    ``registration_lifetime`` seconds. Listings without ``pageSize`` use ``page_size``.
 
-        Teams Free (:mod:`skyproto.emulator.teams`): a device code asks for polls every
-        ``device_interval`` seconds; its first ``device_slow_down`` polls answer ``slow_down``,
-        the next ``device_pending`` ``authorization_pending``, then the user's
-        ``device_outcome`` (``approve``, ``declined`` or ``expired``). ``refresh_dead`` refuses
-        every refresh token; a refused one is answered ``refresh_refusal`` (``invalid_grant``,
-        or ``interaction_required`` as for a sign-in that needs the user). ``authz_shape`` is ``personal`` or ``work``. Chat listings hold at
-        most ``chat_page_size`` items a page; ``chat_quota`` chat calls a minute per user are
-        allowed (0: no limit), then the quota answer: ``quota_code`` 429, or 803.
+    Teams Free (:mod:`skyproto.emulator.teams`): a device code asks for polls every
+    ``device_interval`` seconds; its first ``device_slow_down`` polls answer ``slow_down``,
+    the next ``device_pending`` ``authorization_pending``, then the user's
+    ``device_outcome`` (``approve``, ``declined`` or ``expired``). ``refresh_dead`` refuses
+    every refresh token; a refused one is answered ``refresh_refusal`` (``invalid_grant``,
+    or ``interaction_required`` as for a sign-in that needs the user). ``authz_shape`` is
+    ``personal`` or ``work``. Chat listings hold at most ``chat_page_size`` items a page;
+    ``chat_quota`` chat calls a minute per user are allowed (0: no limit), then the quota
+    answer: ``quota_code`` 429, or 803.
     """
 
     host_redirect: bool = False
