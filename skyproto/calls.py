@@ -46,21 +46,10 @@ from ._http import HeaderInput, HttpRequest, HttpResponse
 from .errors import LocalProtocolError, SkypeApiException, SkypeRateLimitException
 
 __all__ = [
-    "DEFAULT_ACCEPTED",
-    "EXTERNAL_ACCEPTED",
-    "REGISTRATION_ACCEPTED",
-    "TIMEOUTS",
-    "USER_AGENT",
     "AuthKind",
     "CallKind",
-    "auth_header",
     "build_request",
-    "call_timeout",
-    "check_seconds",
-    "check_status",
-    "display_url",
     "external_call",
-    "parse_retry_after",
 ]
 
 USER_AGENT = "skyproto/0.1"

@@ -25,11 +25,6 @@ from ._redact import redact_url
 from .errors import LocalProtocolError, UntrustedHostError
 
 __all__ = [
-    "DEFAULT_TRUSTED_DOMAINS",
-    "PROFILES",
-    "SERVICE_URLS",
-    "TEAMS_SERVICE_URLS",
-    "TROUTER_DOMAINS",
     "Hosts",
 ]
 

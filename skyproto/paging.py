@@ -40,17 +40,11 @@ from .hosts import Hosts
 from .registration import Registration
 
 __all__ = [
-    "CONVERSATION_PARAMS",
-    "DEFAULT_MAX_PAGES",
-    "MAX_LISTINGS",
-    "STALE_LINK_STATUSES",
     "Listing",
-    "ListingOwner",
     "PagingState",
     "conversations",
     "exhaust",
     "page",
-    "page_items",
 ]
 
 logger = logging.getLogger("skyproto")

@@ -60,19 +60,8 @@ from .mac256 import lock_and_key
 from .tokens import RegistrationToken, SkypeToken
 
 __all__ = [
-    "DEFAULT_MAX_REDIRECTS",
-    "NO_TOKEN_ATTEMPTS",
-    "NO_TOKEN_RETRY_DELAY",
-    "REGISTRATION_BODY",
-    "ParsedRegistrationToken",
     "Registration",
-    "endpoints_url",
-    "normalise_base",
-    "normalise_endpoint_id",
-    "parse_location",
-    "parse_registration_token",
     "register",
-    "registration_request",
 ]
 
 logger = logging.getLogger("skyproto")

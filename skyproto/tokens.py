@@ -13,14 +13,9 @@ import attrs
 from .errors import LocalProtocolError
 
 __all__ = [
-    "DEFAULT_TOKEN_LIFETIME",
-    "GUEST_TOKEN_LIFETIME",
-    "REFRESH_LEEWAY",
     "Credentials",
     "RegistrationToken",
     "SkypeToken",
-    "refresh_leeway",
-    "utc",
 ]
 
 #: Lifetime assumed when a login answer gives no expiry (the reference client crashes instead).

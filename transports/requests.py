@@ -37,18 +37,18 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "pip install 'skyproto[requests]'"
     ) from exc
 
-from skyproto._http import HttpRequest, HttpResponse
-from skyproto.calls import check_seconds
-
-from ._drive import (
+from skyproto.transports import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_TIMEOUT,
     BoundedBody,
     check_body_size,
+    check_seconds,
     transport_error,
     wire_head,
     wire_headers,
 )
+
+from skyproto import HttpRequest, HttpResponse
 
 __all__ = ["RequestsTransport"]
 

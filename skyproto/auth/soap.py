@@ -35,13 +35,7 @@ from ..tokens import Credentials, SkypeToken
 from ._pages import expiry_from, require_text, shorten
 
 __all__ = [
-    "EDGE_PARTNER",
-    "parse_edge_response",
-    "parse_security_token",
-    "parse_xml",
-    "security_token_envelope",
     "soap_login",
-    "xml_escape",
 ]
 
 #: The ``partner`` field of the edge exchange.

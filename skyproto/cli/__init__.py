@@ -29,7 +29,8 @@ closed early (``skyproto events | head -2``) ends the command quietly with exit 
 
 from __future__ import annotations
 
-from ._base import TRANSPORTS, CliContext, FlowRunner, Verb
-from ._main import VERBS, build_parser, main
+from ._main import main
 
-__all__ = ["TRANSPORTS", "VERBS", "CliContext", "FlowRunner", "Verb", "build_parser", "main"]
+__all__ = [
+    "main",
+]

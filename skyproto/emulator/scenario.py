@@ -22,14 +22,8 @@ from .event_stream import DEFAULT_EVENTS, EVENT_KINDS
 from .teams import TEAMS_ROUTES
 
 __all__ = [
-    "FAULT_STATUSES",
-    "ROUTES",
-    "ROUTE_GROUPS",
     "Fault",
     "Scenario",
-    "parse_fault",
-    "parse_scenario",
-    "routes_named",
 ]
 
 #: Every route the emulator serves, by its short name, with the request it answers.
