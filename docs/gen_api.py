@@ -15,12 +15,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-#: The documented modules, in reading order.
+#: The documented public modules, in reading order. Each section lists its module's ``__all__``.
 MODULES = (
     "skyproto.session",
-    "skyproto._snapshot",
     "skyproto.loop",
     "skyproto.auth",
+    "skyproto.auth.teams",
+    "skyproto.chat",
     "skyproto.registration",
     "skyproto.endpoint",
     "skyproto.paging",
@@ -29,9 +30,6 @@ MODULES = (
     "skyproto.tokens",
     "skyproto.hosts",
     "skyproto.errors",
-    "skyproto._http",
-    "skyproto._redact",
-    "skyproto._flow",
     "skyproto.calls",
     "skyproto.mac256",
     "skyproto.ids",
@@ -43,13 +41,17 @@ MODULES = (
     "skyproto.emulator.testing",
     "skyproto.cli",
 )
+#: Private modules whose public names (those ``skyproto`` re-exports) are described under
+#: ``skyproto`` itself, since they have no public module of their own.
+PRIVATE_HOMES = ("skyproto._http", "skyproto._flow")
 OUTPUT = Path(__file__).with_name("api.md")
 
 HEADER = """\
 # API reference
 
-Generated from the code by `python docs/gen_api.py`; do not edit by hand. Everything listed
-under `skyproto` itself can be imported from the package: `from skyproto import Session`.
+Generated from the code by `python docs/gen_api.py`; do not edit by hand. It lists the public
+face only: each module's `__all__` (docs/design.md, "Public face"). Everything listed under
+`skyproto` itself can be imported from the package: `from skyproto import Session`.
 Flows (functions documented as "Flow: ...") are generators; run them with
 `skyproto.transports.run_sync` or `run_async`, or step them with `skyproto.Stepper`.
 
@@ -160,6 +162,10 @@ def render() -> str:
         "Exports: " + ", ".join(f"`{name}`" for name in sorted(top.__all__)) + ".",
         "",
     ]
+    for home in PRIVATE_HOMES:
+        for name in sorted(getattr(importlib.import_module(home), "__all__", [])):
+            if name in top.__all__:
+                lines += _describe(name, getattr(top, name))
     for name in MODULES:
         lines += _module_section(importlib.import_module(name))
     return "\n".join(lines).rstrip("\n") + "\n"
