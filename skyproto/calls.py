@@ -45,12 +45,7 @@ from ._flow import Flow, now, request
 from ._http import HeaderInput, HttpRequest, HttpResponse
 from .errors import LocalProtocolError, SkypeApiException, SkypeRateLimitException
 
-__all__ = [
-    "AuthKind",
-    "CallKind",
-    "build_request",
-    "external_call",
-]
+__all__ = ["AuthKind", "CallKind", "build_request", "external_call"]
 
 USER_AGENT = "skyproto/0.1"
 

@@ -23,10 +23,7 @@ from hashlib import sha256
 
 from .errors import LocalProtocolError
 
-__all__ = [
-    "lock_and_key",
-    "mac256",
-]
+__all__ = ["lock_and_key", "mac256"]
 
 #: The application id; it ends the clear text and appears in the LockAndKey header.
 APP_ID = "msmsgs@msnmsgr.com"

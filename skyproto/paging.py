@@ -39,13 +39,7 @@ from .errors import LocalProtocolError, RemoteProtocolError, SkypeApiException
 from .hosts import Hosts
 from .registration import Registration
 
-__all__ = [
-    "Listing",
-    "PagingState",
-    "conversations",
-    "exhaust",
-    "page",
-]
+__all__ = ["Listing", "PagingState", "conversations", "exhaust", "page"]
 
 logger = logging.getLogger("skyproto")
 

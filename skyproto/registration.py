@@ -59,10 +59,7 @@ from .hosts import Hosts
 from .mac256 import lock_and_key
 from .tokens import RegistrationToken, SkypeToken
 
-__all__ = [
-    "Registration",
-    "register",
-]
+__all__ = ["Registration", "register"]
 
 logger = logging.getLogger("skyproto")
 

@@ -12,11 +12,7 @@ import attrs
 
 from .errors import LocalProtocolError
 
-__all__ = [
-    "Credentials",
-    "RegistrationToken",
-    "SkypeToken",
-]
+__all__ = ["Credentials", "RegistrationToken", "SkypeToken"]
 
 #: Lifetime assumed when a login answer gives no expiry (the reference client crashes instead).
 DEFAULT_TOKEN_LIFETIME = dt.timedelta(hours=24)

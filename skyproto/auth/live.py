@@ -56,9 +56,7 @@ from ._pages import (
 )
 from ._redirects import CookieJar, fetch_checked
 
-__all__ = [
-    "live_login",
-]
+__all__ = ["live_login"]
 
 #: The ``wreply`` query value of the post.srf stages (encoded once more on the wire).
 WREPLY = (

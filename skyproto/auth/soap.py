@@ -34,9 +34,7 @@ from ..hosts import Hosts
 from ..tokens import Credentials, SkypeToken
 from ._pages import expiry_from, require_text, shorten
 
-__all__ = [
-    "soap_login",
-]
+__all__ = ["soap_login"]
 
 #: The ``partner`` field of the edge exchange.
 EDGE_PARTNER = "999"

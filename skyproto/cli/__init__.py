@@ -31,6 +31,4 @@ from __future__ import annotations
 
 from ._main import main
 
-__all__ = [
-    "main",
-]
+__all__ = ["main"]

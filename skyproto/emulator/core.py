@@ -74,9 +74,7 @@ from .profile import (
 from .scenario import ROUTES, Scenario
 from .teams import TEAMS_ROUTE_TABLE, TeamsService
 
-__all__ = [
-    "Emulator",
-]
+__all__ = ["Emulator"]
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -19,11 +19,7 @@ import attrs
 from ..hosts import Hosts
 from .teams import TEAMS_HOSTS
 
-__all__ = [
-    "DEFAULT_ACCOUNT",
-    "DEFAULT_MEETING_ID",
-    "Account",
-]
+__all__ = ["DEFAULT_ACCOUNT", "DEFAULT_MEETING_ID", "Account"]
 
 DEFAULT_MESSENGER_HOST = "client-s.gateway.messenger.live.com"
 #: Where the ``host_redirect`` knob sends registrations.
