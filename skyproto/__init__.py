@@ -4,9 +4,15 @@ The core builds :class:`HttpRequest` values, reads :class:`HttpResponse` values 
 happens next; it opens no socket, reads no clock and never sleeps. Flows are generators that yield
 requests (and :class:`Sleep`, :class:`Now`, :class:`Shared` and :class:`Deliver` effects);
 ``skyproto.transports`` runs them. The sub-flows :func:`request`, :func:`now`, :func:`sleep`,
-:func:`shared` and :func:`deliver` yield one effect each, for writing flows of your own. :class:`Session` holds the tokens and the re-authentication
-policy (a Teams Free one signs in with :class:`DeviceCodeLogin`; its chat flows are in
-``skyproto.chat``), and :class:`EventLoop` turns a session into a stream of typed events.
+:func:`shared` and :func:`deliver` yield one effect each, for writing flows of your own.
+:class:`Session` holds the tokens and the re-authentication policy (a Teams Free one signs in with
+:class:`DeviceCodeLogin`; its chat flows are in ``skyproto.chat``), and :class:`EventLoop` turns a
+session into a stream of typed events.
+
+``Effect`` is the union of the five effect types and ``Flow[T]`` the type of a flow returning
+``T``; ``__version__`` is the package's version. The public face is what this package and its
+public modules list in ``__all__`` (see docs/design.md, "Public face"); everything else is
+private, however many modules use it.
 """
 
 from ._flow import (
@@ -59,7 +65,7 @@ from .events import (
 from .hosts import Hosts
 from .ids import Status, chat_from_url, no_prefix, user_from_url
 from .loop import EventLoop, LoopPolicy, LoopStats
-from .mac256 import lock_and_key, mac256
+from .mac256 import lock_and_key
 from .paging import PagingState
 from .registration import Registration
 from .session import GuestCredentials, Listing, Session, SessionState
@@ -126,7 +132,6 @@ __all__ = [
     "deliver",
     "external_call",
     "lock_and_key",
-    "mac256",
     "no_prefix",
     "now",
     "request",

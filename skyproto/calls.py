@@ -45,23 +45,7 @@ from ._flow import Flow, now, request
 from ._http import HeaderInput, HttpRequest, HttpResponse
 from .errors import LocalProtocolError, SkypeApiException, SkypeRateLimitException
 
-__all__ = [
-    "DEFAULT_ACCEPTED",
-    "EXTERNAL_ACCEPTED",
-    "REGISTRATION_ACCEPTED",
-    "TIMEOUTS",
-    "USER_AGENT",
-    "AuthKind",
-    "CallKind",
-    "auth_header",
-    "build_request",
-    "call_timeout",
-    "check_seconds",
-    "check_status",
-    "display_url",
-    "external_call",
-    "parse_retry_after",
-]
+__all__ = ["AuthKind", "CallKind", "build_request", "external_call"]
 
 USER_AGENT = "skyproto/0.1"
 

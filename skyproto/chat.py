@@ -48,30 +48,12 @@ if TYPE_CHECKING:
     from .session import Session
 
 __all__ = [
-    "AFD_BASE",
-    "CLIENT_VERSION",
-    "CONVERSATION_PARAMS",
-    "MSGAPI_BASE",
-    "QUOTA_ERROR_CODES",
     "ChatListing",
     "ChatPage",
     "SentMessage",
-    "chat_headers",
-    "chat_page",
-    "check_chat_status",
-    "conversation_id",
     "conversations_listing",
-    "conversations_url",
-    "listing",
-    "message_params",
     "messages_listing",
-    "messages_url",
-    "new_clientmessageid",
-    "parse_chat_page",
-    "parse_sent",
     "send",
-    "send_legacy_message",
-    "send_message",
     "summarise_message",
 ]
 

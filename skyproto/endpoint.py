@@ -44,14 +44,9 @@ from .ids import Status
 from .registration import Registration, normalise_endpoint_id
 
 __all__ = [
-    "ENDPOINT_GONE_CODE",
-    "POLL_TIMEOUT_MARGIN",
-    "SUBSCRIBED_RESOURCES",
     "EndpointGoneError",
     "ack",
-    "check_endpoint_status",
     "configure_endpoint",
-    "endpoint_path",
     "list_endpoints",
     "mark_consumed",
     "ping",

@@ -64,10 +64,7 @@ __all__ = [
     "TypedEvent",
     "TypingEvent",
     "UnknownEvent",
-    "converter",
     "decode_events",
-    "encode_event",
-    "parse_event_time",
 ]
 
 logger = logging.getLogger(__name__)

@@ -24,14 +24,7 @@ import attrs
 from ._redact import redact_url
 from .errors import LocalProtocolError, UntrustedHostError
 
-__all__ = [
-    "DEFAULT_TRUSTED_DOMAINS",
-    "PROFILES",
-    "SERVICE_URLS",
-    "TEAMS_SERVICE_URLS",
-    "TROUTER_DOMAINS",
-    "Hosts",
-]
+__all__ = ["Hosts"]
 
 #: The real service base URLs, by the name the core uses for them.
 SERVICE_URLS: Mapping[str, str] = {

@@ -13,7 +13,7 @@ import re
 
 from .errors import LocalProtocolError, RemoteProtocolError
 
-__all__ = ["Status", "chat_from_url", "no_prefix", "password_hash", "user_from_url"]
+__all__ = ["Status", "chat_from_url", "no_prefix", "user_from_url"]
 
 _TYPE_PREFIX = re.compile(r"[0-9]+:")
 # Unanchored on purpose: these pick the id out of any API URL that contains one.

@@ -87,7 +87,7 @@ from .events import Event, decode_events
 from .registration import Registration
 from .session import Session
 
-__all__ = ["EventLoop", "LoopPolicy", "LoopStats", "backoff_delay"]
+__all__ = ["EventLoop", "LoopPolicy", "LoopStats"]
 
 logger = logging.getLogger("skyproto")
 

@@ -27,7 +27,7 @@ from hashlib import sha256
 
 from .errors import LocalProtocolError
 
-__all__ = ["APP_ID", "MAC256_KEY", "lock_and_key", "mac256"]
+__all__ = ["lock_and_key", "mac256"]
 
 #: The application id; it ends the clear text and appears in the LockAndKey header.
 APP_ID = "msmsgs@msnmsgr.com"

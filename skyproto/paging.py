@@ -39,19 +39,7 @@ from .errors import LocalProtocolError, RemoteProtocolError, SkypeApiException
 from .hosts import Hosts
 from .registration import Registration
 
-__all__ = [
-    "CONVERSATION_PARAMS",
-    "DEFAULT_MAX_PAGES",
-    "MAX_LISTINGS",
-    "STALE_LINK_STATUSES",
-    "Listing",
-    "ListingOwner",
-    "PagingState",
-    "conversations",
-    "exhaust",
-    "page",
-    "page_items",
-]
+__all__ = ["Listing", "PagingState", "conversations", "exhaust", "page"]
 
 logger = logging.getLogger("skyproto")
 

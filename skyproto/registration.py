@@ -59,21 +59,7 @@ from .hosts import Hosts
 from .mac256 import lock_and_key
 from .tokens import RegistrationToken, SkypeToken
 
-__all__ = [
-    "DEFAULT_MAX_REDIRECTS",
-    "NO_TOKEN_ATTEMPTS",
-    "NO_TOKEN_RETRY_DELAY",
-    "REGISTRATION_BODY",
-    "ParsedRegistrationToken",
-    "Registration",
-    "endpoints_url",
-    "normalise_base",
-    "normalise_endpoint_id",
-    "parse_location",
-    "parse_registration_token",
-    "register",
-    "registration_request",
-]
+__all__ = ["Registration", "register"]
 
 logger = logging.getLogger("skyproto")
 

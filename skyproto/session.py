@@ -41,28 +41,21 @@ from ._flow import Flow, now, shared
 from ._http import HeaderInput, HttpResponse
 from ._snapshot import (
     GUEST_PREFIX,
-    SNAPSHOT_VERSION,
     SessionState,
     TeamsState,
     dump_snapshot,
     load_snapshot,
-    snapshot_converter,
-    usable_token,
 )
 from .auth import LoginMethod, fetch_user_id, guest_login, login
 from .auth.teams import DeviceCodeLogin, DeviceLoginRequired, Region, teams_login
 from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException
 from .hosts import Hosts
 from .ids import Status
-from .paging import STALE_LINK_STATUSES, Listing, PagingState
+from .paging import Listing, PagingState
 from .registration import DEFAULT_MAX_REDIRECTS, Registration, register
 from .tokens import Credentials, RegistrationToken, SkypeToken, refresh_leeway
 
 __all__ = [
-    "MAX_CALL_ATTEMPTS",
-    "SNAPSHOT_VERSION",
-    "STALE_LINK_STATUSES",
-    "CredentialSource",
     "GuestCredentials",
     "Listing",
     "Session",
@@ -70,8 +63,6 @@ __all__ = [
     "TeamsState",
     "dump_snapshot",
     "load_snapshot",
-    "snapshot_converter",
-    "usable_token",
 ]
 
 # -- the live session ---------------------------------------------------------------------------

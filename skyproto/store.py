@@ -75,18 +75,12 @@ if sys.platform != "win32":
     import fcntl
 
 __all__ = [
-    "FILE_MODE",
-    "LOCK_WAIT",
-    "MAX_FILE_SIZE",
-    "check_writable",
     "format_skpy_token_file",
     "load_state",
-    "lock_path",
     "lock_state",
     "parse_skpy_token_file",
     "read_skpy_token_file",
     "save_state",
-    "write_atomic",
     "write_skpy_token_file",
 ]
 

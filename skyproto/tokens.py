@@ -12,16 +12,7 @@ import attrs
 
 from .errors import LocalProtocolError
 
-__all__ = [
-    "DEFAULT_TOKEN_LIFETIME",
-    "GUEST_TOKEN_LIFETIME",
-    "REFRESH_LEEWAY",
-    "Credentials",
-    "RegistrationToken",
-    "SkypeToken",
-    "refresh_leeway",
-    "utc",
-]
+__all__ = ["Credentials", "RegistrationToken", "SkypeToken"]
 
 #: Lifetime assumed when a login answer gives no expiry (the reference client crashes instead).
 DEFAULT_TOKEN_LIFETIME = dt.timedelta(hours=24)

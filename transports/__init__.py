@@ -15,8 +15,13 @@ decoding) and turns every client failure into :class:`~skyproto.TransportError`
 body. The drivers throw that error into the flow, which may retry; they always close the flow.
 Importing a transport whose client library is missing raises an ``ImportError`` naming the extra.
 A transport of your own can reuse :func:`wire_head` and :func:`wire_headers` (the exact lines to
-send), :func:`transport_error` (a redacted :class:`~skyproto.TransportError` for a failure) and
-:class:`BoundedBody` (the exchange's deadline, and the body collected under a size limit).
+send), :func:`transport_error` (a redacted :class:`~skyproto.TransportError` for a failure),
+:class:`BoundedBody` (the exchange's deadline, and the body collected under a size limit), and
+:func:`check_seconds` and :func:`check_body_size` (to check a ``default_timeout`` and a
+``max_body_size`` given to its constructor), and :class:`SocketStream`, :class:`AsyncioStream`
+and :func:`ssl_context_for_verify` for the byte streams that ``open_stream`` returns
+(docs/trouter.md). The built-in transports import nothing else from
+skyproto but the public names of ``skyproto`` and of this package.
 
 Every transport bounds every exchange: a request's ``timeout`` (or the transport's
 ``default_timeout``, :data:`DEFAULT_TIMEOUT` unless given, when it is ``None``) covers the
@@ -25,6 +30,8 @@ bound), and a response body over ``max_body_size`` bytes (:data:`DEFAULT_MAX_BOD
 given) is a :class:`~skyproto.TransportError` raised while it is read, never held in memory.
 """
 
+from skyproto.calls import check_seconds
+
 from ._drive import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_TIMEOUT,
@@ -32,27 +39,32 @@ from ._drive import (
     BoundedBody,
     SyncTransport,
     aiterate_pages,
+    check_body_size,
     iterate_pages,
     run_async,
     run_sync,
     transport_error,
-    utc_now,
     wire_head,
     wire_headers,
 )
+from ._streams import AsyncioStream, SocketStream, ssl_context_for_verify
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_TIMEOUT",
     "AsyncTransport",
+    "AsyncioStream",
     "BoundedBody",
+    "SocketStream",
     "SyncTransport",
     "aiterate_pages",
+    "check_body_size",
+    "check_seconds",
     "iterate_pages",
     "run_async",
     "run_sync",
+    "ssl_context_for_verify",
     "transport_error",
-    "utc_now",
     "wire_head",
     "wire_headers",
 ]

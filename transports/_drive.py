@@ -348,7 +348,7 @@ def iterate_pages(
     clock: Callable[[], dt.datetime] = utc_now,
     sleep: Callable[[float], object] = time.sleep,
 ) -> Iterator[list[Any]]:
-    """Yield each page's items of ``listing`` (a :class:`~skyproto.session.Listing`) until it
+    """Yield each page's items of ``listing`` (a :class:`~skyproto.paging.Listing`) until it
     ends."""
     while True:
         items = run_sync(listing.next_page(), transport, clock=clock, sleep=sleep)

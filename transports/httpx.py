@@ -36,21 +36,22 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "skyproto.transports.httpx needs the 'httpx' package: pip install 'skyproto[httpx]'"
     ) from exc
 
-from skyproto._http import HttpRequest, HttpResponse
-from skyproto.calls import check_seconds
-
-from ._drive import (
+from skyproto.transports import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_TIMEOUT,
+    AsyncioStream,
     BoundedBody,
+    SocketStream,
     check_body_size,
+    check_seconds,
     transport_error,
     wire_head,
     wire_headers,
 )
-from ._streams import AsyncioStream, SocketStream
 
-__all__ = ["AsyncHttpxTransport", "HttpxTransport", "refusing_cookie_jar"]
+from skyproto import HttpRequest, HttpResponse
+
+__all__ = ["AsyncHttpxTransport", "HttpxTransport"]
 
 
 def refusing_cookie_jar() -> http.cookiejar.CookieJar:

@@ -37,19 +37,20 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "pip install 'skyproto[requests]'"
     ) from exc
 
-from skyproto._http import HttpRequest, HttpResponse
-from skyproto.calls import check_seconds
-
-from ._drive import (
+from skyproto.transports import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_TIMEOUT,
     BoundedBody,
+    SocketStream,
     check_body_size,
+    check_seconds,
+    ssl_context_for_verify,
     transport_error,
     wire_head,
     wire_headers,
 )
-from ._streams import SocketStream, ssl_context_for_verify
+
+from skyproto import HttpRequest, HttpResponse
 
 __all__ = ["RequestsTransport"]
 

@@ -17,19 +17,18 @@ import ssl
 import urllib.parse
 
 import h11
-
-from skyproto._http import HttpRequest, HttpResponse
-from skyproto.calls import check_seconds
-
-from ._drive import (
+from skyproto.transports import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_TIMEOUT,
     BoundedBody,
+    SocketStream,
     check_body_size,
+    check_seconds,
     transport_error,
     wire_head,
 )
-from ._streams import SocketStream
+
+from skyproto import HttpRequest, HttpResponse
 
 __all__ = ["StdlibTransport"]
 

@@ -30,7 +30,7 @@ from ..tokens import GUEST_TOKEN_LIFETIME, SkypeToken
 from ._pages import json_object, require_text
 from ._redirects import CookieJar, fetch_checked
 
-__all__ = ["BROWSER_USER_AGENT", "guest_login", "meeting_id"]
+__all__ = ["guest_login"]
 
 #: The desktop-browser ``User-Agent`` the join page requires (docs/protocol.md §1.5).
 BROWSER_USER_AGENT = (

@@ -56,7 +56,7 @@ from ._pages import (
 )
 from ._redirects import CookieJar, fetch_checked
 
-__all__ = ["WREPLY", "check_page", "find_opid", "find_ppft", "live_login"]
+__all__ = ["live_login"]
 
 #: The ``wreply`` query value of the post.srf stages (encoded once more on the wire).
 WREPLY = (

@@ -2,6 +2,8 @@
 
 A profile answer that is not a JSON object, or whose ``username`` is missing or empty, is a
 :class:`~skyproto.RemoteProtocolError` (the reference stores ``None`` and carries on).
+
+Internal: :func:`~skyproto.auth.fetch_user_id` is public as ``skyproto.auth.fetch_user_id``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from ..hosts import Hosts
 from ..tokens import SkypeToken
 from ._pages import json_object, require_text
 
-__all__ = ["fetch_user_id"]
+__all__: list[str] = []
 
 
 def fetch_user_id(token: SkypeToken, *, hosts: Hosts) -> Flow[str]:

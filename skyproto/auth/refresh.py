@@ -22,7 +22,7 @@ from ..tokens import SkypeToken
 from ._pages import login_query, t_exchange, t_value_or_error
 from ._redirects import CookieJar, fetch_checked
 
-__all__ = ["read_refresh_page", "refresh_login"]
+__all__ = ["refresh_login"]
 
 
 def read_refresh_page(response: HttpResponse) -> str:

@@ -34,15 +34,7 @@ from ..hosts import Hosts
 from ..tokens import Credentials, SkypeToken
 from ._pages import expiry_from, require_text, shorten
 
-__all__ = [
-    "EDGE_PARTNER",
-    "parse_edge_response",
-    "parse_security_token",
-    "parse_xml",
-    "security_token_envelope",
-    "soap_login",
-    "xml_escape",
-]
+__all__ = ["soap_login"]
 
 #: The ``partner`` field of the edge exchange.
 EDGE_PARTNER = "999"

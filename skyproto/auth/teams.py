@@ -48,31 +48,12 @@ from ..tokens import SkypeToken, utc
 from ._pages import _seconds, expiry_from, json_object, require_text, shorten
 
 __all__ = [
-    "AUTHZ_URL",
-    "CONSUMER_TENANT",
-    "DEVICE_CODE_GRANT",
-    "IDENTITY_URL",
-    "SKYPETOKEN_SCOPE",
-    "SLOW_DOWN_STEP",
-    "TEAMS_CLIENT_ID",
-    "V1_RESOURCE",
-    "DeviceCode",
     "DeviceCodeLogin",
     "DeviceLoginRequired",
     "DevicePrompt",
-    "OAuthTokens",
     "OAuthVersion",
     "Region",
     "TeamsAuth",
-    "authz",
-    "device_code_login",
-    "parse_authz",
-    "parse_device_code",
-    "parse_oauth_tokens",
-    "poll_device_code",
-    "refresh_access_token",
-    "request_device_code",
-    "skype_id_from_token",
     "teams_login",
 ]
 

@@ -20,6 +20,9 @@ functions in a module here, make a :class:`Verb` of them and list it in :data:`V
 never imports this package. An HTTP client library is imported only when a command builds its
 transport.
 
+:func:`main` runs the command; :func:`build_parser` gives its ``argparse`` parser (the
+documentation's command-line reference is generated from it).
+
 Exit codes: 0 success, 1 a :class:`~skyproto.SkypeException` (the last stderr line reads
 ``error: <ExceptionClass>: <message>``), 2 a usage error. Ctrl-C (SIGINT) ends every verb the
 same way: one ``interrupted`` line on stderr, no traceback, exit 0 (stopping ``events`` with
@@ -29,7 +32,6 @@ closed early (``skyproto events | head -2``) ends the command quietly with exit 
 
 from __future__ import annotations
 
-from ._base import TRANSPORTS, CliContext, FlowRunner, Verb
-from ._main import VERBS, build_parser, main
+from ._main import build_parser, main
 
-__all__ = ["TRANSPORTS", "VERBS", "CliContext", "FlowRunner", "Verb", "build_parser", "main"]
+__all__ = ["build_parser", "main"]

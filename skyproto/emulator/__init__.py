@@ -14,28 +14,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .core import Emulator
-from .event_stream import DEFAULT_EVENTS, EVENT_KINDS
-from .profile import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, SERVED_HOSTS, Account
-from .scenario import ROUTE_GROUPS, ROUTES, Fault, Scenario, parse_scenario
+from .profile import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, Account
+from .scenario import Fault, Scenario
 
 if TYPE_CHECKING:
     from .server import EmulatorServer, LoggedRequest, serve
 
 __all__ = [
     "DEFAULT_ACCOUNT",
-    "DEFAULT_EVENTS",
     "DEFAULT_MEETING_ID",
-    "EVENT_KINDS",
-    "ROUTES",
-    "ROUTE_GROUPS",
-    "SERVED_HOSTS",
     "Account",
     "Emulator",
     "EmulatorServer",
     "Fault",
     "LoggedRequest",
     "Scenario",
-    "parse_scenario",
     "serve",
 ]
 

@@ -74,15 +74,7 @@ from .profile import (
 from .scenario import ROUTES, Scenario
 from .teams import TEAMS_ROUTE_TABLE, TeamsService
 
-__all__ = [
-    "CLIENT_ID",
-    "LOCK_AND_KEY_WINDOW",
-    "LOG_SIZE",
-    "REDIRECT_URI",
-    "SITE_NAME",
-    "WREPLY",
-    "Emulator",
-]
+__all__ = ["Emulator"]
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -3,6 +3,8 @@
 :func:`render_event` turns a kind name into an ``eventMessages`` element shaped like captured
 traffic. Every URL in it starts from the messaging base of the endpoint that receives it, and
 every ``NewMessage`` carries ``ackrequired`` pointing at that base's ack route.
+
+Internal to the emulator; nothing here is public API.
 """
 
 from __future__ import annotations
@@ -10,19 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-__all__ = [
-    "ACK_KINDS",
-    "ALICE",
-    "BOB",
-    "DEFAULT_EVENTS",
-    "EVENT_KINDS",
-    "GROUP_CHAT",
-    "ack_url",
-    "epoch_millis",
-    "event_time",
-    "message_time",
-    "render_event",
-]
+__all__: list[str] = []
 
 #: Every event kind, in the order a generated stream cycles through them.
 EVENT_KINDS: tuple[str, ...] = (

@@ -24,28 +24,15 @@ SOAP answers carry the header and the extra security-token response a real ``RST
 has: a ``psf:pp`` header with credential properties, namespace declarations repeated on inner
 elements, and a ``Passport.NET/tb`` response (an encrypted token and a proof key, neither a
 ``BinarySecurityToken``) before the one for ``wl.skype.com``.
+
+Internal to the emulator; nothing here is public API.
 """
 
 from __future__ import annotations
 
 import html
 
-__all__ = [
-    "BAD_PASSWORD_MESSAGE",
-    "join_page",
-    "js_string",
-    "live_confirm_page",
-    "live_consent_page",
-    "live_error_page",
-    "live_opid_page",
-    "live_sign_in_page",
-    "live_two_factor_page",
-    "plain_page",
-    "refresh_error_page",
-    "skype_token_page",
-    "soap_fault",
-    "soap_token_response",
-]
+__all__: list[str] = []
 
 #: The Live answer to a wrong password (the anchor is stripped by clients).
 BAD_PASSWORD_MESSAGE = (

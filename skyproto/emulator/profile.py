@@ -19,19 +19,7 @@ import attrs
 from ..hosts import Hosts
 from .teams import TEAMS_HOSTS
 
-__all__ = [
-    "DEFAULT_ACCOUNT",
-    "DEFAULT_MEETING_ID",
-    "DEFAULT_MESSENGER_HOST",
-    "FOREIGN_BASE",
-    "FOREIGN_LOCATION",
-    "MESSENGER_HOSTS",
-    "REDIRECT_MESSENGER_HOST",
-    "SERVED_HOSTS",
-    "Account",
-    "hosts_for",
-    "profile",
-]
+__all__ = ["DEFAULT_ACCOUNT", "DEFAULT_MEETING_ID", "Account"]
 
 DEFAULT_MESSENGER_HOST = "client-s.gateway.messenger.live.com"
 #: Where the ``host_redirect`` knob sends registrations.
@@ -87,6 +75,7 @@ class Account:
         return f"{local[:2]}*****@{domain}" if domain else f"{local[:2]}*****"
 
 
+#: The account an emulator serves unless it is given another (``account=``).
 DEFAULT_ACCOUNT = Account()
 
 

@@ -21,16 +21,7 @@ from ..errors import LocalProtocolError
 from .event_stream import DEFAULT_EVENTS, EVENT_KINDS
 from .teams import TEAMS_ROUTES
 
-__all__ = [
-    "FAULT_STATUSES",
-    "ROUTES",
-    "ROUTE_GROUPS",
-    "Fault",
-    "Scenario",
-    "parse_fault",
-    "parse_scenario",
-    "routes_named",
-]
+__all__ = ["Fault", "Scenario"]
 
 #: Every route the emulator serves, by its short name, with the request it answers.
 ROUTES: Mapping[str, str] = {

@@ -23,6 +23,9 @@ real services are: numbers as strings, extra keys, empty error fields.
   ``X-Skypetoken``. ``@thread.skype`` conversations need ``ms-ic3-product`` (404 otherwise).
   ``chat_quota`` calls a minute per user, then 429 ``API calls quota exceeded!`` (or, with
   ``quota_code=803``, 403 ``Login Rate limit exceeded``) with ``Retry-After``.
+
+Internal to the emulator (switch it on with :class:`~skyproto.emulator.Scenario`); nothing
+here is public API.
 """
 
 from __future__ import annotations
@@ -44,19 +47,7 @@ from .event_stream import epoch_millis
 if TYPE_CHECKING:
     from .core import Emulator, _Routed
 
-__all__ = [
-    "AFD_PREFIX",
-    "CONSUMER_TENANT",
-    "IDENTITY_HOST",
-    "MSGAPI_HOST",
-    "SKYPETOKEN_SCOPE",
-    "TEAMS_CLIENT_ID",
-    "TEAMS_HOST",
-    "TEAMS_HOSTS",
-    "TEAMS_ROUTES",
-    "TEAMS_ROUTE_TABLE",
-    "TeamsService",
-]
+__all__: list[str] = []
 
 IDENTITY_HOST = "login.microsoftonline.com"
 TEAMS_HOST = "teams.live.com"

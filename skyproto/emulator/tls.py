@@ -3,6 +3,8 @@
 ``cryptography`` (the ``tls`` extra) is imported only when certificates are made. Nothing here
 reads the clock or touches a file: the validity period starts at the ``now`` given, and the
 server writes the PEM text where clients can read it.
+
+Internal to the emulator (``EmulatorServer(tls=True)`` uses it); nothing here is public API.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["LOOPBACK_NAMES", "TlsMaterial", "generate"]
+__all__: list[str] = []
 
 #: The names the leaf certificate is valid for.
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")

@@ -21,7 +21,9 @@ from typing import Any
 import attrs
 import pytest
 
-from skyproto.cli import TRANSPORTS, CliContext, _events, _saved, build_parser, main
+from skyproto.cli import _events, _saved, main
+from skyproto.cli._base import TRANSPORTS, CliContext
+from skyproto.cli._main import build_parser
 from skyproto.emulator import (
     DEFAULT_ACCOUNT,
     DEFAULT_MEETING_ID,

@@ -21,8 +21,11 @@ from typing import Any
 import pytest
 
 from skyproto import Hosts
-from skyproto.cli import CliContext, build_parser, main
-from skyproto.emulator import DEFAULT_ACCOUNT, SERVED_HOSTS, EmulatorServer
+from skyproto.cli import main
+from skyproto.cli._base import CliContext
+from skyproto.cli._main import build_parser
+from skyproto.emulator import DEFAULT_ACCOUNT, EmulatorServer
+from skyproto.emulator.profile import SERVED_HOSTS
 from skyproto.mac256 import mac256
 
 from . import default_sigint
@@ -299,7 +302,8 @@ saved = {name: sys.modules.get(name) for name in blocked}
 sys.modules.update(dict.fromkeys(blocked))  # importing any of them now raises ImportError
 try:
     import skyproto.emulator
-    from skyproto.emulator import DEFAULT_ACCOUNT, Emulator, Scenario, parse_scenario
+    from skyproto.emulator import DEFAULT_ACCOUNT, Emulator, Scenario
+    from skyproto.emulator.scenario import parse_scenario
 finally:
     for name, module in saved.items():
         if module is None:

@@ -25,12 +25,12 @@ import pytest
 from skyproto import Hosts, LocalProtocolError
 from skyproto.emulator import (
     DEFAULT_ACCOUNT,
-    SERVED_HOSTS,
     EmulatorServer,
     Fault,
     Scenario,
 )
 from skyproto.emulator.core import LOG_SIZE
+from skyproto.emulator.profile import SERVED_HOSTS
 from skyproto.mac256 import mac256
 
 pytestmark = pytest.mark.integration

@@ -35,8 +35,8 @@ from skyproto import (
     TypingEvent,
     UnknownEvent,
 )
-from skyproto.emulator import EVENT_KINDS, EmulatorServer, Fault, Scenario
-from skyproto.emulator.event_stream import ACK_KINDS
+from skyproto.emulator import EmulatorServer, Fault, Scenario
+from skyproto.emulator.event_stream import ACK_KINDS, EVENT_KINDS
 
 from .matrix_support import TRANSPORTS, Runner
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from skyproto import RemoteProtocolError
-from skyproto.trouter import (
+from skyproto.trouter._frames import (
     Frame,
     FrameType,
     TrouterRequest,

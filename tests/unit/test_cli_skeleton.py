@@ -28,7 +28,9 @@ from skyproto import (
 )
 from skyproto._flow import request
 from skyproto.calls import DEFAULT_ACCEPTED, check_status
-from skyproto.cli import TRANSPORTS, CliContext, Verb, _base, _mac256, _main, build_parser, main
+from skyproto.cli import _base, _mac256, _main, main
+from skyproto.cli._base import TRANSPORTS, CliContext, Verb
+from skyproto.cli._main import build_parser
 
 SECRET = "skypetoken-SECRET-do-not-print"
 RESPONSE_1700000000 = "abe5fadd8fa2021a9041e263584ea4ab"

@@ -22,20 +22,15 @@ from hypothesis import strategies as st
 from skyproto import Hosts, HttpRequest, HttpResponse, LocalProtocolError
 from skyproto.emulator import (
     DEFAULT_ACCOUNT,
-    DEFAULT_EVENTS,
     DEFAULT_MEETING_ID,
-    EVENT_KINDS,
-    ROUTES,
-    SERVED_HOSTS,
     Account,
     Emulator,
     Fault,
     Scenario,
-    parse_scenario,
 )
-from skyproto.emulator.event_stream import ACK_KINDS, render_event
-from skyproto.emulator.profile import FOREIGN_BASE, FOREIGN_LOCATION, profile
-from skyproto.emulator.scenario import parse_fault, routes_named
+from skyproto.emulator.event_stream import ACK_KINDS, DEFAULT_EVENTS, EVENT_KINDS, render_event
+from skyproto.emulator.profile import FOREIGN_BASE, FOREIGN_LOCATION, SERVED_HOSTS, profile
+from skyproto.emulator.scenario import ROUTES, parse_fault, parse_scenario, routes_named
 from skyproto.ids import password_hash
 from skyproto.mac256 import lock_and_key, mac256
 

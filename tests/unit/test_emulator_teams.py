@@ -387,8 +387,7 @@ def test_a_teams_session_refuses_legacy_registration() -> None:
 
 def test_teams_knobs_parse_from_the_command_line() -> None:
     from skyproto import LocalProtocolError as Refused
-    from skyproto.emulator import parse_scenario
-    from skyproto.emulator.scenario import routes_named
+    from skyproto.emulator.scenario import parse_scenario, routes_named
 
     items = ["device_outcome=declined", "device-slow-down=2", "refresh_dead=yes", "quota_code=803"]
     items += ["authz_shape=work", "chat_quota=15", "fault=chat_send:429:1:7"]

@@ -11,15 +11,15 @@ import attrs
 import pytest
 
 from skyproto import Hosts, LocalProtocolError, SkypeTokenException
-from skyproto.paging import PagingState
-from skyproto.registration import Registration
-from skyproto.session import (
+from skyproto._snapshot import (
     SNAPSHOT_VERSION,
     SessionState,
     dump_snapshot,
     load_snapshot,
     snapshot_converter,
 )
+from skyproto.paging import PagingState
+from skyproto.registration import Registration
 from skyproto.tokens import Credentials, RegistrationToken, SkypeToken
 
 NOW = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)

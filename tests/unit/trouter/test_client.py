@@ -462,7 +462,7 @@ def test_a_session_without_lifetime_backs_off_instead_of_hammering() -> None:
 
 
 def test_listed_messages_become_the_events_a_push_carries() -> None:
-    from skyproto.trouter import dedupe_key, events_from_messages
+    from skyproto.trouter.client import dedupe_key, events_from_messages
 
     setup = Setup(catch_up=None)
     setup.driver.settle()

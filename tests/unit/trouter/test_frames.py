@@ -9,7 +9,9 @@ import json
 import pytest
 
 from skyproto import LocalProtocolError, RemoteProtocolError
-from skyproto.trouter import (
+from skyproto.trouter._frames import (
+    CONTENT_ENCODING_HEADER,
+    MAX_BODY_BYTES,
     Frame,
     FrameType,
     TrouterRequest,
@@ -22,7 +24,6 @@ from skyproto.trouter import (
     parse_request,
     response_frame,
 )
-from skyproto.trouter._frames import CONTENT_ENCODING_HEADER, MAX_BODY_BYTES
 
 
 @pytest.mark.parametrize(
