@@ -19,6 +19,13 @@ most one ``timeout`` late; nor can it bound the name lookup (``getaddrinfo`` tak
 A response body over ``max_body_size`` bytes is a
 :class:`~skyproto.TransportError`, raised as soon as a ``Content-Length`` declares it or the
 bytes received pass it.
+
+Connection budgets (docs/transports.md): long polls go to ``poll_client`` and everything else to
+``client``, each request first taking a slot of its budget (``poll_connections`` and
+``connections`` in flight at most, waiting up to ``pool_timeout`` seconds for one). The clients
+these transports create have pools of exactly those sizes, so httpcore never queues a request
+itself (its pool scans every queued request against every connection). A ``client`` you pass in
+serves both budgets unless you pass a ``poll_client`` too; give it ``limits`` to match.
 """
 
 from __future__ import annotations
@@ -37,6 +44,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from skyproto._http import HttpRequest, HttpResponse
 from skyproto.calls import check_seconds
 
+from ._budget import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_POLL_CONNECTIONS,
+    DEFAULT_POOL_TIMEOUT,
+    Budgets,
+    check_connections,
+    pool_timeout_error,
+)
 from ._drive import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_TIMEOUT,
@@ -47,12 +62,22 @@ from ._drive import (
     wire_headers,
 )
 
-__all__ = ["AsyncHttpxTransport", "HttpxTransport", "refusing_cookie_jar"]
+__all__ = ["AsyncHttpxTransport", "HttpxTransport", "pool_limits", "refusing_cookie_jar"]
 
 
 def refusing_cookie_jar() -> http.cookiejar.CookieJar:
     """A cookie jar that neither stores nor returns any cookie."""
     return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def pool_limits(connections: int) -> httpx.Limits:
+    """The ``httpx.Limits`` of a pool sized to a budget of ``connections``.
+
+    Every connection may be kept alive: httpcore closes idle connections as soon as its pool
+    holds more connections than ``max_keepalive_connections``, so a lower value would close and
+    reopen connections under load.
+    """
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
 
 
 def _to_httpx(request: HttpRequest, bounded: BoundedBody) -> httpx.Request:
@@ -79,30 +104,52 @@ def _declared(bounded: BoundedBody, response: httpx.Response) -> None:
 
 
 class HttpxTransport:
-    """Send requests with an ``httpx.Client`` (yours, configured as you like, or a new one).
+    """Send requests with ``httpx.Client`` objects (yours, configured as you like, or new ones).
 
+    Long polls go to ``poll_client``, everything else to ``client`` (the module docstring says
+    how the budgets ``connections``, ``poll_connections`` and ``pool_timeout`` bound them).
     ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
-    ``max_body_size`` (bytes) bounds every response body. ``close()`` closes the client only if
-    this transport created it.
+    ``max_body_size`` (bytes) bounds every response body. ``close()`` closes only the clients
+    this transport created.
     """
 
     def __init__(
         self,
         client: httpx.Client | None = None,
         *,
+        poll_client: httpx.Client | None = None,
+        connections: int = DEFAULT_CONNECTIONS,
+        poll_connections: int = DEFAULT_POLL_CONNECTIONS,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         default_timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.default_timeout = check_seconds(default_timeout, "default_timeout")
         self.max_body_size = check_body_size(max_body_size)
-        self._owned = client is None
-        self.client = client if client is not None else httpx.Client(cookies=refusing_cookie_jar())
+        self.budgets = Budgets(connections, poll_connections, pool_timeout)
+        self._owned: list[httpx.Client] = []
+        if client is None:
+            client = self._new_client(connections)
+        self.client = client
+        self.poll_client = poll_client if poll_client is not None else client
+        if poll_client is None and self._owned:
+            self.poll_client = self._new_client(poll_connections)
+
+    def _new_client(self, connections: int) -> httpx.Client:
+        client = httpx.Client(cookies=refusing_cookie_jar(), limits=pool_limits(connections))
+        self._owned.append(client)
+        return client
 
     def send(self, request: HttpRequest) -> HttpResponse:
+        with self.budgets.slot(request):
+            return self._send(request)
+
+    def _send(self, request: HttpRequest) -> HttpResponse:
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         outgoing = _to_httpx(request, bounded)
+        client = self.poll_client if request.long_poll else self.client
         try:
-            response = self.client.send(outgoing, stream=True, auth=None, follow_redirects=False)
+            response = client.send(outgoing, stream=True, auth=None, follow_redirects=False)
             try:
                 _declared(bounded, response)
                 for chunk in response.iter_raw():
@@ -117,9 +164,9 @@ class HttpxTransport:
         return _response(request, response, bounded.body())
 
     def close(self) -> None:
-        """Close the client, if this transport created it."""
-        if self._owned:
-            self.client.close()
+        """Close the clients this transport created."""
+        for client in self._owned:
+            client.close()
 
     def __enter__(self) -> HttpxTransport:
         return self
@@ -129,33 +176,53 @@ class HttpxTransport:
 
 
 class AsyncHttpxTransport:
-    """Send requests with an ``httpx.AsyncClient`` (yours, configured as you like, or a new one).
+    """Send requests with ``httpx.AsyncClient`` objects (yours, configured as you like, or new ones).
 
+    Long polls go to ``poll_client``, everything else to ``client`` (the module docstring says
+    how the budgets ``connections``, ``poll_connections`` and ``pool_timeout`` bound them).
     ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
-    ``max_body_size`` (bytes) bounds every response body. ``aclose()`` closes the client only
-    if this transport created it.
+    ``max_body_size`` (bytes) bounds every response body. ``aclose()`` closes only the clients
+    this transport created.
     """
 
     def __init__(
         self,
         client: httpx.AsyncClient | None = None,
         *,
+        poll_client: httpx.AsyncClient | None = None,
+        connections: int = DEFAULT_CONNECTIONS,
+        poll_connections: int = DEFAULT_POLL_CONNECTIONS,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         default_timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.default_timeout = check_seconds(default_timeout, "default_timeout")
         self.max_body_size = check_body_size(max_body_size)
-        self._owned = client is None
-        self.client = (
-            client if client is not None else httpx.AsyncClient(cookies=refusing_cookie_jar())
-        )
+        self.budgets = _AsyncBudgets(connections, poll_connections, pool_timeout)
+        self._owned: list[httpx.AsyncClient] = []
+        if client is None:
+            client = self._new_client(connections)
+        self.client = client
+        self.poll_client = poll_client if poll_client is not None else client
+        if poll_client is None and self._owned:
+            self.poll_client = self._new_client(poll_connections)
+
+    def _new_client(self, connections: int) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(cookies=refusing_cookie_jar(), limits=pool_limits(connections))
+        self._owned.append(client)
+        return client
 
     async def send(self, request: HttpRequest) -> HttpResponse:
+        with await self.budgets.acquire(request):
+            return await self._send(request)
+
+    async def _send(self, request: HttpRequest) -> HttpResponse:
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         outgoing = _to_httpx(request, bounded)
+        client = self.poll_client if request.long_poll else self.client
         try:
             with anyio.fail_after(bounded.left()):
-                response = await self.client.send(
+                response = await client.send(
                     outgoing, stream=True, auth=None, follow_redirects=False
                 )
                 try:
@@ -171,12 +238,49 @@ class AsyncHttpxTransport:
         return _response(request, response, bounded.body())
 
     async def aclose(self) -> None:
-        """Close the client, if this transport created it."""
-        if self._owned:
-            await self.client.aclose()
+        """Close the clients this transport created."""
+        for client in self._owned:
+            await client.aclose()
 
     async def __aenter__(self) -> AsyncHttpxTransport:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _AsyncBudgets:
+    """The two budgets of an async transport: the twin of ``_budget.Budgets``, on anyio."""
+
+    def __init__(self, connections: int, poll_connections: int, pool_timeout: float) -> None:
+        self.connections = check_connections(connections, "connections")
+        self.poll_connections = check_connections(poll_connections, "poll_connections")
+        self.pool_timeout = check_seconds(pool_timeout, "pool_timeout")
+        self._short = anyio.Semaphore(self.connections)
+        self._poll = anyio.Semaphore(self.poll_connections)
+
+    async def acquire(self, request: HttpRequest) -> _AsyncSlot:
+        """Take a slot of ``request``'s budget; leaving the returned context gives it back."""
+        semaphore = self._poll if request.long_poll else self._short
+        try:
+            semaphore.acquire_nowait()
+        except anyio.WouldBlock:
+            try:
+                with anyio.fail_after(self.pool_timeout):
+                    await semaphore.acquire()
+            except TimeoutError:
+                raise pool_timeout_error(request) from None
+        return _AsyncSlot(semaphore)
+
+
+class _AsyncSlot:
+    __slots__ = ("_semaphore",)
+
+    def __init__(self, semaphore: anyio.Semaphore) -> None:
+        self._semaphore = semaphore
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self._semaphore.release()
