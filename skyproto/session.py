@@ -74,10 +74,10 @@ from cattrs.preconf.json import make_converter
 
 from . import endpoint as _endpoint
 from . import paging as _paging
-from ._flow import Flow, now, shared
+from ._flow import Flow, now, shared, sleep
 from ._http import HeaderInput, HttpResponse, dump_json
 from .auth import LoginMethod, fetch_user_id, guest_login, login
-from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException
+from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException, TransportError
 from .hosts import Hosts
 from .ids import Status
 from .paging import PagingState
@@ -85,6 +85,8 @@ from .registration import DEFAULT_MAX_REDIRECTS, Registration, register
 from .tokens import Credentials, SkypeToken, utc
 
 __all__ = [
+    "CONNECT_ATTEMPTS",
+    "CONNECT_BACKOFF",
     "MAX_CALL_ATTEMPTS",
     "SNAPSHOT_VERSION",
     "STALE_LINK_STATUSES",
@@ -415,6 +417,10 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
 
 #: Attempts one call gets at most: the first, one after a fresh login, one after a registration.
 MAX_CALL_ATTEMPTS = 3
+#: Attempts :meth:`Session.connect` makes when the exchange itself fails (the first included).
+CONNECT_ATTEMPTS = 4
+#: Seconds :meth:`Session.connect` waits before its second attempt, doubled before each later one.
+CONNECT_BACKOFF = 0.5
 #: Answers to a syncState link after which the link is forgotten and its listing starts over.
 STALE_LINK_STATUSES = frozenset({400, 404, 410})
 GUEST_PREFIX = "guest:"
@@ -641,7 +647,25 @@ class Session:
     # -- operations -----------------------------------------------------------------------------
 
     def connect(self) -> Flow[SessionState]:
-        """Flow: log in if needed, register if needed (config and endpoint listing included)."""
+        """Flow: log in if needed, register if needed (config and endpoint listing included).
+
+        A :class:`~skyproto.TransportError` (refused, reset, timed out: no answer) is tried
+        again, :data:`CONNECT_ATTEMPTS` attempts in all, after :data:`CONNECT_BACKOFF` seconds,
+        then twice as long each time (:class:`~skyproto.Sleep` effects). Each attempt starts
+        from what the previous ones achieved (a token obtained is kept). An answer, even an
+        error status, is never retried here; the call policy above handles those.
+        """
+        attempt = 1
+        while True:
+            try:
+                return (yield from self._connect_once())
+            except TransportError:
+                if attempt >= CONNECT_ATTEMPTS:
+                    raise
+            yield from sleep(CONNECT_BACKOFF * 2.0 ** (attempt - 1))
+            attempt += 1
+
+    def _connect_once(self) -> Flow[SessionState]:
         yield from self.skype_token()
         if self.state.user_id is None:
             user_id = yield from self.call_with_token(

@@ -32,6 +32,7 @@ from skyproto import (
     SkypeAuthException,
     SkypeRateLimitException,
     SkypeTokenException,
+    TransportError,
     UntrustedHostError,
 )
 from skyproto._flow import Flow, request
@@ -50,6 +51,8 @@ from skyproto.ids import Status
 from skyproto.paging import PagingState
 from skyproto.registration import Registration
 from skyproto.session import (
+    CONNECT_ATTEMPTS,
+    CONNECT_BACKOFF,
     MAX_CALL_ATTEMPTS,
     Listing,
     Session,
@@ -243,6 +246,61 @@ def test_connect_twice_sends_nothing_the_second_time() -> None:
     before = session.state
     assert peer.run(session.connect()) is before
     assert peer.sent == []
+
+
+class FlakyPeer(Peer):
+    """A peer whose transport fails the requests numbered in ``failing`` (from 0), recording
+    the driver's sleeps."""
+
+    def __init__(self, *failing: int) -> None:
+        super().__init__()
+        self.failing = set(failing)
+        self.attempts = 0
+        self.slept: list[float] = []
+
+    def send(self, req: HttpRequest) -> HttpResponse:
+        index, self.attempts = self.attempts, self.attempts + 1
+        if index in self.failing:
+            self.routes.append("x")
+            raise TransportError(f"ConnectionResetError: {req.method} {req.url}")
+        return super().send(req)
+
+    def run(self, flow: Flow[Any]) -> Any:
+        def sleep(seconds: float) -> None:
+            self.slept.append(seconds)
+            self.clock.advance(seconds)
+
+        return run_sync(flow, self, clock=self.clock, sleep=sleep)
+
+
+def test_connect_retries_transport_errors_from_where_it_failed() -> None:
+    peer = FlakyPeer(0, 4)  # the SOAP login, then the registration
+    session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
+    state = peer.run(session.connect())
+
+    assert peer.routes == ["x", *SOAP, "x", *REGISTER]  # the token obtained is kept
+    assert peer.slept == [CONNECT_BACKOFF, 2 * CONNECT_BACKOFF]
+    assert state.registration is not None
+    assert peer.emulator.endpoint_ids() == (state.registration.endpoint_id,)
+
+
+def test_connect_gives_up_after_its_attempts_with_the_last_transport_error() -> None:
+    peer = FlakyPeer(*range(100))
+    session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
+    with pytest.raises(TransportError, match="ConnectionResetError: POST"):
+        peer.run(session.connect())
+    assert peer.routes == ["x"] * CONNECT_ATTEMPTS
+    assert peer.slept == [CONNECT_BACKOFF * 2**n for n in range(CONNECT_ATTEMPTS - 1)]
+
+
+def test_connect_does_not_retry_an_answer() -> None:
+    peer = FlakyPeer()
+    peer.emulator.scenario = Scenario(faults=[Fault("soap", 503, 1)])
+    session = Session(peer.emulator.hosts, credentials=CREDENTIALS)
+    with pytest.raises(SkypeApiException):
+        peer.run(session.connect())
+    assert peer.routes == ["soap"]
+    assert peer.slept == []
 
 
 @pytest.mark.parametrize(
