@@ -22,16 +22,26 @@ bytes received pass it.
 
 Connection budgets (docs/transports.md): long polls go to ``poll_client`` and everything else to
 ``client``, each request first taking a slot of its budget (``poll_connections`` and
-``connections`` in flight at most, waiting up to ``pool_timeout`` seconds for one). The clients
-these transports create have pools of exactly those sizes, so httpcore never queues a request
-itself (its pool scans every queued request against every connection). A ``client`` you pass in
-serves both budgets unless you pass a ``poll_client`` too; give it ``limits`` to match.
+``connections`` in flight at most, waiting up to ``pool_timeout`` seconds for one). A ``client``
+you pass in serves both budgets unless you pass a ``poll_client`` too; give it ``limits`` to match.
+
+Pool sizes: httpcore's pool does work in proportion to its connections each time a request
+enters or leaves it (more for each idle one, whose socket it inspects), so one pool of a
+thousand connections makes every request cost a thousand steps. The transports that create
+their clients therefore spread each budget over small clients of :data:`POOL_SHARD` connections
+each, made as the load needs them and sharing one TLS context; a request goes to the most
+recently used client with a free connection, so the connections stay warm and the idle clients
+drain. (:attr:`client` and :attr:`poll_client` are the first of each.)
 """
 
 from __future__ import annotations
 
 import http.cookiejar
+import ssl
+import threading
 import urllib.parse
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 try:
     import anyio
@@ -62,7 +72,18 @@ from ._drive import (
     wire_headers,
 )
 
-__all__ = ["AsyncHttpxTransport", "HttpxTransport", "pool_limits", "refusing_cookie_jar"]
+__all__ = [
+    "POOL_SHARD",
+    "AsyncHttpxTransport",
+    "HttpxTransport",
+    "pool_limits",
+    "refusing_cookie_jar",
+]
+
+#: Connections per httpx client (one pool) in the budgets of the transports' own clients.
+POOL_SHARD = 4
+
+_C = TypeVar("_C", httpx.Client, httpx.AsyncClient)
 
 
 def refusing_cookie_jar() -> http.cookiejar.CookieJar:
@@ -78,6 +99,40 @@ def pool_limits(connections: int) -> httpx.Limits:
     reopen connections under load.
     """
     return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
+
+class _Shards(Generic[_C]):
+    """One budget's clients: yours alone, or small ones of ours made as the load needs them.
+
+    :meth:`take` hands out a client with a free connection (the last one given back: a stack of
+    free slots, so the same few pools stay busy and warm); the caller's budget semaphore keeps
+    the slots taken at most ``connections``.
+    """
+
+    def __init__(self, first: _C, make: Callable[[int], _C] | None, connections: int) -> None:
+        self.clients: list[_C] = [first]
+        self._make: Callable[[int], _C] | None = make
+        self._left = connections - POOL_SHARD
+        self._free = [0] * min(POOL_SHARD, connections) if make is not None else []
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        if self._make is None:
+            return 0
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            size = min(POOL_SHARD, max(1, self._left))
+            self._left -= size
+            index = len(self.clients)
+            self.clients.append(self._make(size))
+            self._free.extend([index] * (size - 1))
+            return index
+
+    def give(self, index: int) -> None:
+        if self._make is not None:
+            with self._lock:
+                self._free.append(index)
 
 
 def _to_httpx(request: HttpRequest, bounded: BoundedBody) -> httpx.Request:
@@ -128,26 +183,39 @@ class HttpxTransport:
         self.max_body_size = check_body_size(max_body_size)
         self.budgets = Budgets(connections, poll_connections, pool_timeout)
         self._owned: list[httpx.Client] = []
-        if client is None:
-            client = self._new_client(connections)
-        self.client = client
-        self.poll_client = poll_client if poll_client is not None else client
-        if poll_client is None and self._owned:
-            self.poll_client = self._new_client(poll_connections)
+        self._tls: ssl.SSLContext | None = None
+        make = self._new_client if client is None else None
+        self.client = client if client is not None else self._new_client(POOL_SHARD)
+        self._shards = _Shards(self.client, make, self.budgets.connections)
+        if poll_client is None and client is None:
+            poll_client = self._new_client(POOL_SHARD)
+            self._poll_shards = _Shards(poll_client, make, self.budgets.poll_connections)
+        else:
+            poll_client = poll_client if poll_client is not None else self.client
+            self._poll_shards = _Shards(poll_client, None, self.budgets.poll_connections)
+        self.poll_client = poll_client
 
     def _new_client(self, connections: int) -> httpx.Client:
-        client = httpx.Client(cookies=refusing_cookie_jar(), limits=pool_limits(connections))
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        client = httpx.Client(
+            cookies=refusing_cookie_jar(), limits=pool_limits(connections), verify=self._tls
+        )
         self._owned.append(client)
         return client
 
     def send(self, request: HttpRequest) -> HttpResponse:
         with self.budgets.slot(request):
-            return self._send(request)
+            shards = self._poll_shards if request.long_poll else self._shards
+            index = shards.take()
+            try:
+                return self._send(request, shards.clients[index])
+            finally:
+                shards.give(index)
 
-    def _send(self, request: HttpRequest) -> HttpResponse:
+    def _send(self, request: HttpRequest, client: httpx.Client) -> HttpResponse:
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         outgoing = _to_httpx(request, bounded)
-        client = self.poll_client if request.long_poll else self.client
         try:
             response = client.send(outgoing, stream=True, auth=None, follow_redirects=False)
             try:
@@ -200,26 +268,39 @@ class AsyncHttpxTransport:
         self.max_body_size = check_body_size(max_body_size)
         self.budgets = _AsyncBudgets(connections, poll_connections, pool_timeout)
         self._owned: list[httpx.AsyncClient] = []
-        if client is None:
-            client = self._new_client(connections)
-        self.client = client
-        self.poll_client = poll_client if poll_client is not None else client
-        if poll_client is None and self._owned:
-            self.poll_client = self._new_client(poll_connections)
+        self._tls: ssl.SSLContext | None = None
+        make = self._new_client if client is None else None
+        self.client = client if client is not None else self._new_client(POOL_SHARD)
+        self._shards = _Shards(self.client, make, self.budgets.connections)
+        if poll_client is None and client is None:
+            poll_client = self._new_client(POOL_SHARD)
+            self._poll_shards = _Shards(poll_client, make, self.budgets.poll_connections)
+        else:
+            poll_client = poll_client if poll_client is not None else self.client
+            self._poll_shards = _Shards(poll_client, None, self.budgets.poll_connections)
+        self.poll_client = poll_client
 
     def _new_client(self, connections: int) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(cookies=refusing_cookie_jar(), limits=pool_limits(connections))
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        client = httpx.AsyncClient(
+            cookies=refusing_cookie_jar(), limits=pool_limits(connections), verify=self._tls
+        )
         self._owned.append(client)
         return client
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         with await self.budgets.acquire(request):
-            return await self._send(request)
+            shards = self._poll_shards if request.long_poll else self._shards
+            index = shards.take()
+            try:
+                return await self._send(request, shards.clients[index])
+            finally:
+                shards.give(index)
 
-    async def _send(self, request: HttpRequest) -> HttpResponse:
+    async def _send(self, request: HttpRequest, client: httpx.AsyncClient) -> HttpResponse:
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         outgoing = _to_httpx(request, bounded)
-        client = self.poll_client if request.long_poll else self.client
         try:
             with anyio.fail_after(bounded.left()):
                 response = await client.send(
