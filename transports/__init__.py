@@ -23,8 +23,20 @@ Every transport bounds every exchange: a request's ``timeout`` (or the transport
 connect and every read, as far as each client allows (each module says what its client cannot
 bound), and a response body over ``max_body_size`` bytes (:data:`DEFAULT_MAX_BODY_SIZE` unless
 given) is a :class:`~skyproto.TransportError` raised while it is read, never held in memory.
+
+Every transport keeps two connection budgets: long polls
+(:attr:`HttpRequest.long_poll <skyproto.HttpRequest.long_poll>`) and everything else each have
+their own bounded set of connections (``poll_connections``, :data:`DEFAULT_POLL_CONNECTIONS`;
+``connections``, :data:`DEFAULT_CONNECTIONS`) and a bounded wait for one (``pool_timeout``,
+:data:`DEFAULT_POOL_TIMEOUT`), so that held polls never delay a short call (:class:`Budgets`).
 """
 
+from ._budget import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_POLL_CONNECTIONS,
+    DEFAULT_POOL_TIMEOUT,
+    Budgets,
+)
 from ._drive import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_TIMEOUT,
@@ -42,10 +54,14 @@ from ._drive import (
 )
 
 __all__ = [
+    "DEFAULT_CONNECTIONS",
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_POLL_CONNECTIONS",
+    "DEFAULT_POOL_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "AsyncTransport",
     "BoundedBody",
+    "Budgets",
     "SyncTransport",
     "aiterate_pages",
     "iterate_pages",
