@@ -276,6 +276,9 @@ class HttpRequest:
     """An HTTP request the core wants sent.
 
     ``timeout`` is a hint in seconds for the whole exchange; ``None`` lets the transport decide.
+    ``long_poll`` marks a request the server may hold open (the event poll, docs/protocol.md
+    §5.6): transports send it from their own connection budget, so that held polls never
+    starve short calls (docs/transports.md).
     """
 
     method: str
@@ -283,6 +286,7 @@ class HttpRequest:
     headers: Headers = attrs.field(default=(), converter=_normalise_headers)
     body: bytes = attrs.field(default=b"", converter=_to_bytes)
     timeout: float | None = None
+    long_poll: bool = attrs.field(default=False, kw_only=True)
 
     @classmethod
     def build(
@@ -297,6 +301,7 @@ class HttpRequest:
         content: bytes | str | None = None,
         cookies: Mapping[str, str | None] | None = None,
         timeout: float | None = None,
+        long_poll: bool = False,
     ) -> HttpRequest:
         """Build a request from the usual parts. At most one of ``json``, ``form`` and ``content``.
 
@@ -326,7 +331,7 @@ class HttpRequest:
             pairs = cookie_header(cookies)
             if pairs is not None:
                 hdrs = _add_cookie_pairs(hdrs, pairs)
-        return cls(method.upper(), url, tuple(hdrs), body, timeout)
+        return cls(method.upper(), url, tuple(hdrs), body, timeout, long_poll=long_poll)
 
     @property
     def host(self) -> str:

@@ -151,7 +151,9 @@ def build_request(
     Header order: ``User-Agent``, the auth header, then ``headers``. A ``User-Agent`` in
     ``headers`` replaces the default one (a request never carries two). The request's timeout is
     ``timeout`` when given (positive and finite, else :class:`LocalProtocolError`), otherwise
-    the :data:`TIMEOUTS` entry for ``kind``: never ``None``.
+    the :data:`TIMEOUTS` entry for ``kind``: never ``None``. A ``"poll"`` is marked
+    :attr:`~skyproto.HttpRequest.long_poll`, the one place the core decides which requests the
+    transports send from their long-poll budget.
     """
     limit = call_timeout(kind) if timeout is None else check_seconds(timeout, "timeout")
     given: list[tuple[str, str | None]] = []
@@ -173,6 +175,7 @@ def build_request(
         content=content,
         cookies=cookies,
         timeout=limit,
+        long_poll=kind == "poll",
     )
 
 

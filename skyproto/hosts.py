@@ -12,6 +12,7 @@ registration ``Location``, an ``ackrequired`` link, a ``syncState`` link, a redi
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import urllib.parse
@@ -151,6 +152,26 @@ def _normalise_overrides(value: Mapping[str, str]) -> Mapping[str, str]:
     return out
 
 
+# Every token-bearing request asks whether its URL is trusted; the bases behind the answer are
+# the same for a whole session, so they are worked out and parsed once (per distinct profile).
+@functools.lru_cache(maxsize=32)
+def _trusted_bases(
+    overrides: tuple[tuple[str, str], ...], extra: tuple[str, ...], *, teams: bool
+) -> tuple[str, ...]:
+    bases = [base for _host, base in overrides] + list(extra)
+    mapped = {host for host, _base in overrides}
+    for real in (TEAMS_SERVICE_URLS if teams else SERVICE_URLS).values():
+        host = (urllib.parse.urlsplit(real).hostname or "").lower()
+        if host not in mapped:
+            bases.append(_normalise_base(real))
+    return tuple(dict.fromkeys(bases))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_bases(bases: tuple[str, ...]) -> tuple[tuple[tuple[str, str, int] | None, str], ...]:
+    return tuple((_origin(base), urllib.parse.urlsplit(base).path) for base in bases)
+
+
 @attrs.frozen
 class Hosts:
     """Service base URLs and the trust allow-list.
@@ -265,12 +286,7 @@ class Hosts:
         teams = self.profile == "teams"
         if not self.overrides and not self.extra_trusted and not teams:
             return None
-        bases = list(self.overrides.values()) + list(self.extra_trusted)
-        for real in (TEAMS_SERVICE_URLS if teams else SERVICE_URLS).values():
-            host = (urllib.parse.urlsplit(real).hostname or "").lower()
-            if host not in self.overrides:
-                bases.append(_normalise_base(real))
-        return tuple(dict.fromkeys(bases))
+        return _trusted_bases(tuple(self.overrides.items()), self.extra_trusted, teams=teams)
 
     def is_trusted(self, url: str) -> bool:
         """Whether a token may be sent to ``url``.
@@ -300,10 +316,9 @@ class Hosts:
             and any(host.endswith("." + d) for d in TROUTER_DOMAINS)
         ):
             return True
-        for base in bases:
-            if _origin(base) != origin:
+        for base_origin, base_path in _parsed_bases(bases):
+            if base_origin != origin:
                 continue
-            base_path = urllib.parse.urlsplit(base).path
             if not base_path or path == base_path or path.startswith(base_path + "/"):
                 return True
         return False

@@ -37,7 +37,7 @@ import attrs
 
 from . import endpoint as _endpoint
 from . import paging as _paging
-from ._flow import Flow, now, shared
+from ._flow import Flow, now, shared, sleep
 from ._http import HeaderInput, HttpResponse
 from ._snapshot import (
     GUEST_PREFIX,
@@ -48,7 +48,7 @@ from ._snapshot import (
 )
 from .auth import LoginMethod, fetch_user_id, guest_login, login
 from .auth.teams import DeviceCodeLogin, DeviceLoginRequired, Region, teams_login
-from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException
+from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException, TransportError
 from .hosts import Hosts
 from .ids import Status
 from .paging import Listing, PagingState
@@ -69,6 +69,10 @@ __all__ = [
 
 #: Attempts one call gets at most: the first, one after a fresh login, one after a registration.
 MAX_CALL_ATTEMPTS = 3
+#: Attempts :meth:`Session.connect` makes when the exchange itself fails (the first included).
+CONNECT_ATTEMPTS = 4
+#: Seconds :meth:`Session.connect` waits before its second attempt, doubled before each later one.
+CONNECT_BACKOFF = 0.5
 
 
 @attrs.frozen
@@ -363,7 +367,25 @@ class Session:
         """Flow: log in if needed, register if needed (config and endpoint listing included).
 
         A Teams Free session only makes sure of its Skype token: its chat service needs no
-        registration."""
+        registration.
+
+        A :class:`~skyproto.TransportError` (refused, reset, timed out: no answer) is tried
+        again, :data:`CONNECT_ATTEMPTS` attempts in all, after :data:`CONNECT_BACKOFF` seconds,
+        then twice as long each time (:class:`~skyproto.Sleep` effects). Each attempt starts
+        from what the previous ones achieved (a token obtained is kept). An answer, even an
+        error status, is never retried here; the call policy above handles those.
+        """
+        attempt = 1
+        while True:
+            try:
+                return (yield from self._connect_once())
+            except TransportError:
+                if attempt >= CONNECT_ATTEMPTS:
+                    raise
+            yield from sleep(CONNECT_BACKOFF * 2.0 ** (attempt - 1))
+            attempt += 1
+
+    def _connect_once(self) -> Flow[SessionState]:
         yield from self.skype_token()
         if self.teams:
             return self.state

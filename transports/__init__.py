@@ -21,17 +21,32 @@ send), :func:`transport_error` (a redacted :class:`~skyproto.TransportError` for
 ``max_body_size`` given to its constructor), and :class:`SocketStream`, :class:`AsyncioStream`
 and :func:`ssl_context_for_verify` for the byte streams that ``open_stream`` returns
 (docs/trouter.md). The built-in transports import nothing else from
-skyproto but the public names of ``skyproto`` and of this package.
+skyproto but the public names of ``skyproto`` and of this package (:func:`check_connections`
+and :func:`pool_timeout_error` serve a transport of your own the same way).
 
 Every transport bounds every exchange: a request's ``timeout`` (or the transport's
 ``default_timeout``, :data:`DEFAULT_TIMEOUT` unless given, when it is ``None``) covers the
 connect and every read, as far as each client allows (each module says what its client cannot
 bound), and a response body over ``max_body_size`` bytes (:data:`DEFAULT_MAX_BODY_SIZE` unless
 given) is a :class:`~skyproto.TransportError` raised while it is read, never held in memory.
+
+Every transport keeps two connection budgets: long polls
+(:attr:`HttpRequest.long_poll <skyproto.HttpRequest.long_poll>`) and everything else each have
+their own bounded set of connections (``poll_connections``, :data:`DEFAULT_POLL_CONNECTIONS`;
+``connections``, :data:`DEFAULT_CONNECTIONS`) and a bounded wait for one (``pool_timeout``,
+:data:`DEFAULT_POOL_TIMEOUT`), so that held polls never delay a short call (:class:`Budgets`).
 """
 
 from skyproto.calls import check_seconds
 
+from ._budget import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_POLL_CONNECTIONS,
+    DEFAULT_POOL_TIMEOUT,
+    Budgets,
+    check_connections,
+    pool_timeout_error,
+)
 from ._drive import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_TIMEOUT,
@@ -50,17 +65,23 @@ from ._drive import (
 from ._streams import AsyncioStream, SocketStream, ssl_context_for_verify
 
 __all__ = [
+    "DEFAULT_CONNECTIONS",
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_POLL_CONNECTIONS",
+    "DEFAULT_POOL_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "AsyncTransport",
     "AsyncioStream",
     "BoundedBody",
+    "Budgets",
     "SocketStream",
     "SyncTransport",
     "aiterate_pages",
     "check_body_size",
+    "check_connections",
     "check_seconds",
     "iterate_pages",
+    "pool_timeout_error",
     "run_async",
     "run_sync",
     "ssl_context_for_verify",

@@ -19,6 +19,19 @@ most one ``timeout`` late; nor can it bound the name lookup (``getaddrinfo`` tak
 A response body over ``max_body_size`` bytes is a
 :class:`~skyproto.TransportError`, raised as soon as a ``Content-Length`` declares it or the
 bytes received pass it.
+
+Connection budgets (docs/transports.md): long polls go to ``poll_client`` and everything else to
+``client``, each request first taking a slot of its budget (``poll_connections`` and
+``connections`` in flight at most, waiting up to ``pool_timeout`` seconds for one). A ``client``
+you pass in serves both budgets unless you pass a ``poll_client`` too; give it ``limits`` to match.
+
+Pool sizes: httpcore's pool does work in proportion to its connections each time a request
+enters or leaves it (more for each idle one, whose socket it inspects), so one pool of a
+thousand connections makes every request cost a thousand steps. The transports that create
+their clients therefore spread each budget over small clients of :data:`POOL_SHARD` connections
+each, made as the load needs them and sharing one TLS context; a request goes to the most
+recently used client with a free connection, so the connections stay warm and the idle clients
+drain. (:attr:`client` and :attr:`poll_client` are the first of each.)
 """
 
 from __future__ import annotations
@@ -26,7 +39,10 @@ from __future__ import annotations
 import functools
 import http.cookiejar
 import ssl
+import threading
 import urllib.parse
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 try:
     import anyio
@@ -37,13 +53,19 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from skyproto.transports import (
+    DEFAULT_CONNECTIONS,
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_POLL_CONNECTIONS,
+    DEFAULT_POOL_TIMEOUT,
     DEFAULT_TIMEOUT,
     AsyncioStream,
     BoundedBody,
+    Budgets,
     SocketStream,
     check_body_size,
+    check_connections,
     check_seconds,
+    pool_timeout_error,
     transport_error,
     wire_head,
     wire_headers,
@@ -51,7 +73,17 @@ from skyproto.transports import (
 
 from skyproto import HttpRequest, HttpResponse
 
-__all__ = ["AsyncHttpxTransport", "HttpxTransport"]
+__all__ = [
+    "POOL_SHARD",
+    "AsyncHttpxTransport",
+    "HttpxTransport",
+    "pool_limits",
+]
+
+#: Connections per httpx client (one pool) in the budgets of the transports' own clients.
+POOL_SHARD = 4
+
+_C = TypeVar("_C", httpx.Client, httpx.AsyncClient)
 
 
 def refusing_cookie_jar() -> http.cookiejar.CookieJar:
@@ -59,11 +91,62 @@ def refusing_cookie_jar() -> http.cookiejar.CookieJar:
     return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
+def pool_limits(connections: int) -> httpx.Limits:
+    """The ``httpx.Limits`` of a pool sized to a budget of ``connections``.
+
+    Every connection may be kept alive: httpcore closes idle connections as soon as its pool
+    holds more connections than ``max_keepalive_connections``, so a lower value would close and
+    reopen connections under load.
+    """
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
+
+class _Shards(Generic[_C]):
+    """One budget's clients: yours alone, or small ones of ours made as the load needs them.
+
+    :meth:`take` hands out a client with a free connection (the last one given back: a stack of
+    free slots, so the same few pools stay busy and warm); the caller's budget semaphore keeps
+    the slots taken at most ``connections``.
+    """
+
+    def __init__(self, first: _C, make: Callable[[int], _C] | None, connections: int) -> None:
+        self.clients: list[_C] = [first]
+        self._make: Callable[[int], _C] | None = make
+        self._left = connections - POOL_SHARD
+        self._free = [0] * min(POOL_SHARD, connections) if make is not None else []
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        if self._make is None:
+            return 0
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            size = min(POOL_SHARD, max(1, self._left))
+            self._left -= size
+            index = len(self.clients)
+            self.clients.append(self._make(size))
+            self._free.extend([index] * (size - 1))
+            return index
+
+    def give(self, index: int) -> None:
+        if self._make is not None:
+            with self._lock:
+                self._free.append(index)
+
+
 @functools.lru_cache(maxsize=64)
 def _origin(origin: str) -> httpx.URL:
     # httpx.URL is immutable; parsing the same few origins for every request cost a twentieth
     # of an exchange on loopback.
     return httpx.URL(origin)
+
+
+def _client_ssl_context(client: httpx.Client | httpx.AsyncClient) -> ssl.SSLContext | None:
+    """The TLS context the client's own connection pool verifies with, when it has one."""
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    context = getattr(pool, "_ssl_context", None)
+    return context if isinstance(context, ssl.SSLContext) else None
 
 
 def _to_httpx(request: HttpRequest, bounded: BoundedBody) -> httpx.Request:
@@ -79,13 +162,6 @@ def _to_httpx(request: HttpRequest, bounded: BoundedBody) -> httpx.Request:
     )
 
 
-def _client_ssl_context(client: httpx.Client | httpx.AsyncClient) -> ssl.SSLContext | None:
-    """The TLS context the client's own connection pool verifies with, when it has one."""
-    pool = getattr(getattr(client, "_transport", None), "_pool", None)
-    context = getattr(pool, "_ssl_context", None)
-    return context if isinstance(context, ssl.SSLContext) else None
-
-
 def _response(request: HttpRequest, response: httpx.Response, body: bytes) -> HttpResponse:
     headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw)
     return HttpResponse(response.status_code, headers, body, request.url)
@@ -97,30 +173,65 @@ def _declared(bounded: BoundedBody, response: httpx.Response) -> None:
 
 
 class HttpxTransport:
-    """Send requests with an ``httpx.Client`` (yours, configured as you like, or a new one).
+    """Send requests with ``httpx.Client`` objects (yours, configured as you like, or new ones).
 
+    Long polls go to ``poll_client``, everything else to ``client`` (the module docstring says
+    how the budgets ``connections``, ``poll_connections`` and ``pool_timeout`` bound them).
     ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
-    ``max_body_size`` (bytes) bounds every response body. ``close()`` closes the client only if
-    this transport created it.
+    ``max_body_size`` (bytes) bounds every response body. ``close()`` closes only the clients
+    this transport created.
     """
 
     def __init__(
         self,
         client: httpx.Client | None = None,
         *,
+        poll_client: httpx.Client | None = None,
+        connections: int = DEFAULT_CONNECTIONS,
+        poll_connections: int = DEFAULT_POLL_CONNECTIONS,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         default_timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.default_timeout = check_seconds(default_timeout, "default_timeout")
         self.max_body_size = check_body_size(max_body_size)
-        self._owned = client is None
-        self.client = client if client is not None else httpx.Client(cookies=refusing_cookie_jar())
+        self.budgets = Budgets(connections, poll_connections, pool_timeout)
+        self._owned: list[httpx.Client] = []
+        self._tls: ssl.SSLContext | None = None
+        make = self._new_client if client is None else None
+        self.client = client if client is not None else self._new_client(POOL_SHARD)
+        self._shards = _Shards(self.client, make, self.budgets.connections)
+        if poll_client is None and client is None:
+            poll_client = self._new_client(POOL_SHARD)
+            self._poll_shards = _Shards(poll_client, make, self.budgets.poll_connections)
+        else:
+            poll_client = poll_client if poll_client is not None else self.client
+            self._poll_shards = _Shards(poll_client, None, self.budgets.poll_connections)
+        self.poll_client = poll_client
+
+    def _new_client(self, connections: int) -> httpx.Client:
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        client = httpx.Client(
+            cookies=refusing_cookie_jar(), limits=pool_limits(connections), verify=self._tls
+        )
+        self._owned.append(client)
+        return client
 
     def send(self, request: HttpRequest) -> HttpResponse:
+        with self.budgets.slot(request):
+            shards = self._poll_shards if request.long_poll else self._shards
+            index = shards.take()
+            try:
+                return self._send(request, shards.clients[index])
+            finally:
+                shards.give(index)
+
+    def _send(self, request: HttpRequest, client: httpx.Client) -> HttpResponse:
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         outgoing = _to_httpx(request, bounded)
         try:
-            response = self.client.send(outgoing, stream=True, auth=None, follow_redirects=False)
+            response = client.send(outgoing, stream=True, auth=None, follow_redirects=False)
             try:
                 _declared(bounded, response)
                 for chunk in response.iter_raw():
@@ -139,9 +250,9 @@ class HttpxTransport:
         return SocketStream.open(url, timeout, _client_ssl_context(self.client))
 
     def close(self) -> None:
-        """Close the client, if this transport created it."""
-        if self._owned:
-            self.client.close()
+        """Close the clients this transport created."""
+        for client in self._owned:
+            client.close()
 
     def __enter__(self) -> HttpxTransport:
         return self
@@ -151,33 +262,66 @@ class HttpxTransport:
 
 
 class AsyncHttpxTransport:
-    """Send requests with an ``httpx.AsyncClient`` (yours, configured as you like, or a new one).
+    """Send requests with ``httpx.AsyncClient`` objects (yours, configured as you like, or new ones).
 
+    Long polls go to ``poll_client``, everything else to ``client`` (the module docstring says
+    how the budgets ``connections``, ``poll_connections`` and ``pool_timeout`` bound them).
     ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
-    ``max_body_size`` (bytes) bounds every response body. ``aclose()`` closes the client only
-    if this transport created it.
+    ``max_body_size`` (bytes) bounds every response body. ``aclose()`` closes only the clients
+    this transport created.
     """
 
     def __init__(
         self,
         client: httpx.AsyncClient | None = None,
         *,
+        poll_client: httpx.AsyncClient | None = None,
+        connections: int = DEFAULT_CONNECTIONS,
+        poll_connections: int = DEFAULT_POLL_CONNECTIONS,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         default_timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.default_timeout = check_seconds(default_timeout, "default_timeout")
         self.max_body_size = check_body_size(max_body_size)
-        self._owned = client is None
-        self.client = (
-            client if client is not None else httpx.AsyncClient(cookies=refusing_cookie_jar())
+        self.budgets = _AsyncBudgets(connections, poll_connections, pool_timeout)
+        self._owned: list[httpx.AsyncClient] = []
+        self._tls: ssl.SSLContext | None = None
+        make = self._new_client if client is None else None
+        self.client = client if client is not None else self._new_client(POOL_SHARD)
+        self._shards = _Shards(self.client, make, self.budgets.connections)
+        if poll_client is None and client is None:
+            poll_client = self._new_client(POOL_SHARD)
+            self._poll_shards = _Shards(poll_client, make, self.budgets.poll_connections)
+        else:
+            poll_client = poll_client if poll_client is not None else self.client
+            self._poll_shards = _Shards(poll_client, None, self.budgets.poll_connections)
+        self.poll_client = poll_client
+
+    def _new_client(self, connections: int) -> httpx.AsyncClient:
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        client = httpx.AsyncClient(
+            cookies=refusing_cookie_jar(), limits=pool_limits(connections), verify=self._tls
         )
+        self._owned.append(client)
+        return client
 
     async def send(self, request: HttpRequest) -> HttpResponse:
+        with await self.budgets.acquire(request):
+            shards = self._poll_shards if request.long_poll else self._shards
+            index = shards.take()
+            try:
+                return await self._send(request, shards.clients[index])
+            finally:
+                shards.give(index)
+
+    async def _send(self, request: HttpRequest, client: httpx.AsyncClient) -> HttpResponse:
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         outgoing = _to_httpx(request, bounded)
         try:
             with anyio.fail_after(bounded.left()):
-                response = await self.client.send(
+                response = await client.send(
                     outgoing, stream=True, auth=None, follow_redirects=False
                 )
                 try:
@@ -197,12 +341,49 @@ class AsyncHttpxTransport:
         return await AsyncioStream.open(url, timeout, _client_ssl_context(self.client))
 
     async def aclose(self) -> None:
-        """Close the client, if this transport created it."""
-        if self._owned:
-            await self.client.aclose()
+        """Close the clients this transport created."""
+        for client in self._owned:
+            await client.aclose()
 
     async def __aenter__(self) -> AsyncHttpxTransport:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _AsyncBudgets:
+    """The two budgets of an async transport: the twin of ``_budget.Budgets``, on anyio."""
+
+    def __init__(self, connections: int, poll_connections: int, pool_timeout: float) -> None:
+        self.connections = check_connections(connections, "connections")
+        self.poll_connections = check_connections(poll_connections, "poll_connections")
+        self.pool_timeout = check_seconds(pool_timeout, "pool_timeout")
+        self._short = anyio.Semaphore(self.connections)
+        self._poll = anyio.Semaphore(self.poll_connections)
+
+    async def acquire(self, request: HttpRequest) -> _AsyncSlot:
+        """Take a slot of ``request``'s budget; leaving the returned context gives it back."""
+        semaphore = self._poll if request.long_poll else self._short
+        try:
+            semaphore.acquire_nowait()
+        except anyio.WouldBlock:
+            try:
+                with anyio.fail_after(self.pool_timeout):
+                    await semaphore.acquire()
+            except TimeoutError:
+                raise pool_timeout_error(request) from None
+        return _AsyncSlot(semaphore)
+
+
+class _AsyncSlot:
+    __slots__ = ("_semaphore",)
+
+    def __init__(self, semaphore: anyio.Semaphore) -> None:
+        self._semaphore = semaphore
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self._semaphore.release()

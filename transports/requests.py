@@ -18,6 +18,12 @@ at most what was left when the head began. A response body over ``max_body_size`
 :class:`~skyproto.TransportError`, raised as soon as a ``Content-Length`` declares it or the
 bytes received pass it. A timeout an adapter of yours would set is not used: there is always
 one of ours.
+
+Connection budgets (docs/transports.md): long polls go through ``poll_session`` and everything
+else through ``session``, each request first taking a slot of its budget (``poll_connections``
+and ``connections`` in flight at most, waiting up to ``pool_timeout`` seconds for one). The
+sessions this transport creates mount adapters whose pools keep exactly that many connections
+per host. A ``session`` you pass in serves both budgets unless you pass a ``poll_session`` too.
 """
 
 from __future__ import annotations
@@ -38,9 +44,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from skyproto.transports import (
+    DEFAULT_CONNECTIONS,
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_POLL_CONNECTIONS,
+    DEFAULT_POOL_TIMEOUT,
     DEFAULT_TIMEOUT,
     BoundedBody,
+    Budgets,
     SocketStream,
     check_body_size,
     check_seconds,
@@ -58,30 +68,51 @@ _CHUNK = 65536
 
 
 class RequestsTransport:
-    """Send requests through ``session`` (yours, configured as you like, or a new one).
+    """Send requests through ``requests.Session`` objects (yours, configured as you like, or new).
 
-    ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
-    ``max_body_size`` (bytes) bounds every response body. ``close()`` closes the session only if
-    this transport created it.
+    Long polls go through ``poll_session``, everything else through ``session`` (the module
+    docstring says how the budgets ``connections``, ``poll_connections`` and ``pool_timeout``
+    bound them). ``default_timeout`` (seconds) applies to requests whose ``timeout`` is
+    ``None``; ``max_body_size`` (bytes) bounds every response body. ``close()`` closes only the
+    sessions this transport created.
     """
 
     def __init__(
         self,
         session: requests.Session | None = None,
         *,
+        poll_session: requests.Session | None = None,
+        connections: int = DEFAULT_CONNECTIONS,
+        poll_connections: int = DEFAULT_POLL_CONNECTIONS,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         default_timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.default_timeout = check_seconds(default_timeout, "default_timeout")
         self.max_body_size = check_body_size(max_body_size)
-        self._owned = session is None
-        self.session = session if session is not None else requests.Session()
+        self.budgets = Budgets(connections, poll_connections, pool_timeout)
+        self._owned: list[requests.Session] = []
+        if session is None:
+            session = self._new_session(connections)
+        self.session = session
+        self.poll_session = poll_session if poll_session is not None else session
+        if poll_session is None and self._owned:
+            self.poll_session = self._new_session(poll_connections)
 
-    def open_stream(self, url: str, timeout: float) -> SocketStream:
-        """A byte stream to ``url``'s origin, verified as ``session.verify`` says (no proxy)."""
-        return SocketStream.open(url, timeout, ssl_context_for_verify(self.session.verify))
+    def _new_session(self, connections: int) -> requests.Session:
+        session = requests.Session()
+        # The budget's semaphore bounds the connections in use; the pool keeps them all alive.
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=connections)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._owned.append(session)
+        return session
 
     def send(self, request: HttpRequest) -> HttpResponse:
+        with self.budgets.slot(request):
+            return self._send(request)
+
+    def _send(self, request: HttpRequest) -> HttpResponse:
         head = wire_head(request)
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         prepared = requests.PreparedRequest()
@@ -98,12 +129,13 @@ class RequestsTransport:
         ]
         prepared.headers = _ExactHeaders(lines)  # type: ignore[assignment]
         prepared.body = request.body or None
-        settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
+        session = self.poll_session if request.long_poll else self.session
+        settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
         # Unlike requests itself, an explicit session.verify beats the environment's CA bundle.
-        verify = settings["verify"] if self.session.verify is True else self.session.verify
+        verify = settings["verify"] if session.verify is True else session.verify
         verify = True if verify is None else verify
         try:
-            response = self.session.get_adapter(prepared.url).send(
+            response = session.get_adapter(prepared.url).send(
                 prepared,
                 stream=True,
                 verify=verify,
@@ -130,10 +162,14 @@ class RequestsTransport:
             raise transport_error(request, exc) from exc
         return HttpResponse(response.status_code, headers, bounded.body(), request.url)
 
+    def open_stream(self, url: str, timeout: float) -> SocketStream:
+        """A byte stream to ``url``'s origin, verified as ``session.verify`` says (no proxy)."""
+        return SocketStream.open(url, timeout, ssl_context_for_verify(self.session.verify))
+
     def close(self) -> None:
-        """Close the session, if this transport created it."""
-        if self._owned:
-            self.session.close()
+        """Close the sessions this transport created."""
+        for session in self._owned:
+            session.close()
 
     def __enter__(self) -> RequestsTransport:
         return self

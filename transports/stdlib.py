@@ -1,7 +1,9 @@
 """Sync transport built from the standard library's ``socket`` and ``ssl``, plus h11.
 
 One connection per request, closed once the response has been read: simple, and nothing leaks.
-No proxy support.
+No proxy support. Connection budgets (docs/transports.md): at most ``poll_connections`` long
+polls and ``connections`` other requests are in flight at once, each request waiting up to
+``pool_timeout`` seconds for a slot of its budget.
 
 Limits: the request's ``timeout`` (``default_timeout`` when it is ``None``) bounds the whole
 exchange, connect, TLS handshake, send and every read, each wait shortened to what is left; only
@@ -18,9 +20,13 @@ import urllib.parse
 
 import h11
 from skyproto.transports import (
+    DEFAULT_CONNECTIONS,
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_POLL_CONNECTIONS,
+    DEFAULT_POOL_TIMEOUT,
     DEFAULT_TIMEOUT,
     BoundedBody,
+    Budgets,
     SocketStream,
     check_body_size,
     check_seconds,
@@ -39,7 +45,8 @@ class StdlibTransport:
     """Send requests over plain sockets.
 
     ``ssl_context`` decides TLS trust for ``https`` URLs (default: the system's trust store).
-    ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
+    ``connections``, ``poll_connections`` and ``pool_timeout`` are the budgets (module
+    docstring). ``default_timeout`` (seconds) applies to requests whose ``timeout`` is ``None``;
     ``max_body_size`` (bytes) bounds every response body.
     """
 
@@ -47,14 +54,22 @@ class StdlibTransport:
         self,
         ssl_context: ssl.SSLContext | None = None,
         *,
+        connections: int = DEFAULT_CONNECTIONS,
+        poll_connections: int = DEFAULT_POLL_CONNECTIONS,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         default_timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.ssl_context = ssl_context if ssl_context is not None else ssl.create_default_context()
+        self.budgets = Budgets(connections, poll_connections, pool_timeout)
         self.default_timeout = check_seconds(default_timeout, "default_timeout")
         self.max_body_size = check_body_size(max_body_size)
 
     def send(self, request: HttpRequest) -> HttpResponse:
+        with self.budgets.slot(request):
+            return self._send(request)
+
+    def _send(self, request: HttpRequest) -> HttpResponse:
         head = wire_head(request)
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         parts = urllib.parse.urlsplit(request.url)

@@ -9,29 +9,39 @@ Theory of operation
 * **Listeners.** Plain mode binds one port; every real host is a path prefix under it
   (``http://127.0.0.1:PORT/login.live.com``). TLS mode binds one port per real host, so each
   base is exactly ``https://127.0.0.1:<port>`` (the reference client parses registration
-  ``Location`` values as ``https://<host>/v1/...``). Only loopback addresses are accepted.
-* **Threads.** One acceptor thread waits on every listener with a selector (and a wake-up
-  socket for shutdown); each accepted connection gets its own thread running an h11 server
-  connection with keep-alive (``start_next_cycle``).
-* **One lock.** The pure emulator is not thread-safe, so every call into it happens under one
-  :class:`threading.Condition`. A long poll with nothing to deliver waits on that condition
-  (which releases the lock) until :meth:`EmulatorServer.queue_event` notifies it, the
-  scenario's ``hold`` ends, or the server stops.
-* **Shutdown.** :meth:`EmulatorServer.stop` sets a flag, wakes the acceptor and every held poll,
-  closes the listeners and joins every thread. Connection threads read with a short socket
-  timeout so they notice the flag within a fraction of a second; a response being written is
-  finished first (with ``Connection: close``).
+  ``Location`` values as ``https://<host>/v1/...``). Only loopback addresses are accepted. Each
+  listens with a backlog of :data:`LISTEN_BACKLOG` (capped by the system's ``somaxconn``), so a
+  burst of thousands of connects is queued, not reset.
+* **One event loop.** Every connection is served by one asyncio event loop running in one
+  background thread: a connection is a task reading with an h11 server connection, keep-alive
+  (``start_next_cycle``), so thousands of idle long polls cost a task and a few buffers each,
+  not a thread. The task owns the connection's stream reader and writer, which is also what a
+  protocol upgrade (a websocket) would take over after its ``101`` answer.
+* **One lock, one thread for the core.** The pure emulator is not thread-safe. Only the loop
+  thread calls into it, under one :class:`threading.Condition` (:attr:`EmulatorServer.lock`)
+  that a test may hold to look at the emulator. :meth:`EmulatorServer.queue_event` and the
+  :attr:`EmulatorServer.scenario` setter, called from other threads, hop onto the loop thread
+  (so a caller must not hold :attr:`~EmulatorServer.lock` while calling them).
+* **Held polls.** A long poll with nothing to deliver waits, without the lock, on a future that
+  every change which may deliver something resolves (a queued event, a new scenario, the
+  server stopping), then checks again; it is answered when there is something to deliver or
+  when the scenario's ``hold`` ends.
+* **Shutdown.** :meth:`EmulatorServer.stop` hops onto the loop: it stops accepting, answers
+  every held poll at once (with ``Connection: close``), drops idle connections, lets busy ones
+  finish their response for up to a few seconds, then ends the loop and joins its thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
+import functools
 import ipaddress
 import json
 import os
-import selectors
 import shutil
 import signal
 import socket
@@ -39,11 +49,10 @@ import ssl
 import sys
 import tempfile
 import threading
-import time
 import types
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import h11
@@ -61,10 +70,25 @@ __all__ = ["EmulatorServer", "LoggedRequest", "serve"]
 
 #: Largest request body accepted (bytes); larger ones get 413.
 MAX_REQUEST_BODY = 4 * 1024 * 1024
-_READ_TICK = 0.2  # seconds between checks of the stop flag while a connection is idle
+#: Connections each listener lets wait to be accepted (capped by ``somaxconn``).
+LISTEN_BACKLOG = 4096
 _IDLE_LIMIT = 120.0  # seconds a keep-alive connection may stay idle
 _IO_TIMEOUT = 10.0  # seconds for the TLS handshake and for writing one response
+_PUMP_TICK = 0.05  # seconds a websocket pump waits for the client before asking the peer again
 _JOIN_TIMEOUT = 5.0
+_SOMAXCONN = "/proc/sys/net/core/somaxconn"
+
+_T = TypeVar("_T")
+
+
+def listen_backlog() -> int:
+    """:data:`LISTEN_BACKLOG`, or the system's ``somaxconn`` when that is lower."""
+    try:
+        with open(_SOMAXCONN, encoding="ascii") as fh:
+            cap = int(fh.read().strip())
+    except (OSError, ValueError):
+        cap = LISTEN_BACKLOG
+    return max(1, min(LISTEN_BACKLOG, cap))
 
 
 def _utc_now() -> dt.datetime:
@@ -86,6 +110,16 @@ class _Listener:
     scheme: str
     authority: str
     real_host: str | None  # TLS mode: the host this port serves
+
+
+class _Connection:
+    """One connection's task, and whether it is waiting for the next request's bytes."""
+
+    __slots__ = ("idle", "task")
+
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self.task = task
+        self.idle = False
 
 
 def _loopback(host: str) -> str:
@@ -143,11 +177,11 @@ class EmulatorServer:
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._listeners: list[_Listener] = []
-        self._threads_lock = threading.Lock()
-        self._threads: set[threading.Thread] = set()
-        self._acceptor: threading.Thread | None = None
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._wake: asyncio.Future[None] | None = None  # resolved to wake held polls
+        self._stopped: asyncio.Future[None] | None = None  # resolved to stop the loop
+        self._connections: set[_Connection] = set()
         self._ssl_context: ssl.SSLContext | None = None
         self._tls_dir: str | None = None
         self._core: Emulator | None = None
@@ -177,12 +211,14 @@ class EmulatorServer:
                 meetings=self._meetings,
                 log_size=self._log_size,
             )
-            self._wake_r, self._wake_w = socket.socketpair()
-            self._acceptor = threading.Thread(
-                target=self._accept_loop, name="skyproto-emulator-accept", daemon=True
+            self._loop = asyncio.new_event_loop()
+            ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+            self._thread = threading.Thread(
+                target=self._run_loop, args=(ready,), name="skyproto-emulator", daemon=True
             )
             self._state = "running"
-            self._acceptor.start()
+            self._thread.start()
+            ready.result()
         except BaseException:
             self._state = "running"
             self.stop()
@@ -196,31 +232,24 @@ class EmulatorServer:
             return
         self._state = "stopping"
         self._stopping.set()
-        if self._wake_w is not None:
-            with contextlib.suppress(OSError):
-                self._wake_w.send(b"x")
-        with self._cond:
-            self._cond.notify_all()
-        if self._acceptor is not None and self._acceptor is not threading.current_thread():
-            self._acceptor.join(_JOIN_TIMEOUT)
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop may have closed already
+                loop.call_soon_threadsafe(self._stop_loop)
+            if thread is not threading.current_thread():
+                thread.join(3 * _JOIN_TIMEOUT)
+        elif loop is not None and not loop.is_running():
+            loop.close()
         for listener in self._listeners:
             with contextlib.suppress(OSError):
                 listener.sock.close()
-        deadline = time.monotonic() + _JOIN_TIMEOUT
-        while True:
-            with self._threads_lock:
-                threads = [t for t in self._threads if t is not threading.current_thread()]
-            if not threads or time.monotonic() >= deadline:
-                break
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
-        for sock in (self._wake_r, self._wake_w):
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.close()
         if self._tls_dir is not None:
             shutil.rmtree(self._tls_dir, ignore_errors=True)
         self._state = "stopped"
+
+    def _stop_loop(self) -> None:
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
 
     def __enter__(self) -> EmulatorServer:
         if self._state == "new":
@@ -282,7 +311,8 @@ class EmulatorServer:
 
     @property
     def emulator(self) -> Emulator:
-        """The pure emulator inside. Hold :attr:`lock` while touching it from a test."""
+        """The pure emulator inside. Hold :attr:`lock` while touching it from a test (and do not
+        call :meth:`queue_event` or set :attr:`scenario` meanwhile)."""
         return self._running_core()
 
     @property
@@ -301,11 +331,15 @@ class EmulatorServer:
     def scenario(self, value: Scenario) -> None:
         if not isinstance(value, Scenario):
             raise LocalProtocolError(f"expected a Scenario, not {type(value).__name__}")
-        with self._cond:
-            self._scenario = value
-            if self._core is not None:
-                self._core.set_scenario(value)
-            self._cond.notify_all()
+
+        def install() -> None:
+            with self._cond:
+                self._scenario = value
+                if self._core is not None:
+                    self._core.set_scenario(value)
+            self._notify()
+
+        self._call_in_loop(install)
 
     def queue_event(self, event: str | Mapping[str, Any]) -> int:
         """Queue an event (a kind name or a raw envelope) and wake held polls.
@@ -313,10 +347,15 @@ class EmulatorServer:
         Returns how many subscribed endpoints will receive it (0: it waits for the next
         subscription).
         """
-        with self._cond:
-            count = self._running_core().queue_event(event, self._clock())
-            self._cond.notify_all()
-        return count
+        core = self._running_core()
+
+        def queue() -> int:
+            with self._cond:
+                count = core.queue_event(event, self._clock())
+            self._notify()
+            return count
+
+        return self._call_in_loop(queue)
 
     @property
     def log_size(self) -> int:
@@ -357,7 +396,7 @@ class EmulatorServer:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self._address, port))
-            sock.listen(64)
+            sock.listen(listen_backlog())
             sock.setblocking(False)
         except BaseException:
             sock.close()
@@ -408,111 +447,178 @@ class EmulatorServer:
         context.load_cert_chain(paths["cert.pem"], paths["key.pem"])
         self._ssl_context = context
 
+    # -- internals: the event loop ----------------------------------------------------------
+
+    def _run_loop(self, ready: concurrent.futures.Future[None]) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main(ready))
+        except BaseException as exc:  # pragma: no cover - a bug in the loop itself
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _main(self, ready: concurrent.futures.Future[None]) -> None:
+        loop = asyncio.get_running_loop()
+        self._wake = loop.create_future()
+        self._stopped = loop.create_future()
+        servers: list[asyncio.Server] = []
+        try:
+            for listener in self._listeners:
+                servers.append(
+                    await asyncio.start_server(
+                        functools.partial(self._connection, listener=listener),
+                        sock=listener.sock,
+                        ssl=self._ssl_context,
+                        ssl_handshake_timeout=_IO_TIMEOUT if self._ssl_context else None,
+                        backlog=listen_backlog(),
+                    )
+                )
+        except BaseException as exc:
+            for server in servers:
+                server.close()
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        await self._stopped
+        # Stop accepting, answer the held polls now (with Connection: close), drop idle
+        # connections, and give the busy ones a moment to finish their response.
+        for server in servers:
+            server.close()
+        self._notify()
+        for conn in list(self._connections):
+            if conn.idle:
+                conn.task.cancel()
+        tasks = {conn.task for conn in self._connections}
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=_JOIN_TIMEOUT)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=_JOIN_TIMEOUT)
+        for server in servers:
+            await server.wait_closed()
+
+    def _call_in_loop(self, function: Callable[[], _T]) -> _T:
+        """Run ``function`` on the loop thread (or right here when there is no loop to hop to)."""
+        loop = self._loop
+        thread = self._thread
+        if (
+            loop is None
+            or thread is None
+            or not thread.is_alive()
+            or thread is threading.current_thread()
+            or self._wake is None
+        ):
+            return function()
+        result: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if result.set_running_or_notify_cancel():
+                try:
+                    result.set_result(function())
+                except BaseException as exc:
+                    result.set_exception(exc)
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:  # the loop closed meanwhile
+            return function()
+        return result.result()
+
+    def _notify(self) -> None:
+        """Wake every held poll (on the loop thread): each checks again whether to answer."""
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+            self._wake = wake.get_loop().create_future()
+
     # -- internals: connections --------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
-        assert self._wake_r is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._wake_r, selectors.EVENT_READ, None)
-            for listener in self._listeners:
-                selector.register(listener.sock, selectors.EVENT_READ, listener)
-            while not self._stopping.is_set():
-                for key, _mask in selector.select():
-                    listener = key.data
-                    if listener is None or self._stopping.is_set():
-                        return
-                    try:
-                        conn, _peer = listener.sock.accept()
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    except OSError:
-                        if self._stopping.is_set():
-                            return
-                        continue
-                    self._spawn(conn, listener)
-
-    def _spawn(self, conn: socket.socket, listener: _Listener) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection,
-            args=(conn, listener),
-            name="skyproto-emulator-conn",
-            daemon=True,
-        )
-        with self._threads_lock:
-            self._threads.add(thread)
-        thread.start()
-
-    def _serve_connection(self, conn: socket.socket, listener: _Listener) -> None:
-        sock: socket.socket = conn
+    async def _connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, listener: _Listener
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        conn = _Connection(task)
+        self._connections.add(conn)
         try:
-            conn.setblocking(True)
-            if self._ssl_context is not None:
-                sock = self._ssl_context.wrap_socket(
-                    conn, server_side=True, do_handshake_on_connect=False
-                )
-                sock.settimeout(_IO_TIMEOUT)
-                sock.do_handshake()
-            self._exchange_loop(sock, listener)
-        except (OSError, h11.ProtocolError):
-            pass  # the peer went away or spoke nonsense; nothing to answer
+            await self._exchange_loop(reader, writer, conn, listener)
+        except (OSError, TimeoutError, h11.ProtocolError, asyncio.CancelledError):
+            pass  # the peer went away, stalled or spoke nonsense, or the server is stopping
+        except Exception as exc:  # a bug here must show, not kill the server
+            with self._cond:
+                self._errors.append(exc)
         finally:
-            with contextlib.suppress(OSError):
-                sock.close()
-            with self._threads_lock:
-                self._threads.discard(threading.current_thread())
+            self._connections.discard(conn)
+            writer.close()
 
-    def _exchange_loop(self, sock: socket.socket, listener: _Listener) -> None:
+    async def _exchange_loop(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: _Connection,
+        listener: _Listener,
+    ) -> None:
         connection = h11.Connection(h11.SERVER)
         while not self._stopping.is_set():
-            received = self._read_request(sock, connection)
+            received = await self._read_request(reader, writer, connection, conn)
             if received is None:
                 return
             head, body = received
             if TrouterPeer.is_upgrade(head.target.decode("latin-1"), head.headers):
-                self._pump_websocket(sock, connection, head)
+                await self._pump_websocket(reader, writer, connection, head)
                 return
-            response = self._answer(head, body, listener)
-            self._write_response(sock, connection, response)
+            response = await self._answer(head, body, listener)
+            await self._write_response(writer, connection, response)
             if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
                 return
             connection.start_next_cycle()
 
-    def _read_request(
-        self, sock: socket.socket, connection: h11.Connection
+    async def _read_request(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        connection: h11.Connection,
+        conn: _Connection,
     ) -> tuple[h11.Request, bytes] | None:
         head: h11.Request | None = None
         body = bytearray()
-        idle = 0.0
-        sock.settimeout(_READ_TICK)
         while True:
             try:
                 event = connection.next_event()
             except h11.RemoteProtocolError as exc:
-                self._refuse(sock, connection, exc.error_status_hint)
+                await self._refuse(writer, connection, exc.error_status_hint)
                 return None
             if event is h11.NEED_DATA:
                 if self._stopping.is_set():
                     return None
+                conn.idle = True
                 try:
-                    data = sock.recv(65536)
+                    async with asyncio.timeout(_IDLE_LIMIT):
+                        data = await reader.read(65536)
                 except TimeoutError:
-                    idle += _READ_TICK
-                    if idle >= _IDLE_LIMIT:
-                        return None
-                    continue
-                idle = 0.0
+                    return None
+                finally:
+                    conn.idle = False
                 connection.receive_data(data)
             elif isinstance(event, h11.Request):
                 head = event
                 if connection.they_are_waiting_for_100_continue:
-                    self._send(
-                        sock,
+                    await self._send(
+                        writer,
                         connection.send(h11.InformationalResponse(status_code=100, headers=[])),
                     )
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > MAX_REQUEST_BODY:
-                    self._refuse(sock, connection, 413)
+                    await self._refuse(writer, connection, 413)
                     return None
             elif isinstance(event, h11.EndOfMessage):
                 assert head is not None
@@ -520,22 +626,25 @@ class EmulatorServer:
             else:  # ConnectionClosed or PAUSED: nothing more to read
                 return None
 
-    def _refuse(self, sock: socket.socket, connection: h11.Connection, status: int) -> None:
+    async def _refuse(
+        self, writer: asyncio.StreamWriter, connection: h11.Connection, status: int
+    ) -> None:
         if connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
-        with contextlib.suppress(h11.ProtocolError, OSError):
+        with contextlib.suppress(h11.ProtocolError, OSError, TimeoutError):
             head = h11.Response(
                 status_code=status, headers=[("Content-Length", "0"), ("Connection", "close")]
             )
-            self._send(sock, connection.send(head) + connection.send(h11.EndOfMessage()))
+            await self._send(writer, connection.send(head) + connection.send(h11.EndOfMessage()))
 
-    def _send(self, sock: socket.socket, data: bytes | None) -> None:
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes | None) -> None:
         if data:
-            sock.settimeout(_IO_TIMEOUT)
-            sock.sendall(data)
+            writer.write(data)
+            async with asyncio.timeout(_IO_TIMEOUT):
+                await writer.drain()
 
-    def _write_response(
-        self, sock: socket.socket, connection: h11.Connection, response: HttpResponse
+    async def _write_response(
+        self, writer: asyncio.StreamWriter, connection: h11.Connection, response: HttpResponse
     ) -> None:
         head, data = response.to_h11()
         if self._stopping.is_set():
@@ -546,7 +655,7 @@ class EmulatorServer:
         if data is not None:
             out += connection.send(data) or b""
         out += connection.send(h11.EndOfMessage()) or b""
-        self._send(sock, out)
+        await self._send(writer, out)
 
     def _request_value(self, head: h11.Request, body: bytes, listener: _Listener) -> HttpRequest:
         target = head.target.decode("latin-1")
@@ -560,8 +669,12 @@ class EmulatorServer:
         url = f"{listener.scheme}://{listener.authority}{target}"
         return attrs.evolve(HttpRequest.from_h11(head, body), url=url)
 
-    def _pump_websocket(
-        self, sock: socket.socket, connection: h11.Connection, head: h11.Request
+    async def _pump_websocket(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        connection: h11.Connection,
+        head: h11.Request,
     ) -> None:
         """Hand a websocket upgrade to the Trouter peer and carry bytes both ways."""
         upgrade = h11.Connection(h11.CLIENT).send(head) or b""
@@ -575,11 +688,12 @@ class EmulatorServer:
                 if out == b"":
                     return
                 if isinstance(out, bytes):
-                    self._send(sock, out)
+                    await self._send(writer, out)
                     continue
                 try:
-                    sock.settimeout(_READ_TICK / 4)  # the peer's pushes wait at most this long
-                    data = sock.recv(65536)
+                    # The peer's pushes and timers wait at most this long for a turn.
+                    async with asyncio.timeout(_PUMP_TICK):
+                        data = await reader.read(65536)
                 except TimeoutError:
                     continue
                 with self._cond:
@@ -590,7 +704,7 @@ class EmulatorServer:
             with self._cond:
                 self.trouter.close(stream, self._clock())
 
-    def _answer(self, head: h11.Request, body: bytes, listener: _Listener) -> HttpResponse:
+    async def _answer(self, head: h11.Request, body: bytes, listener: _Listener) -> HttpResponse:
         request = self._request_value(head, body, listener)
         core = self._running_core()
         if TrouterPeer.serves(request.path):
@@ -602,21 +716,26 @@ class EmulatorServer:
             entry = LoggedRequest(route, request, self._clock())
             self._log.append(entry)
             delay = self._scenario.delays(route)
+            hold = self._scenario.hold
         if self._on_request is not None:
             try:
                 self._on_request(entry)
             except Exception as exc:  # a broken hook must not take the server down
                 with self._cond:
                     self._errors.append(exc)
-        if delay > 0:
-            self._stopping.wait(delay)
-        with self._cond:
-            deadline = time.monotonic() + self._scenario.hold
-            while not self._stopping.is_set() and core.poll_would_wait(request, self._clock()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+        loop = asyncio.get_running_loop()
+        if delay > 0 and self._stopped is not None:
+            await asyncio.wait([self._stopped], timeout=delay)
+        deadline = loop.time() + hold
+        while True:
+            with self._cond:
+                if self._stopping.is_set() or not core.poll_would_wait(request, self._clock()):
                     break
-                self._cond.wait(remaining)
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._wake is None:
+                break
+            await asyncio.wait([self._wake], timeout=remaining)
+        with self._cond:
             try:
                 return core.handle(request, self._clock())
             except Exception as exc:

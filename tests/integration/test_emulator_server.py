@@ -29,6 +29,7 @@ from skyproto.emulator import (
     Fault,
     Scenario,
 )
+from skyproto.emulator import server as server_module
 from skyproto.emulator.core import LOG_SIZE
 from skyproto.emulator.profile import SERVED_HOSTS
 from skyproto.mac256 import mac256
@@ -329,6 +330,46 @@ def test_stop_wakes_held_polls_and_leaves_nothing_behind() -> None:
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     server.stop()  # idempotent
+
+
+def test_hundreds_of_held_polls_share_one_thread() -> None:
+    with EmulatorServer(Scenario(events=(), hold=1.5)) as server:
+        reg = subscribed(server)
+        url = urllib.parse.urlsplit(server.url(f"{H}/users/ME/endpoints/SELF/subscriptions/0/poll"))
+        head = (
+            f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nRegistrationToken: {reg}\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+        started = time.monotonic()
+        socks = [socket.create_connection((url.hostname, url.port), timeout=10) for _ in range(300)]
+        try:
+            for sock in socks:
+                sock.sendall(head)
+            while server.routes().count("poll") < 300:
+                assert time.monotonic() - started < 10
+                time.sleep(0.05)
+            assert len(emulator_threads()) == 1  # one event loop, however many connections
+            for sock in socks:
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            assert time.monotonic() - started < 10
+        finally:
+            for sock in socks:
+                sock.close()
+    assert server.errors == []
+
+
+def test_the_listen_backlog_is_large_but_capped_by_somaxconn(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert server_module.LISTEN_BACKLOG == 4096
+    cap = tmp_path / "somaxconn"
+    cap.write_text("128\n")
+    monkeypatch.setattr(server_module, "_SOMAXCONN", str(cap))
+    assert server_module.listen_backlog() == 128
+    cap.write_text("65535\n")
+    assert server_module.listen_backlog() == 4096
+    monkeypatch.setattr(server_module, "_SOMAXCONN", str(tmp_path / "missing"))
+    assert server_module.listen_backlog() == 4096
 
 
 def test_scenario_can_change_while_running() -> None:

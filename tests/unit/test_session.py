@@ -32,6 +32,7 @@ from skyproto import (
     SkypeAuthException,
     SkypeRateLimitException,
     SkypeTokenException,
+    TransportError,
     UntrustedHostError,
 )
 from skyproto._flow import Flow, request
@@ -51,6 +52,8 @@ from skyproto.ids import Status
 from skyproto.paging import PagingState
 from skyproto.registration import Registration
 from skyproto.session import (
+    CONNECT_ATTEMPTS,
+    CONNECT_BACKOFF,
     MAX_CALL_ATTEMPTS,
     Listing,
     Session,
@@ -196,6 +199,45 @@ def test_connect_twice_sends_nothing_the_second_time() -> None:
     before = session.state
     assert peer.run(session.connect()) is before
     assert peer.sent == []
+
+
+def reset(request: HttpRequest) -> TransportError:
+    """A transport failure for ``request``, as a connection reset would give."""
+    return TransportError(f"ConnectionResetError: {request.method} {request.url}")
+
+
+def test_connect_retries_transport_errors_from_where_it_failed() -> None:
+    peer = make_peer()
+    peer.on("soap", reset)  # the SOAP login fails once
+    peer.on("register", reset)  # and so does the registration
+    session = Session(peer.hosts, credentials=CREDENTIALS)
+    state = peer.run(session.connect())
+
+    # The token obtained is kept: the second attempt starts at the registration.
+    assert peer.routes == ["soap", *SOAP, "register", *REGISTER]
+    assert peer.sleeps == [CONNECT_BACKOFF, 2 * CONNECT_BACKOFF]
+    assert state.registration is not None
+    assert peer.emulator is not None
+    assert peer.emulator.endpoint_ids() == (state.registration.endpoint_id,)
+
+
+def test_connect_gives_up_after_its_attempts_with_the_last_transport_error() -> None:
+    peer = make_peer()
+    peer.always("soap", reset)
+    session = Session(peer.hosts, credentials=CREDENTIALS)
+    with pytest.raises(TransportError, match="ConnectionResetError: POST"):
+        peer.run(session.connect())
+    assert peer.routes == ["soap"] * CONNECT_ATTEMPTS
+    assert peer.sleeps == [CONNECT_BACKOFF * 2**n for n in range(CONNECT_ATTEMPTS - 1)]
+
+
+def test_connect_does_not_retry_an_answer() -> None:
+    peer = make_peer(Scenario(faults=[Fault("soap", 503, 1)]))
+    session = Session(peer.hosts, credentials=CREDENTIALS)
+    with pytest.raises(SkypeApiException):
+        peer.run(session.connect())
+    assert peer.routes == ["soap"]
+    assert peer.sleeps == []
 
 
 @pytest.mark.parametrize(
