@@ -23,6 +23,7 @@ from ._flow import (
     sleep,
 )
 from ._http import HttpRequest, HttpResponse
+from ._version import __version__
 from .auth import LoginMethod
 from .calls import AuthKind, external_call
 from .errors import (
@@ -63,8 +64,6 @@ from .paging import PagingState
 from .registration import Registration
 from .session import GuestCredentials, Listing, Session, SessionState
 from .tokens import Credentials, RegistrationToken, SkypeToken
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AuthKind",

@@ -16,10 +16,11 @@ from typing import Any
 
 from skyproto import HttpRequest, HttpResponse, Now, Stepper
 from skyproto._flow import Flow
+from skyproto.calls import USER_AGENT
 
 #: 1700000000.9 seconds after the epoch: floor(now) and now differ.
 NOW = dt.datetime.fromtimestamp(1700000000.9, dt.UTC)
-UA = "skyproto/0.1"
+UA = USER_AGENT
 
 
 def load_vector(name: str) -> Any:
