@@ -145,7 +145,7 @@ def test_error_message_is_flattened_to_the_last_line(
         ["mac256"],
         ["mac256", "1", "2"],
         ["--transport", "curl", "mac256", "1"],
-        ["mac256", "--verbose", "1"],  # global options go before the verb
+        ["mac256", "--transport", "curl", "1"],  # global options are checked after it too
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -226,7 +226,7 @@ def test_defaults() -> None:
     args = build_parser().parse_args(["mac256", "1"])
     ctx = CliContext.from_args(args, stdout=io.StringIO(), stderr=io.StringIO())
     assert ctx.hosts == Hosts()
-    assert (ctx.transport, ctx.ca_bundle, ctx.verbose) == ("requests", None, False)
+    assert (ctx.transport, ctx.ca_bundle, ctx.verbose) == ("stdlib", None, False)
 
 
 # -- ctx.run over every transport -----------------------------------------------------------------
