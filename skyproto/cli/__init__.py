@@ -1,6 +1,9 @@
 """The ``skyproto`` command line.
 
-Usage: ``skyproto [--hosts FILE] [--ca-bundle FILE] [--transport NAME] [--verbose] VERB ...``
+Usage: ``skyproto [--version] [--hosts FILE] [--ca-bundle FILE] [--transport NAME] [--verbose]
+VERB ...``; the global options may also follow the verb (given on both sides, the later wins).
+The default transport is ``stdlib``, which needs no extra; a ``--hosts`` profile's ``ca_bundle``
+is trusted as ``--ca-bundle`` would be.
 
 Each verb is a :class:`Verb`: a name, a help line, a function that adds its arguments to its own
 sub-parser, and a function ``run(args, ctx) -> int`` that does the work with a :class:`CliContext`.
@@ -21,7 +24,10 @@ never imports this package. An HTTP client library is imported only when a comma
 transport.
 
 Exit codes: 0 success, 1 a :class:`~skyproto.SkypeException` (the last stderr line reads
-``error: <ExceptionClass>: <message>``), 2 a usage error. Ctrl-C (SIGINT) ends every verb the
+``error: <ExceptionClass>: <message>``), 2 a usage error (argparse's usage line and message; a
+verb raises :class:`UsageError` for options that do not fit together). ``login``, ``endpoints``
+and ``conversations`` take ``--json`` for one JSON document on stdout. While logging in or
+polling, a status line turns on stderr if it is a terminal. Ctrl-C (SIGINT) ends every verb the
 same way: one ``interrupted`` line on stderr, no traceback, exit 0 (stopping ``events`` with
 Ctrl-C is how it is meant to end, and tools downstream rely on that). Output into a pipe that
 closed early (``skyproto events | head -2``) ends the command quietly with exit 0.
@@ -29,7 +35,17 @@ closed early (``skyproto events | head -2``) ends the command quietly with exit 
 
 from __future__ import annotations
 
-from ._base import TRANSPORTS, CliContext, FlowRunner, Verb
+from ._base import DEFAULT_TRANSPORT, TRANSPORTS, CliContext, FlowRunner, UsageError, Verb
 from ._main import VERBS, build_parser, main
 
-__all__ = ["TRANSPORTS", "VERBS", "CliContext", "FlowRunner", "Verb", "build_parser", "main"]
+__all__ = [
+    "DEFAULT_TRANSPORT",
+    "TRANSPORTS",
+    "VERBS",
+    "CliContext",
+    "FlowRunner",
+    "UsageError",
+    "Verb",
+    "build_parser",
+    "main",
+]

@@ -8,6 +8,10 @@ file that was there. No password is ever part of it. The other verbs resume from
 logging in or registering while its tokens are valid, and write it back when the session changed
 (a token refreshed, a new registration, another endpoint list).
 
+``login`` also notes beside the state which ``--hosts`` profile made it (``.NAME.hosts``, see
+:func:`hosts_note_path`), so that resuming without ``--hosts`` when the saved hosts are not
+trusted says which profile to pass. A state without that note (older ones) still loads.
+
 One process at a time uses a state file: each verb holds its lock from start to end, ``events``
 included (:func:`skyproto.store.lock_state`; a ``.NAME.lock`` file beside the state, so its
 directory must be writable). ``login`` refuses at once when another process holds it, before

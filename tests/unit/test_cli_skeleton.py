@@ -331,6 +331,23 @@ def test_api_error_over_main(
 
 
 @pytest.mark.usefixtures("with_fetch_verb")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_failed_certificate_check_names_ca_bundle(
+    transport: str, https_base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--transport", transport, "fetch", https_base + "/tls"]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("error: TransportError: ")
+    assert "pass --ca-bundle FILE" in last
+
+
+@pytest.mark.usefixtures("with_fetch_verb")
+def test_other_transport_errors_name_no_ca_bundle(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--transport", "stdlib", "fetch", "http://127.0.0.1:9/x"]) == 1
+    assert "--ca-bundle" not in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("with_fetch_verb")
 def test_transport_error_over_main(capsys: pytest.CaptureFixture[str]) -> None:
     # Port 9 (discard) on loopback is closed in the test environment: the connection is refused.
     assert main(["--transport", "stdlib", "fetch", "http://127.0.0.1:9/x"]) == 1
