@@ -41,6 +41,7 @@ from skyproto import (
     UnknownEvent,
     UntrustedHostError,
 )
+from skyproto.calls import USER_AGENT
 from skyproto.emulator import DEFAULT_ACCOUNT, Emulator, Scenario
 from skyproto.emulator.event_stream import render_event
 from skyproto.endpoint import EndpointGoneError, check_endpoint_status
@@ -266,7 +267,7 @@ def test_one_cycle_subscribes_pings_polls_delivers_and_acks_in_order() -> None:
         "EditMessageEvent",
     ]
     token = peer.reg_token
-    auth = (("User-Agent", "skyproto/0.1"), ("RegistrationToken", token))
+    auth = (("User-Agent", USER_AGENT), ("RegistrationToken", token))
     (subscribe,) = peer.sent("subscribe")
     assert (subscribe.method, subscribe.url) == (
         "POST",
