@@ -30,6 +30,7 @@ from ._flow import (
     sleep,
 )
 from ._http import HttpRequest, HttpResponse
+from ._version import __version__
 from .auth import DeviceCodeLogin, DevicePrompt, LoginMethod
 from .calls import AuthKind, external_call
 from .errors import (
@@ -70,8 +71,6 @@ from .paging import PagingState
 from .registration import Registration
 from .session import GuestCredentials, Listing, Session, SessionState
 from .tokens import Credentials, RegistrationToken, SkypeToken
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AuthKind",

@@ -43,11 +43,13 @@ from typing import Any, Literal
 
 from ._flow import Flow, now, request
 from ._http import HeaderInput, HttpRequest, HttpResponse
+from ._version import __version__
 from .errors import LocalProtocolError, SkypeApiException, SkypeRateLimitException
 
 __all__ = ["AuthKind", "CallKind", "build_request", "external_call"]
 
-USER_AGENT = "skyproto/0.1"
+#: What the core sends as ``User-Agent``: the package name and its version (``_version.py``).
+USER_AGENT = f"skyproto/{__version__}"
 
 #: Statuses accepted on authenticated and general calls.
 DEFAULT_ACCEPTED: frozenset[int] = frozenset({200, 201, 202, 204, 207})

@@ -53,6 +53,11 @@ TROUTER_DOMAINS = ("trouter.teams.microsoft.com", "trouter.skype.com")
 #: The profiles a :class:`Hosts` can be built for: which real hosts it trusts by default.
 PROFILES = ("skype", "teams")
 
+#: The members a profile object (the form ``skyproto emulator`` prints) may hold beside ``hosts``.
+PROFILE_MEMBERS = ("hosts", "ca_bundle", "account")
+#: The regional messaging hosts (``db3-client-s.gateway.messenger.live.com``) live under this.
+MESSENGER_DOMAIN = "gateway.messenger.live.com"
+
 #: Domains whose hosts (and sub-hosts) are trusted over HTTPS when no override is configured.
 DEFAULT_TRUSTED_DOMAINS = (
     "skype.com",
@@ -134,6 +139,27 @@ def _normalise_bases(bases: Iterable[str]) -> tuple[str, ...]:
     return tuple(_normalise_base(b) for b in bases)
 
 
+def _host_of(url: str) -> str:
+    return (urllib.parse.urlsplit(url).hostname or "").lower()
+
+
+#: Every real host a profile may map: the services of both profiles by name.
+KNOWN_HOSTS = frozenset(
+    _host_of(url) for url in (*SERVICE_URLS.values(), *TEAMS_SERVICE_URLS.values())
+)
+
+
+def is_known_host(host: str) -> bool:
+    """Whether ``host`` is a real service host a profile may map: one of :data:`KNOWN_HOSTS`, a
+    regional messaging host under :data:`MESSENGER_DOMAIN`, or a push-channel host under
+    :data:`TROUTER_DOMAINS`."""
+    host = host.lower()
+    return host in KNOWN_HOSTS or any(
+        host == domain or host.endswith("." + domain)
+        for domain in (MESSENGER_DOMAIN, *TROUTER_DOMAINS)
+    )
+
+
 def _check_profile(_instance: object, _attribute: object, value: str) -> None:
     if value not in PROFILES:
         raise LocalProtocolError(f"a hosts profile is one of {', '.join(PROFILES)}, not {value!r}")
@@ -202,7 +228,10 @@ class Hosts:
     def from_json(cls, data: Mapping[str, Any] | str | bytes, *, profile: str = "skype") -> Hosts:
         """Build from a host map, or from an object whose ``hosts`` member is one.
 
-        The second form is what ``skyproto emulator`` prints on start-up. ``profile`` picks the
+        The second form is what ``skyproto emulator`` prints on start-up; beside ``hosts`` it
+        holds only :data:`PROFILE_MEMBERS`. The map is not empty, and each key is a real service
+        host (:func:`is_known_host`): a typo is an error, never a silent fall-back to the real
+        services. ``profile`` picks the
         default trust (see the class notes).
         """
         if isinstance(data, str | bytes):
@@ -212,10 +241,27 @@ class Hosts:
                 raise LocalProtocolError("hosts profile is not valid JSON") from exc
         if not isinstance(data, Mapping):
             raise LocalProtocolError("hosts profile must be a JSON object")
+        if "hosts" in data:
+            unknown = sorted(str(key) for key in data if key not in PROFILE_MEMBERS)
+            if unknown:
+                raise LocalProtocolError(
+                    f"hosts profile has unknown member(s) {', '.join(map(repr, unknown[:5]))}; "
+                    f"it holds {', '.join(PROFILE_MEMBERS)}"
+                )
         mapping = data.get("hosts", data)
         if not isinstance(mapping, Mapping):
             raise LocalProtocolError("the 'hosts' member must be a JSON object")
-        return cls(overrides=dict(mapping), profile=profile)
+        if not mapping:
+            # An empty map would quietly mean the real services.
+            raise LocalProtocolError("hosts profile maps no host")
+        hosts = cls(overrides=dict(mapping), profile=profile)
+        unknown = sorted(host for host in hosts.overrides if not is_known_host(host))
+        if unknown:
+            raise LocalProtocolError(
+                f"hosts profile maps unknown host(s) {', '.join(map(repr, unknown[:5]))}; "
+                "a key is a real service host such as 'login.live.com'"
+            )
+        return hosts
 
     @classmethod
     def from_file(cls, path: str | PathLike[str], *, profile: str = "skype") -> Hosts:

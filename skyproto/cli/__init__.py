@@ -1,6 +1,9 @@
 """The ``skyproto`` command line.
 
-Usage: ``skyproto [--hosts FILE] [--ca-bundle FILE] [--transport NAME] [--verbose] VERB ...``
+Usage: ``skyproto [--version] [--hosts FILE] [--ca-bundle FILE] [--transport NAME] [--verbose]
+VERB ...``; the global options may also follow the verb (given on both sides, the later wins).
+The default transport is ``stdlib``, which needs no extra; a ``--hosts`` profile's ``ca_bundle``
+is trusted as ``--ca-bundle`` would be.
 
 Each verb is a :class:`Verb`: a name, a help line, a function that adds its arguments to its own
 sub-parser, and a function ``run(args, ctx) -> int`` that does the work with a :class:`CliContext`.
@@ -24,7 +27,10 @@ transport.
 documentation's command-line reference is generated from it).
 
 Exit codes: 0 success, 1 a :class:`~skyproto.SkypeException` (the last stderr line reads
-``error: <ExceptionClass>: <message>``), 2 a usage error. Ctrl-C (SIGINT) ends every verb the
+``error: <ExceptionClass>: <message>``), 2 a usage error (argparse's usage line and message; a
+verb raises :class:`UsageError` for options that do not fit together). ``login``, ``endpoints``
+and ``conversations`` take ``--json`` for one JSON document on stdout. While logging in or
+polling, a status line turns on stderr if it is a terminal. Ctrl-C (SIGINT) ends every verb the
 same way: one ``interrupted`` line on stderr, no traceback, exit 0 (stopping ``events`` with
 Ctrl-C is how it is meant to end, and tools downstream rely on that). Output into a pipe that
 closed early (``skyproto events | head -2``) ends the command quietly with exit 0.

@@ -17,8 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import os
 import ssl
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
     from ..transports.stdlib import StdlibTransport
 
 __all__ = [
+    "DEFAULT_TRANSPORT",
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -57,21 +61,32 @@ __all__ = [
     "CliContext",
     "ConfigureVerb",
     "FlowRunner",
+    "Progress",
     "RunVerb",
     "TracingTransport",
+    "UsageError",
     "Verb",
+    "read_hosts_profile",
 ]
 
 T = TypeVar("T")
 
-#: ``--transport`` choices; the first is the default.
+#: ``--transport`` choices.
 TRANSPORTS = ("requests", "httpx", "httpx-async", "stdlib")
+#: The transport used without ``--transport``: the standard library's (with h11, a dependency),
+#: so that a plain ``pip install skyproto`` gives a command line that works; ``requests`` and
+#: ``httpx`` are extras.
+DEFAULT_TRANSPORT = "stdlib"
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 #: Ctrl-C: the same in every verb (see :mod:`skyproto.cli`).
 EXIT_INTERRUPTED = EXIT_OK
+
+
+class UsageError(Exception):
+    """A verb's arguments do not fit together: ``main`` reports it as argparse does, exit 2."""
 
 
 @contextlib.contextmanager
@@ -144,6 +159,73 @@ def _trace(stream: TextIO, marker: str, text: str) -> None:
     for line in text.splitlines():
         stream.write(marker + line + "\n")
     stream.flush()
+
+
+# -- progress on a terminal ---------------------------------------------------------------------
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):  # a closed or odd stream is no terminal
+        return False
+
+
+class Progress:
+    """A status line with a spinner on ``stream`` while a long wait lasts, if it is a terminal.
+
+    ``with progress.showing("logging in"):`` draws ``| logging in`` and turns the spinner every
+    :attr:`interval` seconds from a thread until the block ends, then wipes the line. On a stream
+    that is not a terminal (a pipe, a file, a test's buffer) it writes nothing at all.
+    :meth:`clear` wipes the line for a moment, so that other output does not run into it.
+    """
+
+    FRAMES = "|/-\\"
+
+    def __init__(self, stream: TextIO, *, interval: float = 0.1) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.lock = threading.Lock()
+        self._text: str | None = None
+
+    @contextlib.contextmanager
+    def showing(self, text: str) -> Iterator[None]:
+        if self._text is not None or not _is_terminal(self.stream):
+            yield
+            return
+        stop = threading.Event()
+        self._text = text
+        thread = threading.Thread(target=self._spin, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            with self.lock:
+                self._wipe()
+                self._text = None
+
+    def clear(self) -> None:
+        """Wipe the status line (it is drawn again at the next turn)."""
+        if self._text is not None:
+            self._wipe()
+
+    def _spin(self, stop: threading.Event) -> None:
+        turn = 0
+        while True:
+            with self.lock, contextlib.suppress(OSError, ValueError):
+                frame = self.FRAMES[turn % len(self.FRAMES)]
+                self.stream.write(f"\r{frame} {self._text}")
+                self.stream.flush()
+            turn += 1
+            if stop.wait(self.interval):
+                return
+
+    def _wipe(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.write("\r" + " " * (len(self._text or "") + 2) + "\r")
+            self.stream.flush()
 
 
 # -- running several flows over one transport ------------------------------------------------------
@@ -248,25 +330,57 @@ class _OwningAsyncHttpxTransport:
 # -- context ---------------------------------------------------------------------------------------
 
 
+def read_hosts_profile(path: str) -> tuple[Hosts, str | None]:
+    """The :class:`Hosts` of the profile at ``path``, and the CA bundle it names, if any.
+
+    A relative ``ca_bundle`` is taken from the profile's own directory."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise LocalProtocolError(f"cannot read hosts file {path!r}: {reason}") from None
+    hosts = Hosts.from_json(raw)  # checks the shape; the JSON parses below
+    document = json.loads(raw)
+    ca_bundle = document.get("ca_bundle") if "hosts" in document else None
+    if ca_bundle is None:
+        return hosts, None
+    if not isinstance(ca_bundle, str) or not ca_bundle:
+        raise LocalProtocolError(f"the 'ca_bundle' of hosts file {path!r} must be a file name")
+    return hosts, os.path.join(os.path.dirname(os.path.abspath(path)), ca_bundle)
+
+
 @attrs.define
 class CliContext:
     """What every verb gets: the global options and the output streams."""
 
     hosts: Hosts = attrs.field(factory=Hosts)
-    transport: str = TRANSPORTS[0]
+    transport: str = DEFAULT_TRANSPORT
     ca_bundle: str | None = None
+    #: The ``--hosts`` file (absolute), or ``None`` for the real services.
+    hosts_file: str | None = None
     verbose: bool = False
     stdout: TextIO = attrs.field(factory=lambda: sys.stdout)
     stderr: TextIO = attrs.field(factory=lambda: sys.stderr)
+    _progress: Progress = attrs.field(
+        default=attrs.Factory(lambda self: Progress(self.stderr), takes_self=True),
+        init=False,
+        repr=False,
+        eq=False,
+    )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> CliContext:
-        """Build the context from the parsed global options (reads the hosts file)."""
-        hosts = Hosts.from_file(args.hosts) if args.hosts else Hosts()
+        """Build the context from the parsed global options (reads the hosts file).
+
+        Without ``--ca-bundle``, the ``ca_bundle`` of the ``--hosts`` profile (what ``skyproto
+        emulator --tls`` prints) is trusted."""
+        hosts, profile_ca = read_hosts_profile(args.hosts) if args.hosts else (Hosts(), None)
         return cls(
             hosts=hosts,
             transport=args.transport,
-            ca_bundle=args.ca_bundle,
+            ca_bundle=args.ca_bundle or profile_ca,
+            hosts_file=os.path.abspath(args.hosts) if args.hosts else None,
             verbose=args.verbose,
             stdout=stdout,
             stderr=stderr,
@@ -274,13 +388,24 @@ class CliContext:
 
     def out(self, text: str) -> None:
         """Print a line of the command's result on stdout."""
-        self.stdout.write(text + "\n")
-        self.stdout.flush()
+        with self._progress.lock:
+            self._progress.clear()
+            self.stdout.write(text + "\n")
+            self.stdout.flush()
 
     def err(self, text: str) -> None:
         """Print a line of diagnostics on stderr."""
-        self.stderr.write(text + "\n")
-        self.stderr.flush()
+        with self._progress.lock:
+            self._progress.clear()
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    def progress(self, text: str) -> contextlib.AbstractContextManager[None]:
+        """A spinner and ``text`` on stderr while the block runs, if stderr is a terminal and
+        ``--verbose`` does not trace there (see :class:`Progress`)."""
+        if self.verbose:
+            return contextlib.nullcontext()
+        return self._progress.showing(text)
 
     @property
     def is_async(self) -> bool:
@@ -388,3 +513,6 @@ class Verb:
     help: str
     run: RunVerb
     configure: ConfigureVerb = attrs.field(default=lambda parser: None)
+    #: The verb hands every argument after its name to a parser of its own (``emulator``), so its
+    #: sub-parser takes no global option.
+    passes_arguments_on: bool = attrs.field(default=False, kw_only=True)

@@ -13,7 +13,7 @@ from ..events import Event, MessageEvent, UnknownEvent, decode_events
 from ..registration import Registration, register
 from ..session import Session, SessionState
 from ..tokens import Credentials
-from ._base import EXIT_OK, TRANSPORTS, CliContext, FlowRunner, Verb
+from ._base import EXIT_OK, CliContext, FlowRunner, Verb
 from ._events import event_record
 from ._session_verbs import conversation_ids
 
@@ -33,16 +33,6 @@ DEMO_MAX_POLLS = 5
 
 
 def _configure_demo(parser: argparse.ArgumentParser) -> None:
-    # Also accepted after the verb; argparse.SUPPRESS keeps the global value when absent.
-    parser.add_argument(
-        "--transport", choices=TRANSPORTS, default=argparse.SUPPRESS, help="HTTP stack to use"
-    )
-    parser.add_argument(
-        "--verbose",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="write the HTTP traffic, with secrets redacted, to stderr",
-    )
     parser.epilog = (
         "Starts the loopback emulator in this process and walks through a session: login, "
         "registration, endpoint config, subscription, polls with acknowledgements and a "

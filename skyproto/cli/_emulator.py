@@ -37,4 +37,5 @@ EMULATOR = Verb(
     "run the loopback Skype emulator until Ctrl-C (see: skyproto emulator --help)",
     _run_emulator,
     _configure_emulator,
+    passes_arguments_on=True,
 )

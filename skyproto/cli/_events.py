@@ -111,14 +111,16 @@ def _run_events(args: argparse.Namespace, ctx: CliContext) -> int:
                 before = session.state
             else:
                 session = new_session(args, ctx)
-                runner.run(session.connect())
+                with ctx.progress("logging in"):
+                    runner.run(session.connect())
             deadline = None
             if args.timeout is not None:
                 deadline = runner.run(now()) + dt.timedelta(seconds=args.timeout)
             loop = EventLoop(
                 session, lambda event: _print_event(ctx, event), policy=CLI_LOOP_POLICY
             )
-            runner.run(loop.run(max_events=args.count, deadline=deadline))
+            with ctx.progress("waiting for events (Ctrl-C stops)"):
+                runner.run(loop.run(max_events=args.count, deadline=deadline))
         finally:
             if session is not None:
                 save_if_changed(args.state, session, before)

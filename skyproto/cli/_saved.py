@@ -8,6 +8,10 @@ file that was there. No password is ever part of it. The other verbs resume from
 logging in or registering while its tokens are valid, and write it back when the session changed
 (a token refreshed, a new registration, another endpoint list).
 
+``login`` also notes beside the state which ``--hosts`` profile made it (``.NAME.hosts``, see
+:func:`hosts_note_path`), so that resuming without ``--hosts`` when the saved hosts are not
+trusted says which profile to pass. A state without that note (older ones) still loads.
+
 One process at a time uses a state file: each verb holds its lock from start to end, ``events``
 included (:func:`skyproto.store.lock_state`; a ``.NAME.lock`` file beside the state, so its
 directory must be writable). ``login`` refuses at once when another process holds it, before
@@ -25,19 +29,21 @@ prompt when standard input is a terminal; with neither, the verb fails before se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import json
 import os
 import sys
 
 from .. import store
 from .._flow import now
 from ..auth import LoginMethod
-from ..errors import LocalProtocolError, SkypeAuthException, SkypeTokenException
+from ..errors import SkypeAuthException, SkypeTokenException
 from ..session import GuestCredentials, Session, SessionState
 from ..tokens import Credentials
-from ._base import CliContext, FlowRunner, RunVerb
+from ._base import EXIT_OK, CliContext, FlowRunner, RunVerb, UsageError
 
-__all__ = ["DEFAULT_STATE_FILE", "PASSWORD_ENV", "STATE_LOCK_WAIT"]
+__all__ = ["DEFAULT_STATE_FILE", "PASSWORD_ENV", "STATE_LOCK_WAIT", "add_json_option"]
 
 #: Where the session is saved when ``--state`` is not given (relative to the current directory).
 DEFAULT_STATE_FILE = "skyproto-state.json"
@@ -77,6 +83,14 @@ def add_state_option(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_STATE_FILE,
         help=f"the saved session (default: ./{DEFAULT_STATE_FILE}; written atomically, mode 0600; "
         "used by one process at a time)",
+    )
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as one JSON document, for scripts",
     )
 
 
@@ -126,7 +140,7 @@ def _guest(args: argparse.Namespace) -> GuestCredentials | None:
         return None
     name = getattr(args, "name", None)
     if not name or not name.strip():
-        raise LocalProtocolError("--guest needs --name NAME, the guest's display name")
+        raise UsageError("--guest needs --name NAME, the guest's display name")
     return GuestCredentials(join, name)
 
 
@@ -146,7 +160,7 @@ def _credentials(args: argparse.Namespace) -> Credentials | GuestCredentials | N
 def new_session(args: argparse.Namespace, ctx: CliContext) -> Session:
     credentials = _credentials(args)
     if credentials is None:
-        raise LocalProtocolError("logging in needs --user USER, or --guest JOIN_URL --name NAME")
+        raise UsageError("logging in needs --user USER, or --guest JOIN_URL --name NAME")
     return Session(ctx.hosts, credentials=credentials, method=_method(args))
 
 
@@ -157,10 +171,49 @@ def resume(args: argparse.Namespace, ctx: CliContext, runner: FlowRunner) -> Ses
     if not os.path.lexists(args.state):
         return None
     current = runner.run(now())
-    state = store.load_state(args.state, now=current, hosts=ctx.hosts)
+    try:
+        state = store.load_state(args.state, now=current, hosts=ctx.hosts)
+    except SkypeTokenException as exc:
+        if ctx.hosts_file is None and "not trusted" in exc.message:
+            raise SkypeTokenException(f"{exc.message}; {_hosts_hint(args.state)}") from None
+        raise
     return Session(
         ctx.hosts, credentials=lambda: _credentials(args), method=_method(args), state=state
     )
+
+
+def hosts_note_path(path: str) -> str:
+    """The file beside the state at ``path`` that names the ``--hosts`` profile it was made
+    with: ``.NAME.hosts`` in the same directory (JSON ``{"hosts": "/abs/profile.json"}``)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, f".{name}.hosts")
+
+
+def remember_hosts(path: str, ctx: CliContext) -> None:
+    """Note beside the state at ``path`` which ``--hosts`` profile made it (none: no note)."""
+    note = hosts_note_path(path)
+    if ctx.hosts_file is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(note)
+        return
+    try:
+        store.write_atomic(note, json.dumps({"hosts": ctx.hosts_file}).encode())
+    except OSError as exc:  # the session itself is saved: say so, and go on
+        ctx.err(f"warning: cannot note the hosts profile beside the state: {exc.strerror or exc}")
+
+
+def _hosts_hint(path: str) -> str:
+    """What to pass to resume the session at ``path``, from the note beside it."""
+    generic = "pass the --hosts profile the session was made with"
+    try:
+        with open(hosts_note_path(path), "rb") as fh:
+            document = json.loads(fh.read(64 * 1024))
+    except (OSError, ValueError):
+        return generic
+    profile = document.get("hosts") if isinstance(document, dict) else None
+    if not isinstance(profile, str) or not profile:
+        return generic
+    return f"it was made with --hosts {profile}: pass that again"
 
 
 def require_saved(args: argparse.Namespace, ctx: CliContext, runner: FlowRunner) -> Session:
@@ -180,6 +233,19 @@ def save_if_changed(path: str, session: Session, before: SessionState | None) ->
         save(path, state)
 
 
+def check_login_usage(args: argparse.Namespace, *, login: bool) -> None:
+    """Raise :class:`UsageError` for login options that do not fit together, before the verb
+    takes a lock or sends anything. ``login``: the verb always logs in, so it needs someone to."""
+    user, guest = getattr(args, "user", None), getattr(args, "guest", None)
+    if getattr(args, "teams", False):
+        if user or guest:
+            raise UsageError("--teams signs in with a device code; drop --user/--guest")
+        return
+    _guest(args)
+    if login and not user and not guest:
+        raise UsageError("logging in needs --user USER, or --guest JOIN_URL --name NAME")
+
+
 def holding_state(run: RunVerb, *, login: bool = False, needs_saved: bool = False) -> RunVerb:
     """``run`` holding the lock on ``--state`` from start to end (see the module docstring).
 
@@ -188,11 +254,15 @@ def holding_state(run: RunVerb, *, login: bool = False, needs_saved: bool = Fals
     refuses without a saved session, so a missing file takes no lock (and leaves no lock file)."""
 
     def locked(args: argparse.Namespace, ctx: CliContext) -> int:
+        check_login_usage(args, login=login)
         if needs_saved and not os.path.lexists(args.state):
             return run(args, ctx)
         with store.lock_state(args.state, wait=0.0 if login else STATE_LOCK_WAIT):
             if login:
                 store.check_writable(args.state)
-            return run(args, ctx)
+            code = run(args, ctx)
+            if login and code == EXIT_OK:
+                remember_hosts(args.state, ctx)
+            return code
 
     return locked

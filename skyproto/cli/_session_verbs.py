@@ -7,11 +7,13 @@ state file (:mod:`skyproto.cli._saved`) from start to end.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from ._base import EXIT_OK, CliContext, Verb
 from ._saved import (
+    add_json_option,
     add_login_options,
     add_state_option,
     holding_state,
@@ -34,26 +36,35 @@ def _configure_login(parser: argparse.ArgumentParser) -> None:
     add_login_options(parser)
     add_teams_option(parser)
     add_state_option(parser)
+    add_json_option(parser)
     parser.epilog = (
         "Logs in, registers an endpoint and publishes its config, then prints the user id, the "
-        "messaging base and the endpoint id, and saves the session (never the password) to "
-        "--state, replacing that file. Global options go before the verb, e.g. "
-        "'skyproto --hosts emulator.json --ca-bundle ca.pem login --user fred@example.com'."
+        "messaging base and the endpoint id (with --json, one object with user_id, messenger, "
+        "endpoint_id and state), and saves the session (never the password) to --state, "
+        "replacing that file. Global options go before or after the verb, e.g. "
+        "'skyproto login --hosts emulator.json --user fred@example.com'."
     )
 
 
 def _run_login(args: argparse.Namespace, ctx: CliContext) -> int:
-    if args.teams:
+    if args.teams:  # the options were checked (_saved.check_login_usage)
         return run_teams_login(args, ctx)
     session = new_session(args, ctx)
-    with ctx.runner() as runner:
+    with ctx.runner() as runner, ctx.progress("logging in"):
         state = runner.run(session.connect())
     save(args.state, state)
     registration = state.registration
-    ctx.out(f"user_id: {state.user_id}")
-    ctx.out(f"messenger: {registration.messenger if registration else '(none)'}")
-    ctx.out(f"endpoint_id: {state.endpoint_id}")
-    ctx.out(f"state: {args.state}")
+    record = {
+        "user_id": state.user_id,
+        "messenger": registration.messenger if registration else None,
+        "endpoint_id": state.endpoint_id,
+        "state": args.state,
+    }
+    if args.json:
+        ctx.out(json.dumps(record))
+        return EXIT_OK
+    for key, value in record.items():
+        ctx.out(f"{key}: {'(none)' if value is None else value}")
     return EXIT_OK
 
 
@@ -62,6 +73,8 @@ def _run_login(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _configure_endpoints(parser: argparse.ArgumentParser) -> None:
     add_state_option(parser)
+    add_json_option(parser)
+    parser.epilog = "Prints one endpoint id per line (with --json, one JSON array of them)."
 
 
 def _run_endpoints(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -72,6 +85,9 @@ def _run_endpoints(args: argparse.Namespace, ctx: CliContext) -> int:
             ids = runner.run(session.list_endpoints())
         finally:
             save_if_changed(args.state, session, before)
+    if args.json:
+        ctx.out(json.dumps(list(ids)))
+        return EXIT_OK
     for endpoint_id in ids:
         ctx.out(endpoint_id)
     return EXIT_OK
@@ -105,9 +121,11 @@ def _run_ping(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _configure_conversations(parser: argparse.ArgumentParser) -> None:
     add_state_option(parser)
+    add_json_option(parser)
     parser.epilog = (
         "Pages through the recent-conversations listing from its start, following each "
-        "syncState link until an empty page, and prints one conversation id per line."
+        "syncState link until an empty page, and prints one conversation id per line (with "
+        "--json, one JSON array of them, printed once the listing ends)."
     )
 
 
@@ -119,6 +137,7 @@ def conversation_ids(items: list[Any]) -> Iterator[str | None]:
 
 def _run_conversations(args: argparse.Namespace, ctx: CliContext) -> int:
     skipped = 0
+    found: list[str] = []
     with ctx.runner() as runner:
         session = require_saved(args, ctx, runner)
         if session.teams:
@@ -133,10 +152,14 @@ def _run_conversations(args: argparse.Namespace, ctx: CliContext) -> int:
                 for ident in conversation_ids(items):
                     if ident is None:
                         skipped += 1
+                    elif args.json:
+                        found.append(ident)
                     else:
                         ctx.out(ident)
         finally:
             save_if_changed(args.state, session, before)
+    if args.json:
+        ctx.out(json.dumps(found))
     if skipped:
         ctx.err(f"warning: skipped {skipped} listing item(s) without a conversation id")
     return EXIT_OK

@@ -89,6 +89,9 @@ def run_login(args: argparse.Namespace, ctx: CliContext) -> int:
         session = Session(hosts, credentials=DeviceCodeLogin(_prompt(ctx)), state=state)
         state = runner.run(session.connect())
     save(args.state, state)
+    if getattr(args, "json", False):
+        ctx.out(json.dumps({"user_id": state.user_id, "state": args.state}))
+        return EXIT_OK
     # The Skype id alone on stdout, so that scripts can take it as it is.
     ctx.out(f"{state.user_id}")
     ctx.err(f"state: {args.state}")
@@ -129,14 +132,19 @@ def list_conversations(
     """``conversations`` on a Teams session: one conversation id per line."""
     session = Session(_hosts(ctx), state=session.state)
     skipped = 0
+    found: list[str] = []
     with _resuming(args, session):
         for items in runner.pages(conversations_listing(session)):
             for item in items:
                 ident = item.get("id") if isinstance(item, dict) else None
-                if isinstance(ident, str) and ident:
+                if isinstance(ident, str) and ident and getattr(args, "json", False):
+                    found.append(ident)
+                elif isinstance(ident, str) and ident:
                     ctx.out(ident)
                 else:
                     skipped += 1
+    if getattr(args, "json", False):
+        ctx.out(json.dumps(found))
     if skipped:
         ctx.err(f"warning: skipped {skipped} listing item(s) without a conversation id")
     return EXIT_OK

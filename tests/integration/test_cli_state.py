@@ -153,11 +153,13 @@ def test_login_leaves_a_private_lock_file_and_no_temporary_file(cli: Cli, tmp_pa
     finally:
         os.umask(old)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f".{STATE}.hosts",  # which --hosts profile made the session
         f".{STATE}.lock",
         "hosts.json",
         STATE,
     ]
     assert store.lock_path(cli.state).stat().st_mode & 0o777 == 0o600
+    assert Path(_saved.hosts_note_path(str(cli.state))).stat().st_mode & 0o777 == 0o600
     assert cli.state.stat().st_mode & 0o777 == 0o600
 
 

@@ -213,7 +213,7 @@ def test_build_request_header_order() -> None:
 
 
 def test_build_request_user_agent_choices() -> None:
-    assert build_request("GET", URL).headers == (("User-Agent", "skyproto/0.1"),)
+    assert build_request("GET", URL).headers == (("User-Agent", USER_AGENT),)
     assert build_request("GET", URL, user_agent="Browser").headers == (("User-Agent", "Browser"),)
     given = build_request("GET", URL, headers=[("user-agent", "Mine"), ("A", "1")])
     assert given.headers == (("user-agent", "Mine"), ("A", "1"))

@@ -147,7 +147,7 @@ def test_error_message_is_flattened_to_the_last_line(
         ["mac256"],
         ["mac256", "1", "2"],
         ["--transport", "curl", "mac256", "1"],
-        ["mac256", "--verbose", "1"],  # global options go before the verb
+        ["mac256", "--transport", "curl", "1"],  # global options are checked after it too
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -228,7 +228,7 @@ def test_defaults() -> None:
     args = build_parser().parse_args(["mac256", "1"])
     ctx = CliContext.from_args(args, stdout=io.StringIO(), stderr=io.StringIO())
     assert ctx.hosts == Hosts()
-    assert (ctx.transport, ctx.ca_bundle, ctx.verbose) == ("requests", None, False)
+    assert (ctx.transport, ctx.ca_bundle, ctx.verbose) == ("stdlib", None, False)
 
 
 # -- ctx.run over every transport -----------------------------------------------------------------
@@ -330,6 +330,23 @@ def test_api_error_over_main(
     assert captured.err == (
         f"error: SkypeApiException: 404 response from GET {http_base}/missing\n"
     )
+
+
+@pytest.mark.usefixtures("with_fetch_verb")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_failed_certificate_check_names_ca_bundle(
+    transport: str, https_base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--transport", transport, "fetch", https_base + "/tls"]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("error: TransportError: ")
+    assert "pass --ca-bundle FILE" in last
+
+
+@pytest.mark.usefixtures("with_fetch_verb")
+def test_other_transport_errors_name_no_ca_bundle(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--transport", "stdlib", "fetch", "http://127.0.0.1:9/x"]) == 1
+    assert "--ca-bundle" not in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("with_fetch_verb")

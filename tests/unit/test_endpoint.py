@@ -19,6 +19,7 @@ from skyproto import (
     SkypeRateLimitException,
     Stepper,
 )
+from skyproto.calls import USER_AGENT
 from skyproto.endpoint import (
     EndpointGoneError,
     ack,
@@ -67,7 +68,7 @@ def only(flow: Any, response: HttpResponse | None = None) -> HttpRequest:
     sent, _ = run(flow, response)
     assert len(sent) == 1
     req = sent[0]
-    assert req.headers[:2] == (("User-Agent", "skyproto/0.1"), ("RegistrationToken", REG_TOKEN))
+    assert req.headers[:2] == (("User-Agent", USER_AGENT), ("RegistrationToken", REG_TOKEN))
     return req
 
 

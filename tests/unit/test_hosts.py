@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from skyproto import Hosts, LocalProtocolError, UntrustedHostError
-from skyproto.hosts import DEFAULT_TRUSTED_DOMAINS, SERVICE_URLS
+from skyproto.hosts import DEFAULT_TRUSTED_DOMAINS, SERVICE_URLS, is_known_host
 
 LOOPBACK = Hosts(
     overrides={
@@ -141,6 +142,50 @@ def test_from_json_with_the_emulator_profile_object() -> None:
 def test_from_json_refuses_invalid_profiles(data: Any, message: str) -> None:
     with pytest.raises(LocalProtocolError, match=message):
         Hosts.from_json(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "maps no host"),
+        ({"hosts": {}}, "maps no host"),
+        ({"logn.live.com": "http://127.0.0.1/"}, "unknown host"),
+        ({"example.com": "http://127.0.0.1/"}, "unknown host"),
+        ({"skype.com.evil.example": "http://127.0.0.1/"}, "unknown host"),
+        ({"hosts": {"login.live.com": "http://127.0.0.1/"}, "cabundle": "x"}, "unknown member"),
+        ({"hosts": {"login.live.com": "http://127.0.0.1/"}, "host": {}}, "unknown member"),
+    ],
+)
+def test_from_json_refuses_unknown_keys_and_an_empty_map(data: Any, message: str) -> None:
+    # Either would otherwise mean the real services for the hosts it failed to name.
+    with pytest.raises(LocalProtocolError, match=message):
+        Hosts.from_json(data)
+    with pytest.raises(LocalProtocolError, match=message):
+        Hosts.from_json(data, profile="teams")
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        *(urllib.parse.urlsplit(url).hostname for url in SERVICE_URLS.values()),
+        "login.microsoftonline.com",
+        "teams.live.com",
+        "msgapi.teams.live.com",
+        "go.trouter.skype.com",
+        "go.trouter.teams.microsoft.com",
+        "edge.skype.com",
+        "trouter2-eu.trouter.teams.microsoft.com",
+        "pub-ent-euno-07-t.trouter.skype.com",
+        "db3-client-s.gateway.messenger.live.com",
+        "Login.Live.Com",
+    ],
+)
+def test_every_service_host_is_a_known_key(host: str) -> None:
+    assert is_known_host(host)
+    profile = {"hosts": {host: "http://127.0.0.1:9/x"}, "ca_bundle": None, "account": {}}
+    assert Hosts.from_json(profile, profile="teams").url(f"https://{host}/p") == (
+        "http://127.0.0.1:9/x/p"
+    )
 
 
 def test_a_password_in_a_base_is_not_echoed() -> None:

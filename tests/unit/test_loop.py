@@ -40,6 +40,7 @@ from skyproto import (
     UnknownEvent,
     UntrustedHostError,
 )
+from skyproto.calls import USER_AGENT
 from skyproto.emulator import DEFAULT_ACCOUNT, Emulator, Scenario
 from skyproto.emulator.event_stream import render_event
 from skyproto.emulator.testing import Peer, Took
@@ -192,7 +193,7 @@ def test_one_cycle_subscribes_pings_polls_delivers_and_acks_in_order() -> None:
         "EditMessageEvent",
     ]
     token = peer.reg_token
-    auth = (("User-Agent", "skyproto/0.1"), ("RegistrationToken", token))
+    auth = (("User-Agent", USER_AGENT), ("RegistrationToken", token))
     (subscribe,) = peer.sent_to("subscribe")
     assert (subscribe.method, subscribe.url) == (
         "POST",

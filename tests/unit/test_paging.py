@@ -19,6 +19,7 @@ from skyproto import (
     UntrustedHostError,
 )
 from skyproto._flow import Flow
+from skyproto.calls import USER_AGENT
 from skyproto.emulator.testing import Peer
 from skyproto.endpoint import EndpointGoneError
 from skyproto.paging import (
@@ -79,7 +80,7 @@ def test_worked_example() -> None:
     assert state == PagingState({f"GET {URL}": CCC})
     for req in server.sent:
         assert req.method == "GET"
-        assert req.headers == (("User-Agent", "skyproto/0.1"), ("RegistrationToken", REG_TOKEN))
+        assert req.headers == (("User-Agent", USER_AGENT), ("RegistrationToken", REG_TOKEN))
 
 
 def test_worked_example_exhaust_stops_at_empty_page() -> None:

@@ -200,6 +200,7 @@ DELIBERATE = {
         "sleep",
     },
     "skyproto._http": {"HttpRequest", "HttpResponse"},
+    "skyproto._version": {"__version__"},
     "skyproto._snapshot": {
         "SessionState",
         "TeamsState",

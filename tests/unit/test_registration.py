@@ -22,6 +22,7 @@ from skyproto import (
     Stepper,
     UntrustedHostError,
 )
+from skyproto.calls import USER_AGENT
 from skyproto.mac256 import lock_and_key
 from skyproto.registration import (
     NO_TOKEN_RETRY_DELAY,
@@ -272,7 +273,7 @@ def test_request_headers_are_exact_and_recomputed_each_iteration() -> None:
     for index, req in enumerate(server.sent):
         when = T0 + dt.timedelta(seconds=7 * index)
         assert req.headers == (
-            ("User-Agent", "skyproto/0.1"),
+            ("User-Agent", USER_AGENT),
             ("LockAndKey", lock_and_key(when)),
             ("Authentication", f"skypetoken={SECRET}"),
             ("BehaviorOverride", "redirectAs404"),

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from skyproto import HttpRequest, HttpResponse
+from skyproto.calls import USER_AGENT
 from skyproto.emulator.testing import drive as drive_peer
 
 #: 1700000000.9 seconds after the epoch: floor(now) and now differ.
 NOW = dt.datetime.fromtimestamp(1700000000.9, dt.UTC)
-UA = "skyproto/0.1"
+UA = USER_AGENT
 
 
 #: Runs a flow on canned answers that it must use up, ``Now`` answered with NOW (or ``times``).
