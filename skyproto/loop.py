@@ -327,7 +327,10 @@ class EventLoop:
         max_polls: int | None = None,
     ) -> Flow[LoopStats]:
         """Flow: deliver events until :meth:`stop`, ``max_events`` deliveries, ``deadline`` (an
-        aware datetime) or ``max_polls`` answered polls (``max_polls=1`` is one cycle)."""
+        aware datetime) or ``max_polls`` answered polls (``max_polls=1`` is one cycle).
+
+        The arguments are checked, and an earlier :meth:`stop` forgotten, when this is called; a
+        :meth:`stop` after that call ends the flow, even before a driver first steps it."""
         for name, value in (("max_events", max_events), ("max_polls", max_polls)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 0
@@ -337,7 +340,14 @@ class EventLoop:
             not isinstance(deadline, dt.datetime) or deadline.utcoffset() is None
         ):
             raise LocalProtocolError("deadline must be a timezone-aware datetime")
+        # Cleared here, when the flow is made, not when a driver first steps it: a stop() that
+        # comes in between (another thread, another task) must not be lost.
         self._stopping = False
+        return self._run(max_events, deadline, max_polls)
+
+    def _run(
+        self, max_events: int | None, deadline: dt.datetime | None, max_polls: int | None
+    ) -> Flow[LoopStats]:
         target = None if max_events is None else self.stats.delivered + max_events
         last_poll = None if max_polls is None else self.stats.polls + max_polls
         failures = 0

@@ -478,6 +478,30 @@ def test_stop_from_the_handler_leaves_the_rest_of_the_batch_undelivered_and_unac
     assert (stats.polls, stats.delivered, stats.acks) == (1, 2, 2)
 
 
+def test_a_stop_between_making_the_flow_and_driving_it_is_kept() -> None:
+    # A thread or task that calls stop() before the driver first steps the flow must end it:
+    # the flow sends nothing, whatever its other bounds.
+    peer = LoopPeer()
+    peer.on("poll", events(1), events(2))
+    loop = peer.event_loop()
+    flow = loop.run(max_polls=2)
+    loop.stop()
+    stats = Peer.run(peer, flow)
+
+    assert peer.sent == []
+    assert (stats.polls, stats.delivered) == (0, 0)
+
+
+def test_run_forgets_a_stop_from_before_it_was_called() -> None:
+    peer = LoopPeer()
+    peer.on("poll", events(1))
+    loop = peer.event_loop()
+    loop.stop()
+    stats = peer.run(loop, max_polls=1)
+
+    assert (stats.polls, stats.delivered) == (1, 1)
+
+
 def test_max_events_stops_after_that_many_deliveries() -> None:
     peer = LoopPeer()
     peer.on("poll", events(1), events(2, 3, 4))
