@@ -19,6 +19,7 @@ import attrs
 
 from .._flow import Flow, now
 from ..chat import conversations_listing, messages_listing
+from ..errors import LocalProtocolError
 from ..events import Event, Message, UnknownEvent
 from ..loop import EventLoop, LoopPolicy
 from ..session import Session, SessionState
@@ -142,8 +143,9 @@ def _millis(item: Any) -> int | None:
 def _catch_up(session: Session, since: int) -> Flow[Sequence[Event]]:
     """Flow: the chat messages that arrived since ``since`` (epoch ms), as the events a push
     would have carried: the conversation listing, then each recently active conversation's
-    messages, newest first, until one is older than ``since``."""
-    found: list[Any] = []
+    messages, newest first, until one is older than ``since``. Ids de-duplicate what was also
+    pushed (the client's window)."""
+    found: list[tuple[int, Any]] = []
     conversations = conversations_listing(session, max_pages=_CATCH_UP_CONVERSATION_PAGES)
     while (page := (yield from conversations.next_page())) is not None:
         for item in page:
@@ -153,18 +155,21 @@ def _catch_up(session: Session, since: int) -> Flow[Sequence[Event]]:
                 continue
             messages = messages_listing(session, chat, max_pages=_CATCH_UP_MESSAGE_PAGES)
             while (items := (yield from messages.next_page())) is not None:
-                recent = [m for m in items if (_millis(m) or since) >= since]
-                found.extend(recent)
-                if len(recent) < len(items):
+                # A message without a readable arrival time is left out: it could not be told
+                # apart from history, and it would come back at every catch-up.
+                times = [(_millis(m), m) for m in items]
+                found.extend((t, m) for t, m in times if t is not None and t >= since)
+                if any(t is not None and t < since for t, _ in times):
                     break
-    found.sort(key=lambda m: _millis(m) or since)  # oldest first, as pushes come
-    return events_from_messages(found)
+    found.sort(key=lambda pair: pair[0])  # oldest first, as pushes come
+    return events_from_messages([message for _, message in found])
 
 
 def _trouter_endpoint(session: Session) -> str:
     """The session's Trouter endpoint id, made and kept in its Teams state the first time."""
     teams = session.state.teams
-    assert teams is not None
+    if teams is None:
+        raise LocalProtocolError("a Trouter endpoint belongs to a Teams Free session")
     if teams.trouter_endpoint is None:
         teams = attrs.evolve(teams, trouter_endpoint=str(uuid.uuid4()))
         session.state = attrs.evolve(session.state, teams=teams)

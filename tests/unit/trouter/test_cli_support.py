@@ -10,7 +10,7 @@ import json
 import pytest
 
 from skyproto import Hosts, SkypeTokenException
-from skyproto._http import HttpResponse
+from skyproto._http import HttpRequest, HttpResponse
 from skyproto._redact import describe
 from skyproto._snapshot import SessionState, TeamsState, dump_snapshot, load_snapshot
 from skyproto.cli._events import _millis
@@ -92,3 +92,52 @@ def test_the_trouter_knobs_parse_and_refuse_unknown_steps() -> None:
         parse_scenario(["trouter_script=message,explode"])
     with pytest.raises(LocalProtocolError, match="trouter_foreign"):
         parse_scenario(["trouter_foreign=elsewhere"])
+
+
+def test_the_catch_up_lists_what_arrived_since_the_run_began_and_stops_at_older() -> None:
+    from skyproto import Session
+    from skyproto.cli._events import _catch_up
+    from skyproto.emulator.testing import drive
+    from skyproto.events import NewMessageEvent
+
+    since = 1_796_000_000_000
+    session = Session(HOSTS, state=teams_state("abc"))
+    chat = "19:uni01_4f2a9c@thread.v2"
+
+    def message(ident: str | None, content: str) -> dict[str, object]:
+        item: dict[str, object] = {"messagetype": "Text", "content": content, "type": "Message"}
+        base = "https://teams.live.com/api/chatsvc/consumer/v1/users/ME"
+        item["conversationLink"] = f"{base}/conversations/{chat}"
+        item["from"] = f"{base}/contacts/8:live:.cid.b0b"
+        if ident is not None:
+            item["id"] = ident
+            moment = dt.datetime.fromtimestamp(int(ident) / 1000, dt.UTC)
+            item["originalarrivaltime"] = moment.isoformat().replace("+00:00", "Z")
+        return item
+
+    conversations = {
+        "conversations": [
+            {"id": chat, "lastMessage": {"id": str(since + 9)}},
+            {"id": "8:live:.cid.old", "lastMessage": {"id": str(since - 1)}},  # not listed
+        ],
+        "_metadata": {},
+    }
+    newest_first = [
+        message(str(since + 9), "newer"),
+        message(None, "no time: left out"),
+        message(str(since + 5), "new"),
+        message(str(since - 1), "older: the listing stops here"),
+    ]
+    sent: list[HttpRequest] = []
+    events = drive(
+        _catch_up(session, since),
+        [
+            HttpResponse.build(200, json=conversations),
+            HttpResponse.build(200, json={"messages": newest_first, "_metadata": {}}),
+        ],
+        sent=sent,
+        start=NOW,
+    )
+    assert [type(e) for e in events] == [NewMessageEvent, NewMessageEvent]
+    assert [e.msg_id for e in events] == [since + 5, since + 9]  # oldest first
+    assert len(sent) == 2
