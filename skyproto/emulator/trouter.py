@@ -13,6 +13,11 @@ nothing else). It is a function of what it is sent and the time it is told:
   sessions), :meth:`report_loss` (send ``trouter.message_loss``), :meth:`revoke` (a token now
   gets 401), and :meth:`tick` (time passes: unanswered pushes past ``ack_timeout``).
 
+Served beside an :class:`~skyproto.emulator.Emulator` (``owner``), the peer names the socket
+host :data:`SOCKET_HOST` in its session answer and follows the scenario's ``trouter_*`` knobs:
+``trouter_script`` (pushes it makes on its own, its chat messages also added to the emulator's
+chat service), ``trouter_foreign`` and ``trouter_gzip``.
+
 A push not answered ``3:::{"id":…,"status":200}`` is *held back*: when its socket goes away, or
 ``ack_timeout`` passes, it is redelivered on the next connection (``redeliver=True``), or dropped
 and reported with ``trouter.message_loss`` (``redeliver=False``); either way it stays in the
