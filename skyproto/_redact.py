@@ -17,7 +17,8 @@ or eight times the display limit if that is more) and then:
    tag whose ``name`` or ``id`` (any of them, decoded as the page scan decodes them) is a secret
    field, also where a script or style holds the markup; the ``Password``,
    ``BinarySecurityToken`` and ``BinarySecret`` elements; ``field: value`` and ``field=value``
-   pairs; and, to the end of the text, a tag or a value left unterminated;
+   pairs; the session id of a socket.io handshake answer (``<sid>:<heartbeat>:<close>:…``,
+   docs/trouter.md); and, to the end of the text, a tag or a value left unterminated;
 3. hides every remaining occurrence of a collected value of at least six characters (at most
    32 of them), raw or JSON-, HTML-, XML- or URL-escaped, in the whole rendering;
 4. only then cuts the body to the display limit, so a secret that straddles the cut is already
@@ -122,6 +123,11 @@ _QUOTED_REST = {
     for quote in "\"'"
 }
 _BARE_VALUE = re.compile(r"""[^\s&;,"'<>{}\[\]()]*+""")
+#: A socket.io 0.9 handshake answer, ``<session id>:<heartbeat>:<close>:<transports>``
+#: (docs/trouter.md): the session id opens the websocket, so it is a credential.
+_HANDSHAKE = re.compile(
+    r"\s*+([A-Za-z0-9._~-]{1,256})(:[0-9]{0,9}:[0-9]{0,9}:[A-Za-z0-9,_-]{0,200})\s*+"
+)
 _RAW_TEXT_END = re.compile(r"</(?:script|style)", re.IGNORECASE)
 _SOAP_OPEN = re.compile(
     rf"<(?:[\w-]++:)?+({'|'.join(_SOAP_SECRETS)})\b[^<>]*+>", re.IGNORECASE | re.ASCII
@@ -227,6 +233,9 @@ def _body_secrets(head: bytes, found: list[str]) -> None:
                 found.append(element.text.strip())
     pairs = urllib.parse.parse_qsl(text, keep_blank_values=True)
     found.extend(v for k, v in pairs if _is_secret_field(k))
+    handshake = _HANDSHAKE.fullmatch(text)
+    if handshake is not None:
+        found.append(handshake.group(1))
 
 
 def _message_secrets(message: HttpRequest | HttpResponse) -> list[str]:
@@ -415,6 +424,9 @@ def _redact_body(head: bytes, content_type: str | None, whole: bool) -> str:
         except (ValueError, RecursionError):
             if _is_json_type(kind):
                 return "<unparsable JSON body>"
+    handshake = _HANDSHAKE.fullmatch(text)
+    if handshake is not None:
+        return _REDACTED + handshake.group(2)
     return _redact_text(text)
 
 

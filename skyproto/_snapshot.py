@@ -100,11 +100,14 @@ def _endpoint_ids(value: Any) -> tuple[str, ...]:
 @attrs.frozen
 class TeamsState:
     """What a Teams Free session keeps besides its Skype token (docs/teams.md): the newest
-    refresh token (they rotate; ``None`` once refused) and the service bases authz named.
-    A device code is never kept: it is spent by the time a login returns."""
+    refresh token (they rotate; ``None`` once refused), the service bases authz named, and the
+    Trouter endpoint id (docs/trouter.md), kept so that reconnections and later runs reuse it.
+    A device code is never kept: it is spent by the time a login returns. Snapshots written
+    before the endpoint id was kept still load (without one)."""
 
     refresh_token: str | None = attrs.field(default=None, repr=False)
     region: Region = attrs.field(factory=Region)
+    trouter_endpoint: str | None = None
 
 
 @attrs.frozen
@@ -321,6 +324,8 @@ def _shape_error(errors: list[tuple[str, str]]) -> SkypeTokenException:
 # -- dump and load ------------------------------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: A Trouter endpoint id as it goes into a query and a registration: a short URL-safe token.
+_ENDPOINT_ID = re.compile(r"[A-Za-z0-9{}-]{1,64}")
 
 
 def usable_token(token: str) -> bool:
@@ -333,6 +338,8 @@ def dump_snapshot(state: SessionState) -> bytes:
     body = snapshot_converter.unstructure(state, SessionState)
     if body.get("teams") is None:
         body.pop("teams", None)  # a legacy snapshot stays as it always was
+    elif body["teams"].get("trouter_endpoint") is None:
+        body["teams"].pop("trouter_endpoint", None)  # as written before it was kept
     return dump_json({"version": SNAPSHOT_VERSION, **body})
 
 
@@ -426,6 +433,9 @@ def load_snapshot(data: bytes | str, *, now: dt.datetime, hosts: Hosts) -> Sessi
         refresh = state.teams.refresh_token
         if refresh is not None and not usable_token(refresh):
             raise _shape_error([("teams.refresh_token", "not a usable token")])
+        endpoint = state.teams.trouter_endpoint
+        if endpoint is not None and not _ENDPOINT_ID.fullmatch(endpoint):
+            raise _shape_error([("teams.trouter_endpoint", "not an endpoint id")])
         for base in attrs.astuple(state.teams.region):
             if base is not None and not hosts.is_trusted(base):
                 raise SkypeTokenException(

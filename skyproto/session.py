@@ -184,6 +184,11 @@ class Session:
             return token
         return (yield from self._fresh_login(token))
 
+    def renew_skype_token(self) -> Flow[SkypeToken]:
+        """Flow: a Skype token minted now, for a service that refused the current one (401);
+        concurrent callers share one login."""
+        return (yield from self._fresh_login(self.state.skype_token))
+
     def ensure_registration(self) -> Flow[Registration]:
         """Flow: a registration valid for at least the leeway, registering (and logging in) if
         needed."""
@@ -265,11 +270,14 @@ class Session:
             raise
         if self.state.user_id is not None and auth.skype_id != self.state.user_id:
             self.state = SessionState()  # a different account: nothing of the old one is reused
+        kept = self.state.teams  # the same account keeps its Trouter endpoint id
         self.state = attrs.evolve(
             self.state,
             user_id=auth.skype_id,
             skype_token=auth.skype_token,
-            teams=TeamsState(rotated, auth.region),
+            teams=TeamsState(
+                rotated, auth.region, kept.trouter_endpoint if kept is not None else None
+            ),
         )
         self._logins += 1
         return auth.skype_token

@@ -18,6 +18,7 @@ import attrs
 
 from ..hosts import Hosts
 from .teams import TEAMS_HOSTS
+from .trouter import SOCKET_HOST
 
 __all__ = ["DEFAULT_ACCOUNT", "DEFAULT_MEETING_ID", "Account"]
 
@@ -36,6 +37,8 @@ SERVED_HOSTS: tuple[str, ...] = (
     *MESSENGER_HOSTS,
     *TEAMS_HOSTS,
     "go.trouter.skype.com",
+    "go.trouter.teams.microsoft.com",
+    SOCKET_HOST,
 )
 #: The messaging base of the foreign host the ``foreign_*`` knobs point at (never mapped, never
 #: trusted).

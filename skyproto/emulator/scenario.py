@@ -148,6 +148,18 @@ def _check_event_kinds(_instance: object, _attribute: object, value: tuple[str, 
             )
 
 
+#: The steps of :attr:`Scenario.trouter_script`.
+TROUTER_STEPS = ("message", "typing", "presence", "call", "again", "missed", "drop", "loss")
+
+
+def _check_trouter_steps(_instance: object, _attribute: object, value: tuple[str, ...]) -> None:
+    for step in value:
+        if step not in TROUTER_STEPS:
+            raise LocalProtocolError(
+                f"unknown Trouter step {step!r}; known steps: {', '.join(TROUTER_STEPS)}"
+            )
+
+
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         raise LocalProtocolError("give a sequence of names, not one string")
@@ -212,6 +224,15 @@ class Scenario:
     ``personal`` or ``work``. Chat listings hold at most ``chat_page_size`` items a page;
     ``chat_quota`` chat calls a minute per user are allowed (0: no limit), then the quota
     answer: ``quota_code`` 429, or 803.
+
+    Trouter (:mod:`skyproto.emulator.trouter`): ``trouter_script`` is a list of steps the
+    peer carries out one by one while an endpoint is connected and registered, each once
+    the pushes before it were answered: ``message`` (a chat message, also added to the
+    chat service), ``typing``, ``presence``, ``call`` (pushes of each kind), ``again`` (the
+    last message pushed once more), ``missed`` (a message added to the chat service but
+    not pushed), ``drop`` (the sockets close) and ``loss`` (``trouter.message_loss``).
+    ``trouter_foreign`` (``socketio`` or ``surl``) makes the session answer name
+    ``https://evil.example`` there; ``trouter_gzip`` sends push bodies as base64 gzip.
     """
 
     host_redirect: bool = False
@@ -252,6 +273,11 @@ class Scenario:
     chat_page_size: int = attrs.field(default=2, validator=_positive_int)
     chat_quota: int = attrs.field(default=0, validator=_non_negative_int)
     quota_code: int = attrs.field(default=429, validator=_one_of(429, 803))
+    trouter_script: tuple[str, ...] = attrs.field(
+        default=(), converter=_str_tuple, validator=_check_trouter_steps
+    )
+    trouter_foreign: str = attrs.field(default="", validator=_one_of("", "socketio", "surl"))
+    trouter_gzip: bool = False
 
     def delays(self, route: str | None) -> float:
         """Seconds the server waits before answering a request on ``route``."""
@@ -320,16 +346,16 @@ def parse_fault(text: str) -> Fault:
 
 _BOOL_KEYS = frozenset(
     {"host_redirect", "endless_redirect", "foreign_location", "wrong_password", "two_factor"}
-    | {"consent", "foreign_sync_state", "refresh_dead"}
+    | {"consent", "foreign_sync_state", "refresh_dead", "trouter_gzip"}
 )
 _INT_KEYS = frozenset(
     {"event_count", "events_per_poll", "token_lifetime", "registration_lifetime", "page_size"}
     | {"device_interval", "device_slow_down", "device_pending", "chat_page_size", "chat_quota"}
     | {"quota_code"}
 )
-_WORD_KEYS = frozenset({"device_outcome", "authz_shape", "refresh_refusal"})
+_WORD_KEYS = frozenset({"device_outcome", "authz_shape", "refresh_refusal", "trouter_foreign"})
 _FLOAT_KEYS = frozenset({"delay", "hold"})
-_NAME_KEYS = frozenset({"malformed", "delay_routes", "events"})
+_NAME_KEYS = frozenset({"malformed", "delay_routes", "events", "trouter_script"})
 _KNOWN_KEYS = sorted(
     _BOOL_KEYS | _INT_KEYS | _FLOAT_KEYS | _NAME_KEYS | _WORD_KEYS | {"fault", "faults"}
 )

@@ -188,7 +188,7 @@ class EmulatorServer:
         self._log_size = check_log_size(log_size)
         self._log: deque[LoggedRequest] = deque(maxlen=self._log_size)
         #: The Trouter peer (docs/trouter.md); cue it while holding :attr:`lock`.
-        self.trouter = TrouterPeer()
+        self.trouter = TrouterPeer(owner=lambda: self._core)
         self._errors: list[BaseException] = []
         self._state = "new"
 
@@ -765,7 +765,14 @@ def _parser() -> argparse.ArgumentParser:
             "two_factor, consent, fault=ROUTE:STATUS[:TIMES[:RETRY_AFTER]], malformed=ROUTES, "
             "delay=SECONDS, delay_routes=ROUTES, events=KINDS|all, event_count=N, "
             "events_per_poll=N, hold=SECONDS, token_lifetime=S, registration_lifetime=S, "
-            f"page_size=N. Routes: {', '.join(ROUTES)}. See docs/emulator.md."
+            "page_size=N. Teams Free: device_interval=S, device_slow_down=N, device_pending=N, "
+            "device_outcome=approve|declined|expired, refresh_dead, "
+            "refresh_refusal=invalid_grant|interaction_required, authz_shape=personal|work, "
+            "chat_page_size=N, chat_quota=N, quota_code=429|803 (docs/teams.md). Trouter: "
+            "trouter_script=STEPS (in order, of message, typing, presence, call, again, missed, "
+            "drop, loss), "
+            "trouter_foreign=socketio|surl, trouter_gzip (docs/trouter.md). "
+            f"Routes: {', '.join(ROUTES)}. See docs/emulator.md."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")

@@ -255,6 +255,19 @@ class TeamsService:
         found = self._chats.get(conversation)
         return [attrs.asdict(m) for m in found[1]] if found else []
 
+    def add_message(
+        self, chat: str, sender: str, content: str, now: dt.datetime, *, kind: str = "Text"
+    ) -> dict[str, Any]:
+        """A message from ``sender`` arrives in ``chat`` (created if new), as the chat service
+        lists it under the ``msgapi`` base; its id is the arrival time in milliseconds."""
+        _topic, messages = self._chats.setdefault(chat, (None, []))
+        millis = max(epoch_millis(now), int(messages[-1].id) + 1 if messages else 0)
+        message = _Message(str(millis), sender, kind, content, _stamp(millis), str(millis * 3))
+        messages.append(message)
+        del messages[:-_TABLE_LIMIT]
+        base = self._owner.hosts.url(f"https://{MSGAPI_HOST}")
+        return self._render(base, chat, message)
+
     def live_refresh_tokens(self) -> int:
         """How many refresh tokens are still valid."""
         return len(self._refresh)

@@ -13,6 +13,11 @@ nothing else). It is a function of what it is sent and the time it is told:
   sessions), :meth:`report_loss` (send ``trouter.message_loss``), :meth:`revoke` (a token now
   gets 401), and :meth:`tick` (time passes: unanswered pushes past ``ack_timeout``).
 
+Served beside an :class:`~skyproto.emulator.Emulator` (``owner``), the peer names the socket
+host :data:`SOCKET_HOST` in its session answer and follows the scenario's ``trouter_*`` knobs:
+``trouter_script`` (pushes it makes on its own, its chat messages also added to the emulator's
+chat service), ``trouter_foreign`` and ``trouter_gzip``.
+
 A push not answered ``3:::{"id":…,"status":200}`` is *held back*: when its socket goes away, or
 ``ack_timeout`` passes, it is redelivered on the next connection (``redeliver=True``), or dropped
 and reported with ``trouter.message_loss`` (``redeliver=False``); either way it stays in the
@@ -32,7 +37,7 @@ import hashlib
 import json
 import urllib.parse
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import wsproto
@@ -67,7 +72,19 @@ from ..trouter._frames import (
     parse_frame,
 )
 
-__all__ = ["PeerDriver", "PeerLog", "TrouterPeer"]
+if TYPE_CHECKING:
+    from .core import Emulator
+
+__all__ = ["FOREIGN_TROUTER", "SOCKET_HOST", "PeerDriver", "PeerLog", "TrouterPeer"]
+
+#: The host the session answer names as ``socketio`` (and ``surl``), under a Trouter domain.
+SOCKET_HOST: Final = "trouter2-emulator.trouter.teams.microsoft.com"
+#: Where the ``trouter_foreign`` knob points ``socketio`` or ``surl`` (never mapped, never
+#: trusted).
+FOREIGN_TROUTER: Final = "https://evil.example"
+#: The conversation the scripted messages arrive in (one the chat service lists).
+_SCRIPT_CHAT: Final = "19:uni01_4f2a9c@thread.v2"
+_SCRIPT_SENDER: Final = "8:live:.cid.b0b"
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _BACKLOG: Final = 1000
@@ -138,7 +155,11 @@ class TrouterPeer:
         redeliver: bool = True,
         require_tfl: bool = True,
         gzip_bodies: bool = False,
+        owner: Callable[[], Emulator | None] | None = None,
     ) -> None:
+        #: The emulator whose hosts, scenario (``trouter_*`` knobs) and chat service the peer
+        #: uses, when it serves beside one (the server); ``None``: the peer alone.
+        self.owner = owner
         self.ttl = ttl
         self.ack_timeout = ack_timeout
         self.redeliver = redeliver
@@ -158,6 +179,12 @@ class TrouterPeer:
         self._counter = 0
         self._event_id = 1000
         self._message_id = 1_700_000_000_000
+        #: How many steps of the scenario's ``trouter_script`` were carried out.
+        self.script_done = 0
+        self._last_pushed: str | None = None
+
+    def _emulator(self) -> Emulator | None:
+        return self.owner() if self.owner is not None else None
 
     def _next(self) -> int:
         self._counter += 1
@@ -208,11 +235,22 @@ class TrouterPeer:
         sig = hashlib.sha256(f"{sid}:{epid}".encode()).hexdigest()[:32]
         self._sessions[sid] = _Session(sid, epid, sig, expires)
         base = request.url.partition("?")[0].rpartition("/v4/a")[0]
+        socket_base = push_base = base
+        emulator = self._emulator()
+        if emulator is not None:
+            mapped = emulator.hosts.url(f"https://{SOCKET_HOST}")
+            if mapped != f"https://{SOCKET_HOST}":
+                socket_base = push_base = mapped.rstrip("/")
+            foreign = emulator.scenario.trouter_foreign
+            if foreign == "socketio":
+                socket_base = FOREIGN_TROUTER
+            elif foreign == "surl":
+                push_base = FOREIGN_TROUTER
         return HttpResponse.build(
             200,
             json={
-                "socketio": f"{base}/",
-                "surl": f"{base}/v4/f/{sid}/",
+                "socketio": f"{socket_base}/",
+                "surl": f"{push_base}/v4/f/{sid}/",
                 "url": f"{base}/",
                 "ttl": str(self.ttl),
                 "connectparams": {
@@ -454,6 +492,55 @@ class TrouterPeer:
                 self._send(sock, event_frame("trouter.message_loss", args, ack_id=sock.packet))
             for push in self._held.pop(epid, []):
                 self._deliver(sock, push, now)
+        self._run_script(now)
+
+    def _run_script(self, now: dt.datetime) -> None:
+        """Carry out the next step of the scenario's ``trouter_script``, if one is due: an
+        endpoint is connected and registered, and every push so far was answered."""
+        emulator = self._emulator()
+        if emulator is None:
+            return
+        script = emulator.scenario.trouter_script
+        if self.script_done >= len(script) or any(self._held.values()):
+            return
+        connected = self._connected(now)
+        if not connected or any(sock.in_flight for sock in connected):
+            return
+        step = script[self.script_done]
+        self.script_done += 1
+        self._note(now, "script", step)
+        if step in ("message", "missed"):
+            resource = emulator.teams.add_message(
+                _SCRIPT_CHAT, _SCRIPT_SENDER, f"scripted {self.script_done}", now
+            )
+            if step == "message":
+                self._push_event("NewMessage", resource, now)
+                self._last_pushed = resource["id"]
+        elif step == "typing":
+            resource = {
+                "id": str(self._message_id),
+                "messagetype": "Control/Typing",
+                "content": "",
+                "from": f"https://msgapi.teams.live.com/v1/users/ME/contacts/{_SCRIPT_SENDER}",
+                "conversationLink": (
+                    f"https://msgapi.teams.live.com/v1/users/ME/conversations/{_SCRIPT_CHAT}"
+                ),
+            }
+            self._push_event("NewMessage", resource, now, backlog=False)
+        elif step == "presence":
+            availability = {"availability": "Available", "activity": "Available"}
+            payload = {"presence": [{"mri": _SCRIPT_SENDER, "etag": "1", "presence": availability}]}
+            self.push_raw("TeamsUnifiedPresenceService", payload, now=now)
+        elif step == "call":
+            inner = json.dumps({"callerId": _SCRIPT_SENDER, "callId": "call-1"}).encode()
+            wrapped = {"evt": 107, "callId": "call-1", "gp": base64.b64encode(inner).decode()}
+            self.push_raw("NGCallManagerWin", wrapped, now=now)
+        elif step == "again" and self._last_pushed is not None:
+            self.push_again(self._last_pushed, now=now)
+        elif step == "drop":
+            self.drop(now)
+        elif step == "loss":
+            self.report_loss(now)
 
     def push(
         self,
@@ -464,17 +551,12 @@ class TrouterPeer:
         now: dt.datetime,
     ) -> int:
         """Push a new chat message to every connected, registered endpoint; its message id."""
-        self._event_id += 1
         self._message_id += 1
         when = now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
         base = "https://msgapi.teams.live.com/v1/users/ME/conversations"
-        event = {
-            "id": self._event_id,
-            "time": when,
-            "type": "EventMessage",
-            "resourceType": "NewMessage",
-            "resourceLink": f"{base}/{chat}/messages/{self._message_id}",
-            "resource": {
+        self._push_event(
+            "NewMessage",
+            {
                 "id": str(self._message_id),
                 "type": "Message",
                 "messagetype": "RichText",
@@ -488,10 +570,26 @@ class TrouterPeer:
                 "conversationLink": f"{base}/{chat}",
                 "imdisplayname": "Bob",
             },
-        }
-        self._backlog.append(event)
-        self.push_raw("messaging", event, now=now)
+            now,
+        )
         return self._message_id
+
+    def _push_event(
+        self, kind: str, resource: dict[str, Any], now: dt.datetime, *, backlog: bool = True
+    ) -> None:
+        """Push an EventMessage of ``kind`` carrying ``resource`` (kept in the backlog)."""
+        self._event_id += 1
+        event = {
+            "id": self._event_id,
+            "time": now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "type": "EventMessage",
+            "resourceType": kind,
+            "resourceLink": f"{resource.get('conversationLink', '')}/messages/{resource['id']}",
+            "resource": resource,
+        }
+        if backlog:
+            self._backlog.append(event)
+        self.push_raw("messaging", event, now=now)
 
     def push_again(self, message_id: int | str, *, now: dt.datetime) -> bool:
         """Push a chat event from the backlog once more (a duplicate); whether it was there."""
@@ -506,7 +604,8 @@ class TrouterPeer:
         (an endpoint not connected misses it; it finds chat events in the backlog)."""
         body = json.dumps(payload, separators=(",", ":"))
         headers = {"Content-Type": "application/json; charset=utf-8", "MS-CV": "peer.1"}
-        if self.gzip_bodies:
+        emulator = self._emulator()
+        if self.gzip_bodies or (emulator is not None and emulator.scenario.trouter_gzip):
             body = base64.b64encode(gzip.compress(body.encode(), mtime=0)).decode("ascii")
             headers[CONTENT_ENCODING_HEADER] = "gzip"
         message_id = None
