@@ -135,6 +135,50 @@ class _Shards(Generic[_C]):
                 self._free.append(index)
 
 
+class _Pools(Generic[_C]):
+    """A transport's two budgets' clients: the ones you passed in, or ours, sharded.
+
+    Without a ``client`` it makes the clients of both budgets (:meth:`_new`: refusing cookies,
+    sized to :data:`POOL_SHARD`, sharing one TLS context) and lists them in :attr:`owned`, for
+    the transport to close. A ``client`` of yours serves both budgets unless a ``poll_client``
+    is given too.
+    """
+
+    def __init__(
+        self,
+        kind: type[_C],
+        client: _C | None,
+        poll_client: _C | None,
+        budgets: Budgets | _AsyncBudgets,
+    ) -> None:
+        self.owned: list[_C] = []
+        self._kind: type[_C] = kind
+        self._tls: ssl.SSLContext | None = None
+        make = self._new if client is None else None
+        self.client: _C = client if client is not None else self._new(POOL_SHARD)
+        self._shards: _Shards[_C] = _Shards(self.client, make, budgets.connections)
+        if poll_client is None and client is None:
+            poll_client = self._new(POOL_SHARD)
+            self._poll_shards: _Shards[_C] = _Shards(poll_client, make, budgets.poll_connections)
+        else:
+            poll_client = poll_client if poll_client is not None else self.client
+            self._poll_shards = _Shards(poll_client, None, budgets.poll_connections)
+        self.poll_client: _C = poll_client
+
+    def shards(self, request: HttpRequest) -> _Shards[_C]:
+        """The clients of ``request``'s budget."""
+        return self._poll_shards if request.long_poll else self._shards
+
+    def _new(self, connections: int) -> _C:
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        client = self._kind(
+            cookies=refusing_cookie_jar(), limits=pool_limits(connections), verify=self._tls
+        )
+        self.owned.append(client)
+        return client
+
+
 @functools.lru_cache(maxsize=64)
 def _origin(origin: str) -> httpx.URL:
     # httpx.URL is immutable; parsing the same few origins for every request cost a twentieth
@@ -196,31 +240,13 @@ class HttpxTransport:
         self.default_timeout = check_seconds(default_timeout, "default_timeout")
         self.max_body_size = check_body_size(max_body_size)
         self.budgets = Budgets(connections, poll_connections, pool_timeout)
-        self._owned: list[httpx.Client] = []
-        self._tls: ssl.SSLContext | None = None
-        make = self._new_client if client is None else None
-        self.client = client if client is not None else self._new_client(POOL_SHARD)
-        self._shards = _Shards(self.client, make, self.budgets.connections)
-        if poll_client is None and client is None:
-            poll_client = self._new_client(POOL_SHARD)
-            self._poll_shards = _Shards(poll_client, make, self.budgets.poll_connections)
-        else:
-            poll_client = poll_client if poll_client is not None else self.client
-            self._poll_shards = _Shards(poll_client, None, self.budgets.poll_connections)
-        self.poll_client = poll_client
-
-    def _new_client(self, connections: int) -> httpx.Client:
-        if self._tls is None:
-            self._tls = httpx.create_ssl_context()
-        client = httpx.Client(
-            cookies=refusing_cookie_jar(), limits=pool_limits(connections), verify=self._tls
-        )
-        self._owned.append(client)
-        return client
+        self._pools = _Pools(httpx.Client, client, poll_client, self.budgets)
+        self.client = self._pools.client
+        self.poll_client = self._pools.poll_client
 
     def send(self, request: HttpRequest) -> HttpResponse:
         with self.budgets.slot(request):
-            shards = self._poll_shards if request.long_poll else self._shards
+            shards = self._pools.shards(request)
             index = shards.take()
             try:
                 return self._send(request, shards.clients[index])
@@ -251,7 +277,7 @@ class HttpxTransport:
 
     def close(self) -> None:
         """Close the clients this transport created."""
-        for client in self._owned:
+        for client in self._pools.owned:
             client.close()
 
     def __enter__(self) -> HttpxTransport:
@@ -285,31 +311,13 @@ class AsyncHttpxTransport:
         self.default_timeout = check_seconds(default_timeout, "default_timeout")
         self.max_body_size = check_body_size(max_body_size)
         self.budgets = _AsyncBudgets(connections, poll_connections, pool_timeout)
-        self._owned: list[httpx.AsyncClient] = []
-        self._tls: ssl.SSLContext | None = None
-        make = self._new_client if client is None else None
-        self.client = client if client is not None else self._new_client(POOL_SHARD)
-        self._shards = _Shards(self.client, make, self.budgets.connections)
-        if poll_client is None and client is None:
-            poll_client = self._new_client(POOL_SHARD)
-            self._poll_shards = _Shards(poll_client, make, self.budgets.poll_connections)
-        else:
-            poll_client = poll_client if poll_client is not None else self.client
-            self._poll_shards = _Shards(poll_client, None, self.budgets.poll_connections)
-        self.poll_client = poll_client
-
-    def _new_client(self, connections: int) -> httpx.AsyncClient:
-        if self._tls is None:
-            self._tls = httpx.create_ssl_context()
-        client = httpx.AsyncClient(
-            cookies=refusing_cookie_jar(), limits=pool_limits(connections), verify=self._tls
-        )
-        self._owned.append(client)
-        return client
+        self._pools = _Pools(httpx.AsyncClient, client, poll_client, self.budgets)
+        self.client = self._pools.client
+        self.poll_client = self._pools.poll_client
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         with await self.budgets.acquire(request):
-            shards = self._poll_shards if request.long_poll else self._shards
+            shards = self._pools.shards(request)
             index = shards.take()
             try:
                 return await self._send(request, shards.clients[index])
@@ -342,7 +350,7 @@ class AsyncHttpxTransport:
 
     async def aclose(self) -> None:
         """Close the clients this transport created."""
-        for client in self._owned:
+        for client in self._pools.owned:
             await client.aclose()
 
     async def __aenter__(self) -> AsyncHttpxTransport:
