@@ -16,11 +16,11 @@ body. The drivers throw that error into the flow, which may retry; they always c
 Importing a transport whose client library is missing raises an ``ImportError`` naming the extra.
 A transport of your own can reuse :func:`wire_head` and :func:`wire_headers` (the exact lines to
 send), :func:`transport_error` (a redacted :class:`~skyproto.TransportError` for a failure),
-:class:`BoundedBody` (the exchange's deadline, and the body collected under a size limit), and
-:func:`check_seconds` and :func:`check_body_size` (to check a ``default_timeout`` and a
-``max_body_size`` given to its constructor), and :class:`SocketStream`, :class:`AsyncioStream`
-and :func:`ssl_context_for_verify` for the byte streams that ``open_stream`` returns
-(docs/trouter.md). The built-in transports import nothing else from
+:class:`BoundedBody` (the exchange's deadline, and the body collected under a size limit),
+:func:`check_limits` (to check the ``default_timeout`` and ``max_body_size`` given to its
+constructor; :func:`check_seconds` and :func:`check_body_size` check one each), and
+:class:`SocketStream`, :class:`AsyncioStream` and :func:`ssl_context_for_verify` for the byte
+streams that ``open_stream`` returns (docs/trouter.md). The built-in transports import nothing else from
 skyproto but the public names of ``skyproto`` and of this package (:func:`check_connections`
 and :func:`pool_timeout_error` serve a transport of your own the same way).
 
@@ -55,6 +55,7 @@ from ._drive import (
     SyncTransport,
     aiterate_pages,
     check_body_size,
+    check_limits,
     iterate_pages,
     run_async,
     run_sync,
@@ -79,6 +80,7 @@ __all__ = [
     "aiterate_pages",
     "check_body_size",
     "check_connections",
+    "check_limits",
     "check_seconds",
     "iterate_pages",
     "pool_timeout_error",

@@ -421,6 +421,16 @@ def check_body_size(value: object) -> int:
     return value
 
 
+def check_limits(default_timeout: object, max_body_size: object) -> tuple[float, int]:
+    """A transport constructor's ``default_timeout`` and ``max_body_size``, checked.
+
+    The pair as given if ``default_timeout`` is a positive finite number of seconds and
+    ``max_body_size`` a positive whole number of bytes, else :class:`LocalProtocolError`
+    naming the first that is not.
+    """
+    return check_seconds(default_timeout, "default_timeout"), check_body_size(max_body_size)
+
+
 class BoundedBody:
     """One exchange's deadline and its response body, collected under a size limit.
 

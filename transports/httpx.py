@@ -62,8 +62,8 @@ from skyproto.transports import (
     BoundedBody,
     Budgets,
     SocketStream,
-    check_body_size,
     check_connections,
+    check_limits,
     check_seconds,
     pool_timeout_error,
     transport_error,
@@ -237,8 +237,7 @@ class HttpxTransport:
         default_timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        self.default_timeout = check_seconds(default_timeout, "default_timeout")
-        self.max_body_size = check_body_size(max_body_size)
+        self.default_timeout, self.max_body_size = check_limits(default_timeout, max_body_size)
         self.budgets = Budgets(connections, poll_connections, pool_timeout)
         self._pools = _Pools(httpx.Client, client, poll_client, self.budgets)
         self.client = self._pools.client
@@ -308,8 +307,7 @@ class AsyncHttpxTransport:
         default_timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        self.default_timeout = check_seconds(default_timeout, "default_timeout")
-        self.max_body_size = check_body_size(max_body_size)
+        self.default_timeout, self.max_body_size = check_limits(default_timeout, max_body_size)
         self.budgets = _AsyncBudgets(connections, poll_connections, pool_timeout)
         self._pools = _Pools(httpx.AsyncClient, client, poll_client, self.budgets)
         self.client = self._pools.client

@@ -52,8 +52,7 @@ from skyproto.transports import (
     BoundedBody,
     Budgets,
     SocketStream,
-    check_body_size,
-    check_seconds,
+    check_limits,
     ssl_context_for_verify,
     transport_error,
     wire_head,
@@ -88,8 +87,7 @@ class RequestsTransport:
         default_timeout: float = DEFAULT_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
-        self.default_timeout = check_seconds(default_timeout, "default_timeout")
-        self.max_body_size = check_body_size(max_body_size)
+        self.default_timeout, self.max_body_size = check_limits(default_timeout, max_body_size)
         self.budgets = Budgets(connections, poll_connections, pool_timeout)
         self._owned: list[requests.Session] = []
         if session is None:

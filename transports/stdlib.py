@@ -28,8 +28,7 @@ from skyproto.transports import (
     BoundedBody,
     Budgets,
     SocketStream,
-    check_body_size,
-    check_seconds,
+    check_limits,
     transport_error,
     wire_head,
 )
@@ -62,8 +61,7 @@ class StdlibTransport:
     ) -> None:
         self.ssl_context = ssl_context if ssl_context is not None else ssl.create_default_context()
         self.budgets = Budgets(connections, poll_connections, pool_timeout)
-        self.default_timeout = check_seconds(default_timeout, "default_timeout")
-        self.max_body_size = check_body_size(max_body_size)
+        self.default_timeout, self.max_body_size = check_limits(default_timeout, max_body_size)
 
     def send(self, request: HttpRequest) -> HttpResponse:
         with self.budgets.slot(request):

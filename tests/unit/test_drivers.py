@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from skyproto.transports import run_async, run_sync
+from skyproto.transports import check_limits, run_async, run_sync
 from skyproto.transports._drive import utc_now
 
 from skyproto import (
@@ -570,3 +570,11 @@ def test_run_sync_refuses_a_coroutine_handler_without_leaking_it() -> None:
             run_sync(deliver(1, handler), object())  # type: ignore[arg-type]
         gc.collect()
     assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+
+
+def test_check_limits_gives_the_pair_or_names_the_first_bad_one() -> None:
+    assert check_limits(2, 10) == (2.0, 10)
+    with pytest.raises(LocalProtocolError, match="default_timeout"):
+        check_limits(float("nan"), 0)
+    with pytest.raises(LocalProtocolError, match="max_body_size"):
+        check_limits(2, True)

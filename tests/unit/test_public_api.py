@@ -160,6 +160,7 @@ SUBPACKAGES = {
         "aiterate_pages",
         "check_body_size",
         "check_connections",
+        "check_limits",
         "check_seconds",
         "iterate_pages",
         "pool_timeout_error",
