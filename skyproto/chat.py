@@ -431,19 +431,16 @@ class ChatListing(Listing):
 
     def restart(self) -> None:
         """Start over from the newest page."""
+        super().restart()
+
+    def _forget(self) -> None:
         self._next = None
         self._seen = set()
-        self.pages = 0
-        self.finished = False
 
-    def next_page(self) -> Flow[list[Any] | None]:
-        """Flow: the next page's items, or ``None`` once the listing has ended."""
-        if self.finished:
-            return None
-        if self.pages >= self.max_pages:
-            logger.warning("listing %s did not end within %d pages", self.path, self.max_pages)
-            self.finished = True
-            return None
+    def _describe(self) -> str:
+        return self.path
+
+    def _fetch_page(self) -> Flow[tuple[list[Any], bool]]:
         session = self._chat_session
         base = session.chat_base()
         url = base + self.path
@@ -466,10 +463,9 @@ class ChatListing(Listing):
             session.state = attrs.evolve(state, paging=paging)
         self._seen.add(target)
         if not page.items or page.backward is None or page.backward in self._seen:
-            self.finished = True
-        else:
-            self._next = page.backward
-        return page.items if page.items else None
+            return page.items, True
+        self._next = page.backward
+        return page.items, False
 
 
 def conversation_id(item: Any) -> str | None:
