@@ -233,6 +233,16 @@ def chat_page(
     return parse_chat_page(response, items_key, request_url=req.url, base=base, hosts=hosts)
 
 
+def _follow(page: ChatPage, target: str, fetched: set[str]) -> str | None:
+    """After ``page``, fetched from ``target`` (added to ``fetched``): the next page along
+    ``backwardLink``, or ``None`` where the listing ends (an empty page, a page without a link,
+    or a link back to a page already fetched)."""
+    fetched.add(target)
+    if not page.items or page.backward is None or page.backward in fetched:
+        return None
+    return page.backward
+
+
 def listing(
     token: SkypeToken,
     url: str,
@@ -250,8 +260,8 @@ def listing(
     if max_pages < 1:
         raise LocalProtocolError("max_pages must be at least 1")
     collected: list[Any] = []
-    seen: set[str] = {url}
-    target, first, sync = url, True, None
+    fetched: set[str] = set()
+    target, sync = url, None
     for _ in range(max_pages):
         page = yield from chat_page(
             token,
@@ -259,15 +269,14 @@ def listing(
             base=base,
             hosts=hosts,
             items_key=items_key,
-            params=params if first else None,
+            params=params if not fetched else None,
         )
-        first = False
         sync = page.sync_state or sync
         collected.extend(page.items)
-        if not page.items or page.backward is None or page.backward in seen:
+        following = _follow(page, target, fetched)
+        if following is None:
             return collected, sync
-        seen.add(page.backward)
-        target = page.backward
+        target = following
     logger.warning("listing %s did not end within %d pages", url, max_pages)
     return collected, sync
 
@@ -461,11 +470,8 @@ class ChatListing(Listing):
             state = session.state
             paging = state.paging.with_link("GET", url, page.sync_state)
             session.state = attrs.evolve(state, paging=paging)
-        self._seen.add(target)
-        if not page.items or page.backward is None or page.backward in self._seen:
-            return page.items, True
-        self._next = page.backward
-        return page.items, False
+        self._next = _follow(page, target, self._seen)
+        return page.items, self._next is None
 
 
 def conversation_id(item: Any) -> str | None:
