@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import logging
 import math
 import random
 from collections.abc import Hashable
@@ -18,6 +19,8 @@ import attrs
 
 from ._flow import Flow, now
 from .errors import LocalProtocolError
+
+logger = logging.getLogger("skyproto")
 
 
 def positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -64,6 +67,16 @@ def backoff(failures: int, initial: float, maximum: float, rng: random.Random) -
         raise LocalProtocolError("backoff starts at the first failure")
     cap = min(maximum, initial * 2.0 ** min(failures - 1, 64))
     return cap / 2 + rng.random() * cap / 2
+
+
+def failed_again(failures: int, exc: BaseException, *, limit: int, what: str) -> int:
+    """The count of failures in a row after one more (``exc``, logged as ``what`` failed);
+    past ``limit`` the run gives up and ``exc`` is raised."""
+    failures += 1
+    if failures > limit:
+        raise exc
+    logger.warning("%s failed (%d in a row): %s", what, failures, exc)
+    return failures
 
 
 def until_deadline(seconds: float, deadline: dt.datetime | None) -> Flow[float]:

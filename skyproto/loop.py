@@ -72,7 +72,7 @@ import attrs
 from . import endpoint as _endpoint
 from ._flow import Flow, deliver, now, sleep
 from ._http import HttpResponse
-from ._runs import Seen, backoff, count, positive, until_deadline
+from ._runs import Seen, backoff, count, failed_again, positive, until_deadline
 from .endpoint import POLL_TIMEOUT_MARGIN, EndpointGoneError
 from .errors import (
     LocalProtocolError,
@@ -451,12 +451,8 @@ class EventLoop:
         return recoveries
 
     def _failing(self, failures: int, exc: BaseException) -> int:
-        failures += 1
         self.stats.failures += 1
-        if failures > self.policy.max_failures:
-            raise exc
-        logger.warning("event poll failed (%d in a row): %s", failures, exc)
-        return failures
+        return failed_again(failures, exc, limit=self.policy.max_failures, what="event poll")
 
     def _back_off(self, failures: int, deadline: dt.datetime | None) -> Flow[None]:
         yield from self._pause(backoff_delay(failures, self.policy, self.rng), deadline)

@@ -51,7 +51,7 @@ import attrs
 
 from .._flow import Flow, deliver, now, sleep
 from .._http import HttpRequest, HttpResponse, encode_query
-from .._runs import Seen, backoff, count, positive, until_deadline
+from .._runs import Seen, backoff, count, failed_again, positive, until_deadline
 from ..calls import USER_AGENT, AuthKind, build_request, check_status
 from ..errors import (
     LocalProtocolError,
@@ -703,12 +703,10 @@ class TrouterClient:
     # -- failures -----------------------------------------------------------------------------
 
     def _failing(self, failures: int, exc: BaseException) -> int:
-        failures += 1
         self.stats.failures += 1
-        if failures > self.policy.max_failures:
-            raise exc
-        logger.warning("Trouter connection failed (%d in a row): %s", failures, exc)
-        return failures
+        return failed_again(
+            failures, exc, limit=self.policy.max_failures, what="Trouter connection"
+        )
 
     def _back_off(self, failures: int, deadline: dt.datetime | None) -> Flow[None]:
         delay = backoff(failures, self.policy.backoff_initial, self.policy.backoff_max, self.rng)
