@@ -233,6 +233,16 @@ def chat_page(
     return parse_chat_page(response, items_key, request_url=req.url, base=base, hosts=hosts)
 
 
+def _follow(page: ChatPage, target: str, fetched: set[str]) -> str | None:
+    """After ``page``, fetched from ``target`` (added to ``fetched``): the next page along
+    ``backwardLink``, or ``None`` where the listing ends (an empty page, a page without a link,
+    or a link back to a page already fetched)."""
+    fetched.add(target)
+    if not page.items or page.backward is None or page.backward in fetched:
+        return None
+    return page.backward
+
+
 def listing(
     token: SkypeToken,
     url: str,
@@ -250,8 +260,8 @@ def listing(
     if max_pages < 1:
         raise LocalProtocolError("max_pages must be at least 1")
     collected: list[Any] = []
-    seen: set[str] = {url}
-    target, first, sync = url, True, None
+    fetched: set[str] = set()
+    target, sync = url, None
     for _ in range(max_pages):
         page = yield from chat_page(
             token,
@@ -259,15 +269,14 @@ def listing(
             base=base,
             hosts=hosts,
             items_key=items_key,
-            params=params if first else None,
+            params=params if not fetched else None,
         )
-        first = False
         sync = page.sync_state or sync
         collected.extend(page.items)
-        if not page.items or page.backward is None or page.backward in seen:
+        following = _follow(page, target, fetched)
+        if following is None:
             return collected, sync
-        seen.add(page.backward)
-        target = page.backward
+        target = following
     logger.warning("listing %s did not end within %d pages", url, max_pages)
     return collected, sync
 
@@ -431,19 +440,16 @@ class ChatListing(Listing):
 
     def restart(self) -> None:
         """Start over from the newest page."""
+        super().restart()
+
+    def _forget(self) -> None:
         self._next = None
         self._seen = set()
-        self.pages = 0
-        self.finished = False
 
-    def next_page(self) -> Flow[list[Any] | None]:
-        """Flow: the next page's items, or ``None`` once the listing has ended."""
-        if self.finished:
-            return None
-        if self.pages >= self.max_pages:
-            logger.warning("listing %s did not end within %d pages", self.path, self.max_pages)
-            self.finished = True
-            return None
+    def _describe(self) -> str:
+        return self.path
+
+    def _fetch_page(self) -> Flow[tuple[list[Any], bool]]:
         session = self._chat_session
         base = session.chat_base()
         url = base + self.path
@@ -464,12 +470,8 @@ class ChatListing(Listing):
             state = session.state
             paging = state.paging.with_link("GET", url, page.sync_state)
             session.state = attrs.evolve(state, paging=paging)
-        self._seen.add(target)
-        if not page.items or page.backward is None or page.backward in self._seen:
-            self.finished = True
-        else:
-            self._next = page.backward
-        return page.items if page.items else None
+        self._next = _follow(page, target, self._seen)
+        return page.items, self._next is None
 
 
 def conversation_id(item: Any) -> str | None:

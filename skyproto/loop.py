@@ -60,11 +60,9 @@ Only sleeping and the clock are the driver's; every decision, including the jitt
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import enum
 import logging
-import math
 import random
 import types
 from collections.abc import Callable, Mapping
@@ -74,6 +72,7 @@ import attrs
 from . import endpoint as _endpoint
 from ._flow import Flow, deliver, now, sleep
 from ._http import HttpResponse
+from ._runs import Seen, backoff, count, failed_again, positive, until_deadline
 from .endpoint import POLL_TIMEOUT_MARGIN, EndpointGoneError
 from .errors import (
     LocalProtocolError,
@@ -92,46 +91,31 @@ __all__ = ["EventLoop", "LoopPolicy", "LoopStats"]
 logger = logging.getLogger("skyproto")
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not value > 0
-    ):
-        raise LocalProtocolError(f"{attribute.name} must be a positive, finite number")
-
-
-def _count(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise LocalProtocolError(f"{attribute.name} must be a whole number of at least 1")
-
-
 @attrs.frozen
 class LoopPolicy:
     """The event loop's timings and bounds (seconds where a time)."""
 
     #: How long the server may hold a poll.
-    hold: float = attrs.field(default=30.0, validator=_positive)
+    hold: float = attrs.field(default=30.0, validator=positive)
     #: Seconds between keep-alive pings.
-    ping_interval: float = attrs.field(default=60.0, validator=_positive)
+    ping_interval: float = attrs.field(default=60.0, validator=positive)
     #: The ``timeout`` each ping asks for.
-    ping_timeout: int = attrs.field(default=12, validator=_count)
+    ping_timeout: int = attrs.field(default=12, validator=count)
     #: First backoff delay, doubled after each failure in a row ...
-    backoff_initial: float = attrs.field(default=1.0, validator=_positive)
+    backoff_initial: float = attrs.field(default=1.0, validator=positive)
     #: ... up to this cap. Each delay is drawn from [cap / 2, cap].
-    backoff_max: float = attrs.field(default=60.0, validator=_positive)
+    backoff_max: float = attrs.field(default=60.0, validator=positive)
     #: Failures (5xx, transport, unreadable batch) in a row before the loop gives up.
-    max_failures: int = attrs.field(default=8, validator=_count)
+    max_failures: int = attrs.field(default=8, validator=count)
     #: Recoveries (subscribe or register again) in a row before the loop gives up.
-    max_recoveries: int = attrs.field(default=3, validator=_count)
+    max_recoveries: int = attrs.field(default=3, validator=count)
     #: The longest ``Retry-After`` the loop waits out; a longer one ends it.
-    max_retry_after: float = attrs.field(default=600.0, validator=_positive)
+    max_retry_after: float = attrs.field(default=600.0, validator=positive)
     #: How many delivered event ids are remembered for de-duplication.
-    dedupe_window: int = attrs.field(default=10_000, validator=_count)
+    dedupe_window: int = attrs.field(default=10_000, validator=count)
     #: Polls start at least this far apart, so a server that answers at once (an empty batch
     #: without holding the poll) is not polled in a tight loop.
-    min_poll_interval: float = attrs.field(default=1.0, validator=_positive)
+    min_poll_interval: float = attrs.field(default=1.0, validator=positive)
 
 
 @attrs.define
@@ -164,10 +148,7 @@ class LoopStats:
 def backoff_delay(failures: int, policy: LoopPolicy, rng: random.Random) -> float:
     """The wait after ``failures`` failures in a row: within [cap / 2, cap], where the cap is
     ``backoff_initial * 2 ** (failures - 1)``, at most ``backoff_max``."""
-    if failures < 1:
-        raise LocalProtocolError("backoff starts at the first failure")
-    cap = min(policy.backoff_max, policy.backoff_initial * 2.0 ** min(failures - 1, 64))
-    return cap / 2 + rng.random() * cap / 2
+    return backoff(failures, policy.backoff_initial, policy.backoff_max, rng)
 
 
 class Fault(enum.Enum):
@@ -253,26 +234,6 @@ def _classify(exc: BaseException) -> Fault:
     return Fault.OTHER
 
 
-class _Seen:
-    """A bounded set of delivered event ids, oldest forgotten first."""
-
-    def __init__(self, size: int) -> None:
-        self._order: collections.deque[int] = collections.deque()
-        self._ids: set[int] = set()
-        self._size = size
-
-    def __contains__(self, event_id: int) -> bool:
-        return event_id in self._ids
-
-    def add(self, event_id: int) -> None:
-        if event_id in self._ids:
-            return
-        self._ids.add(event_id)
-        self._order.append(event_id)
-        if len(self._order) > self._size:
-            self._ids.discard(self._order.popleft())
-
-
 class EventLoop:
     """Deliver a session's events to ``handler`` until stopped; :meth:`run` is the flow.
 
@@ -296,7 +257,7 @@ class EventLoop:
         self.rng = rng if rng is not None else random.Random()  # noqa: S311 (jitter, not secrets)
         self.auto_ack = auto_ack
         self.stats = LoopStats()
-        self._seen = _Seen(self.policy.dedupe_window)
+        self._seen = Seen(self.policy.dedupe_window)
         self._subscribed: Registration | None = None
         self._last_ping: dt.datetime | None = None
         self._last_poll_start: dt.datetime | None = None
@@ -490,12 +451,8 @@ class EventLoop:
         return recoveries
 
     def _failing(self, failures: int, exc: BaseException) -> int:
-        failures += 1
         self.stats.failures += 1
-        if failures > self.policy.max_failures:
-            raise exc
-        logger.warning("event poll failed (%d in a row): %s", failures, exc)
-        return failures
+        return failed_again(failures, exc, limit=self.policy.max_failures, what="event poll")
 
     def _back_off(self, failures: int, deadline: dt.datetime | None) -> Flow[None]:
         yield from self._pause(backoff_delay(failures, self.policy, self.rng), deadline)
@@ -509,8 +466,6 @@ class EventLoop:
             yield from self._pause(exc.retry_after, deadline)
 
     def _pause(self, seconds: float, deadline: dt.datetime | None) -> Flow[None]:
-        if deadline is not None:
-            current = yield from now()
-            seconds = max(0.0, min(seconds, (deadline - current).total_seconds()))
+        seconds = yield from until_deadline(seconds, deadline)
         self.stats.slept += seconds
         yield from sleep(seconds)

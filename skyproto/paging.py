@@ -314,12 +314,20 @@ class Listing:
     def restart(self) -> None:
         """Start over: forget the stored link of this listing under the current registration's
         messaging base, and the pages counted so far."""
+        self._forget()
+        self.pages = 0
+        self.finished = False
+
+    def _forget(self) -> None:
+        """Hook of :meth:`restart`: forget where the listing stands."""
         session = self.session
         reg = session.registration
         if reg is not None:
             session.paging = session.paging.without(self.method, self._url(reg))
-        self.pages = 0
-        self.finished = False
+
+    def _describe(self) -> str:
+        """The listing as the page bound's warning names it."""
+        return f"{self.method} {self.path}"
 
     def next_page(self) -> Flow[list[Any] | None]:
         """Flow: the next page's items, or ``None`` once the listing has ended."""
@@ -327,10 +335,18 @@ class Listing:
             return None
         if self.pages >= self.max_pages:
             logger.warning(
-                "listing %s %s did not end within %d pages", self.method, self.path, self.max_pages
+                "listing %s did not end within %d pages", self._describe(), self.max_pages
             )
             self.finished = True
             return None
+        items, last = yield from self._fetch_page()
+        if not items or last:
+            self.finished = True
+        return items if items else None
+
+    def _fetch_page(self) -> Flow[tuple[list[Any], bool]]:
+        """Hook of :meth:`next_page`, called within the page bound: fetch the next page, count
+        it in :attr:`pages` and keep its link; its items, and whether it is the last page."""
         session = self.session
 
         def fetch(reg: Registration) -> Flow[_Fetched]:
@@ -370,10 +386,7 @@ class Listing:
             and self._url(reg) == fetched.url
         ):
             session.paging = session.paging.with_link(self.method, fetched.url, fetched.after)
-        items = page_items(fetched.body, self.items_key)
-        if not items or fetched.after == fetched.before:
-            self.finished = True
-        return items if items else None
+        return page_items(fetched.body, self.items_key), fetched.after == fetched.before
 
 
 class _UrlListing(Listing):

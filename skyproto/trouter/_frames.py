@@ -17,7 +17,7 @@ import json
 import re
 import zlib
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
@@ -137,16 +137,22 @@ def _dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _frame_object(data: str | None, what: str) -> dict[str, Any]:
+    """A frame's data that must be a JSON object (an event's, a request's); ``what`` names it."""
+    if data is None:
+        raise RemoteProtocolError(f"{what} frame has no data")
+    body = _load_json(data, what)
+    if body.__class__ is not dict:
+        raise RemoteProtocolError(f"{what} is not a JSON object")
+    return cast("dict[str, Any]", body)
+
+
 def parse_event(data: str | None) -> tuple[str, list[Any]]:
     """``(name, args)`` of an event frame's data ``{"name": …, "args": […]}``.
 
     ``args`` absent counts as ``[]``; a single value that is not a list is wrapped in one.
     """
-    if data is None:
-        raise RemoteProtocolError("Trouter event frame has no data")
-    body = _load_json(data, "Trouter event")
-    if body.__class__ is not dict:
-        raise RemoteProtocolError("Trouter event is not a JSON object")
+    body = _frame_object(data, "Trouter event")
     name = body.get("name")
     if name.__class__ is not str:
         raise RemoteProtocolError("Trouter event name is missing or not a string")
@@ -214,11 +220,7 @@ class TrouterRequest:
 
 def parse_request(data: str | None) -> TrouterRequest:
     """The request in a ``3:::`` frame's data."""
-    if data is None:
-        raise RemoteProtocolError("Trouter request frame has no data")
-    body = _load_json(data, "Trouter request")
-    if body.__class__ is not dict:
-        raise RemoteProtocolError("Trouter request is not a JSON object")
+    body = _frame_object(data, "Trouter request")
     ident = body.get("id")
     if ident.__class__ is not int or not 0 <= ident < 10**_MAX_ID_DIGITS:
         raise RemoteProtocolError("Trouter request id is missing or not a whole number")

@@ -38,11 +38,9 @@ skypetoken once; a second 401 in a row ends the run.
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import json
 import logging
-import math
 import random
 import re
 import string
@@ -53,6 +51,7 @@ import attrs
 
 from .._flow import Flow, deliver, now, sleep
 from .._http import HttpRequest, HttpResponse, encode_query
+from .._runs import Seen, backoff, count, failed_again, positive, until_deadline
 from ..calls import USER_AGENT, AuthKind, build_request, check_status
 from ..errors import (
     LocalProtocolError,
@@ -113,55 +112,40 @@ class HostsLike(Protocol):
     def require_trusted(self, url: str, what: str) -> str: ...
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not value > 0
-    ):
-        raise LocalProtocolError(f"{attribute.name} must be a positive, finite number")
-
-
-def _count(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise LocalProtocolError(f"{attribute.name} must be a whole number of at least 1")
-
-
 @attrs.frozen
 class TrouterPolicy:
     """The client's timings (seconds) and bounds."""
 
     #: Between ``ping`` events (two clients' code agrees on 30 s).
-    ping_interval: float = attrs.field(default=30.0, validator=_positive)
+    ping_interval: float = attrs.field(default=30.0, validator=positive)
     #: How long a ``ping`` may go unacknowledged before the connection counts as dead.
-    pong_timeout: float = attrs.field(default=45.0, validator=_positive)
+    pong_timeout: float = attrs.field(default=45.0, validator=positive)
     #: The registration's ``ttl`` asked of the registrar.
-    registration_ttl: int = attrs.field(default=86400, validator=_count)
+    registration_ttl: int = attrs.field(default=86400, validator=count)
     #: Renew the registration this long before its ``ttl`` lapses.
-    renew_leeway: float = attrs.field(default=10.0, validator=_positive)
+    renew_leeway: float = attrs.field(default=10.0, validator=positive)
     #: Reconnect this long before the session's ``ttl`` lapses.
-    session_leeway: float = attrs.field(default=60.0, validator=_positive)
+    session_leeway: float = attrs.field(default=60.0, validator=positive)
     #: Each HTTP request's timeout, and the bound on connecting and upgrading the socket.
-    request_timeout: float = attrs.field(default=30.0, validator=_positive)
+    request_timeout: float = attrs.field(default=30.0, validator=positive)
     #: How long to wait for the server's ``1::`` after the upgrade.
-    connect_timeout: float = attrs.field(default=30.0, validator=_positive)
+    connect_timeout: float = attrs.field(default=30.0, validator=positive)
     #: Bound on writing one frame.
-    send_timeout: float = attrs.field(default=30.0, validator=_positive)
+    send_timeout: float = attrs.field(default=30.0, validator=positive)
     #: First backoff delay, doubled after each failure in a row ...
-    backoff_initial: float = attrs.field(default=1.0, validator=_positive)
+    backoff_initial: float = attrs.field(default=1.0, validator=positive)
     #: ... up to this cap; each delay is drawn from [cap / 2, cap].
-    backoff_max: float = attrs.field(default=64.0, validator=_positive)
+    backoff_max: float = attrs.field(default=64.0, validator=positive)
     #: A connection that lived this long resets the failure count when it ends.
-    stable_after: float = attrs.field(default=60.0, validator=_positive)
+    stable_after: float = attrs.field(default=60.0, validator=positive)
     #: Failures in a row (transport, protocol, 5xx, 429) before the run gives up.
-    max_failures: int = attrs.field(default=10, validator=_count)
+    max_failures: int = attrs.field(default=10, validator=count)
     #: The longest ``Retry-After`` waited out; a longer one ends the run.
-    max_retry_after: float = attrs.field(default=600.0, validator=_positive)
+    max_retry_after: float = attrs.field(default=600.0, validator=positive)
     #: The largest websocket message accepted, in characters.
-    max_message: int = attrs.field(default=4 * 1024 * 1024, validator=_count)
+    max_message: int = attrs.field(default=4 * 1024 * 1024, validator=count)
     #: How many delivered keys are remembered for de-duplication.
-    dedupe_window: int = attrs.field(default=10_000, validator=_count)
+    dedupe_window: int = attrs.field(default=10_000, validator=count)
 
 
 @attrs.define
@@ -267,22 +251,6 @@ class _Unauthorized(Exception):
         self.response = response
 
 
-class _Seen:
-    """A bounded set of delivered keys, oldest forgotten first."""
-
-    def __init__(self, size: int) -> None:
-        self._keys: collections.OrderedDict[Hashable, None] = collections.OrderedDict()
-        self._size = size
-
-    def __contains__(self, key: Hashable) -> bool:
-        return key in self._keys
-
-    def add(self, key: Hashable) -> None:
-        self._keys[key] = None
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)
-
-
 def events_from_messages(messages: Sequence[Any]) -> list[Event]:
     """The events a push would have carried for chat messages from a REST listing.
 
@@ -382,7 +350,7 @@ class TrouterClient:
         self.session_url = session_url
         self.registrar_url = registrar_url
         self.stats = TrouterStats()
-        self._seen = _Seen(self.policy.dedupe_window)
+        self._seen = Seen(self.policy.dedupe_window)
         self._stopping = False
         self._handler_failed = False
         self._handshakes = 0
@@ -735,23 +703,17 @@ class TrouterClient:
     # -- failures -----------------------------------------------------------------------------
 
     def _failing(self, failures: int, exc: BaseException) -> int:
-        failures += 1
         self.stats.failures += 1
-        if failures > self.policy.max_failures:
-            raise exc
-        logger.warning("Trouter connection failed (%d in a row): %s", failures, exc)
-        return failures
+        return failed_again(
+            failures, exc, limit=self.policy.max_failures, what="Trouter connection"
+        )
 
     def _back_off(self, failures: int, deadline: dt.datetime | None) -> Flow[None]:
-        cap = min(
-            self.policy.backoff_max, self.policy.backoff_initial * 2.0 ** min(failures - 1, 64)
-        )
-        yield from self._pause(cap / 2 + self.rng.random() * cap / 2, deadline)
+        delay = backoff(failures, self.policy.backoff_initial, self.policy.backoff_max, self.rng)
+        yield from self._pause(delay, deadline)
 
     def _pause(self, seconds: float, deadline: dt.datetime | None) -> Flow[None]:
-        if deadline is not None:
-            current = yield from now()
-            seconds = max(0.0, min(seconds, (deadline - current).total_seconds()))
+        seconds = yield from until_deadline(seconds, deadline)
         self.stats.slept += seconds
         yield from sleep(seconds)
 
