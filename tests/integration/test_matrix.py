@@ -14,7 +14,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -64,7 +63,7 @@ from skyproto.paging import CONVERSATION_PARAMS, conversations, exhaust, page, p
 from skyproto.registration import register
 from skyproto.tokens import GUEST_TOKEN_LIFETIME
 
-from .matrix_support import TRANSPORTS, Runner
+from .matrix_support import Runner
 
 pytestmark = pytest.mark.integration
 
@@ -90,18 +89,8 @@ def knobs(**changes: Any) -> Scenario:
 
 
 @pytest.fixture
-def server(skype_emulator_factory: Any) -> Iterator[EmulatorServer]:
-    running: EmulatorServer = skype_emulator_factory(knobs())
-    yield running
-    assert running.errors == []
-
-
-@pytest.fixture(params=TRANSPORTS)
-def runner(request: pytest.FixtureRequest, server: EmulatorServer) -> Iterator[Runner]:
-    # Depends on ``server`` so that the transport is closed before the server stops.
-    made = Runner(request.param)
-    yield made
-    made.close()
+def scenario() -> Scenario:
+    return knobs()
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ from skyproto.chat import (
 )
 from skyproto.emulator import EmulatorServer, Fault, Scenario
 
-from .matrix_support import TRANSPORTS, Runner
+from .matrix_support import Runner
 from .test_matrix import assert_arrived_as_sent, forget_log
 
 pytestmark = pytest.mark.integration
@@ -60,17 +59,8 @@ def knobs(**changes: Any) -> Scenario:
 
 
 @pytest.fixture
-def server(skype_emulator_factory: Any) -> Iterator[EmulatorServer]:
-    running: EmulatorServer = skype_emulator_factory(knobs())
-    yield running
-    assert running.errors == []
-
-
-@pytest.fixture(params=TRANSPORTS)
-def runner(request: pytest.FixtureRequest, server: EmulatorServer) -> Iterator[Runner]:
-    made = Runner(request.param)
-    yield made
-    made.close()
+def scenario() -> Scenario:
+    return knobs()
 
 
 def session(server: EmulatorServer, prompts: list[DevicePrompt] | None = None) -> Session:
