@@ -23,8 +23,9 @@ from skyproto.transports.requests import RequestsTransport
 from skyproto.transports.stdlib import StdlibTransport
 
 from skyproto import Flow, HttpRequest, HttpResponse
+from skyproto.emulator import Scenario
 
-__all__ = ["TRANSPORTS", "Runner", "Tamper"]
+__all__ = ["CHATS", "GROUP", "TRANSPORTS", "Runner", "Tamper", "teams_knobs"]
 
 T = TypeVar("T")
 
@@ -35,6 +36,17 @@ TRANSPORTS = ("requests", "httpx", "httpx-async", "stdlib")
 _DEFAULT_TIMEOUT = 10.0
 
 Tamper = Callable[[HttpRequest, HttpResponse], HttpResponse]
+
+#: The Teams group chat the emulator seeds, and every Teams chat it lists, in listing order.
+GROUP = "19:uni01_4f2a9c@thread.v2"
+CHATS = [GROUP, "8:live:.cid.a11ce", "19:0f3c2a9d7e6b4c1a8f5e3d2c1b0a9f8e@thread.skype"]
+CHATS.append("48:notifications")
+
+
+def teams_knobs(**changes: Any) -> Scenario:
+    """A scenario whose identity host asks for a 1-second polling interval and approves a device
+    code on the first poll, plus ``changes``."""
+    return Scenario(device_interval=1, device_pending=0, **changes)
 
 
 class Runner:
