@@ -23,9 +23,18 @@ from skyproto.transports.requests import RequestsTransport
 from skyproto.transports.stdlib import StdlibTransport
 
 from skyproto import Flow, HttpRequest, HttpResponse
-from skyproto.emulator import Scenario
+from skyproto.emulator import EmulatorServer, Scenario
 
-__all__ = ["CHATS", "GROUP", "TRANSPORTS", "Runner", "Tamper", "teams_knobs"]
+__all__ = [
+    "CHATS",
+    "GROUP",
+    "TRANSPORTS",
+    "Runner",
+    "Tamper",
+    "assert_arrived_as_sent",
+    "forget_log",
+    "teams_knobs",
+]
 
 T = TypeVar("T")
 
@@ -47,6 +56,24 @@ def teams_knobs(**changes: Any) -> Scenario:
     """A scenario whose identity host asks for a 1-second polling interval and approves a device
     code on the first poll, plus ``changes``."""
     return Scenario(device_interval=1, device_pending=0, **changes)
+
+
+def _without_framing(request: HttpRequest) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.headers if k.lower() not in ("host", "content-length")]
+
+
+def assert_arrived_as_sent(runner: Runner, server: EmulatorServer) -> None:
+    """Every request the client sent reached the emulator, in order and unchanged."""
+    received = [entry.request for entry in server.requests]
+    assert [(r.method, r.url, r.body) for r in received] == [
+        (r.method, r.url, r.body) for r in runner.sent
+    ]
+    assert [_without_framing(r) for r in received] == [_without_framing(r) for r in runner.sent]
+
+
+def forget_log(runner: Runner, server: EmulatorServer) -> None:
+    runner.sent.clear()
+    server.clear_requests()
 
 
 class Runner:

@@ -43,8 +43,7 @@ from skyproto.chat import (
 )
 from skyproto.emulator import EmulatorServer, Fault, Scenario
 
-from .matrix_support import CHATS, GROUP, Runner, teams_knobs
-from .test_matrix import assert_arrived_as_sent, forget_log
+from .matrix_support import CHATS, GROUP, Runner, assert_arrived_as_sent, forget_log, teams_knobs
 
 pytestmark = pytest.mark.integration
 
