@@ -511,13 +511,20 @@ def test_demo_into_a_pipe_closed_early_exits_quietly() -> None:
     assert (process.returncode, err) == (0, "")
 
 
-@pytest.mark.parametrize("transport", ["requests", "httpx-async"])
-def test_events_into_a_pipe_closed_early_exits_quietly(cli_for: Any, transport: str) -> None:
+def _events_process(cli_for: Any, transport: str) -> tuple[Cli, subprocess.Popen[str]]:
+    """Log in to an emulator that holds its polls for 30 s, then run ``python -m skyproto
+    events`` over ``transport`` against it."""
     cli = cli_for(Scenario(hold=30))
     cli.login()
     process = python_m(
         "--hosts", str(cli.hosts_file), "--transport", transport, "events", cwd=cli.directory
     )
+    return cli, process
+
+
+@pytest.mark.parametrize("transport", ["requests", "httpx-async"])
+def test_events_into_a_pipe_closed_early_exits_quietly(cli_for: Any, transport: str) -> None:
+    cli, process = _events_process(cli_for, transport)
     try:
         first = _read_then_close(process, 2)
         assert [json.loads(line)["id"] for line in first] == [1000, 1001]
@@ -533,11 +540,7 @@ def test_events_into_a_pipe_closed_early_exits_quietly(cli_for: Any, transport: 
 
 @pytest.mark.parametrize("transport", ["requests", "httpx-async"])
 def test_sigint_stops_events_with_exit_code_0(cli_for: Any, transport: str) -> None:
-    cli = cli_for(Scenario(hold=30))
-    cli.login()
-    process = python_m(
-        "--hosts", str(cli.hosts_file), "--transport", transport, "events", cwd=cli.directory
-    )
+    _cli, process = _events_process(cli_for, transport)
     watchdog = threading.Timer(30, process.kill)
     watchdog.start()
     try:
