@@ -499,13 +499,19 @@ def _read_then_close(process: subprocess.Popen[str], lines: int) -> list[str]:
     return read
 
 
+def _stderr_at_exit(process: subprocess.Popen[str]) -> str:
+    """All the process writes to stderr, once it has exited."""
+    assert process.stderr is not None
+    err = process.stderr.read()
+    process.wait(timeout=30)
+    return err
+
+
 def test_demo_into_a_pipe_closed_early_exits_quietly() -> None:
     process = python_m("demo")
     try:
         assert _read_then_close(process, 1)[0].startswith("skyproto demo:")
-        assert process.stderr is not None
-        err = process.stderr.read()
-        process.wait(timeout=30)
+        err = _stderr_at_exit(process)
     finally:
         process.kill()
     assert (process.returncode, err) == (0, "")
@@ -530,9 +536,7 @@ def test_events_into_a_pipe_closed_early_exits_quietly(cli_for: Any, transport: 
         assert [json.loads(line)["id"] for line in first] == [1000, 1001]
         time.sleep(0.5)
         cli.server.queue_event("text")  # printed into the closed pipe
-        assert process.stderr is not None
-        err = process.stderr.read()
-        process.wait(timeout=30)
+        err = _stderr_at_exit(process)
     finally:
         process.kill()
     assert (process.returncode, err) == (0, "")
