@@ -9,6 +9,9 @@ Every request passes through a thin shim in front of the real transport that rec
 :attr:`Runner.sent` (what the client put on the wire, including requests to hosts no emulator
 could see) and can hand the response to a ``tamper`` hook, a man in the middle for answers the
 emulator has no knob to produce.
+
+Beside it: the Teams scenario and chats the matrix tests expect, and the checks they share on
+what reached the emulator. The ``server`` and ``runner`` fixtures are in ``conftest.py``.
 """
 
 from __future__ import annotations
