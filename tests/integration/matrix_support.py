@@ -9,6 +9,9 @@ Every request passes through a thin shim in front of the real transport that rec
 :attr:`Runner.sent` (what the client put on the wire, including requests to hosts no emulator
 could see) and can hand the response to a ``tamper`` hook, a man in the middle for answers the
 emulator has no knob to produce.
+
+Beside it: the Teams scenario and chats the matrix tests expect, and the checks they share on
+what reached the emulator. The ``server`` and ``runner`` fixtures are in ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,18 @@ from skyproto.transports.requests import RequestsTransport
 from skyproto.transports.stdlib import StdlibTransport
 
 from skyproto import Flow, HttpRequest, HttpResponse
+from skyproto.emulator import EmulatorServer, Scenario
 
-__all__ = ["TRANSPORTS", "Runner", "Tamper"]
+__all__ = [
+    "CHATS",
+    "GROUP",
+    "TRANSPORTS",
+    "Runner",
+    "Tamper",
+    "assert_arrived_as_sent",
+    "forget_log",
+    "teams_knobs",
+]
 
 T = TypeVar("T")
 
@@ -35,6 +48,35 @@ TRANSPORTS = ("requests", "httpx", "httpx-async", "stdlib")
 _DEFAULT_TIMEOUT = 10.0
 
 Tamper = Callable[[HttpRequest, HttpResponse], HttpResponse]
+
+#: The Teams group chat the emulator seeds, and every Teams chat it lists, in listing order.
+GROUP = "19:uni01_4f2a9c@thread.v2"
+CHATS = [GROUP, "8:live:.cid.a11ce", "19:0f3c2a9d7e6b4c1a8f5e3d2c1b0a9f8e@thread.skype"]
+CHATS.append("48:notifications")
+
+
+def teams_knobs(**changes: Any) -> Scenario:
+    """A scenario whose identity host asks for a 1-second polling interval and approves a device
+    code on the first poll, plus ``changes``."""
+    return Scenario(device_interval=1, device_pending=0, **changes)
+
+
+def _without_framing(request: HttpRequest) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.headers if k.lower() not in ("host", "content-length")]
+
+
+def assert_arrived_as_sent(runner: Runner, server: EmulatorServer) -> None:
+    """Every request the client sent reached the emulator, in order and unchanged."""
+    received = [entry.request for entry in server.requests]
+    assert [(r.method, r.url, r.body) for r in received] == [
+        (r.method, r.url, r.body) for r in runner.sent
+    ]
+    assert [_without_framing(r) for r in received] == [_without_framing(r) for r in runner.sent]
+
+
+def forget_log(runner: Runner, server: EmulatorServer) -> None:
+    runner.sent.clear()
+    server.clear_requests()
 
 
 class Runner:

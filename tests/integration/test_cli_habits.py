@@ -3,8 +3,6 @@ the verb, usage errors with exit 2, a TLS profile that carries its CA, hints tha
 to pass, a status line on a terminal, ``--json`` for scripts, and a default transport that a plain
 ``pip install skyproto`` provides."""
 
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import io
@@ -24,17 +22,7 @@ from skyproto.cli import _base, _saved, build_parser, main
 from skyproto.emulator import Scenario
 from skyproto.emulator.pytest_plugin import EmulatorFactory
 
-# The shared fixtures ``cli`` and ``cli_for`` are imported under their names (pytest finds them
-# so), which the tests' parameters then shadow: hence the file-wide F811 exemption above.
-from .test_cli_verbs import (  # noqa: F401
-    CONVERSATION_IDS,
-    EMAIL,
-    SKYPE_NAME,
-    Cli,
-    Result,
-    cli,
-    cli_for,
-)
+from .cli_support import CONVERSATION_IDS, EMAIL, SKYPE_NAME, Cli, Result
 
 pytestmark = pytest.mark.integration
 

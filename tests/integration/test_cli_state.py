@@ -19,7 +19,7 @@ from skyproto import store
 from skyproto.cli import _saved
 from skyproto.emulator import Scenario
 
-from .test_cli_verbs import EMAIL, PASSWORD, Cli, _python
+from .cli_support import EMAIL, Cli, python_m
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +41,6 @@ with store.lock_state(sys.argv[1]):
 def cli(cli_for: Any) -> Cli:
     result: Cli = cli_for(Scenario(hold=30))
     return result
-
-
-@pytest.fixture
-def cli_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skype_emulator_factory: Any) -> Any:
-    """``cli_for(scenario)``: a :class:`Cli` over a new emulator, in ``tmp_path``."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(_saved.PASSWORD_ENV, PASSWORD)
-    return lambda scenario: Cli(skype_emulator_factory(scenario), tmp_path)
 
 
 def hold_the_lock(path: Path) -> subprocess.Popen[str]:
@@ -86,7 +78,7 @@ def test_login_refuses_at_once_a_state_another_process_holds(
 def test_a_second_login_while_events_runs_is_refused_and_the_session_kept(cli: Cli) -> None:
     cli.login()
     saved = cli.state.read_bytes()
-    listener = _python(
+    listener = python_m(
         "--hosts", str(cli.hosts_file), "events", "--timeout", "60", cwd=cli.directory
     )
     watchdog = threading.Timer(60, listener.kill)
@@ -95,7 +87,7 @@ def test_a_second_login_while_events_runs_is_refused_and_the_session_kept(cli: C
         assert listener.stdout is not None
         assert json.loads(listener.stdout.readline())["id"] == 1000  # it runs, holding the lock
         cli.server.clear_requests()
-        second = _python(
+        second = python_m(
             "--hosts", str(cli.hosts_file), "login", "--user", EMAIL, cwd=cli.directory
         )
         out, err = second.communicate(timeout=30)
@@ -224,7 +216,7 @@ def test_login_that_could_not_save_sends_nothing(cli: Cli, kind: str, message: s
 
 def test_a_fifo_at_the_state_path_is_an_error_not_a_hang(cli: Cli) -> None:
     os.mkfifo(cli.state)
-    process = _python("--hosts", str(cli.hosts_file), "ping", cwd=cli.directory)
+    process = python_m("--hosts", str(cli.hosts_file), "ping", cwd=cli.directory)
     try:
         out, err = process.communicate(timeout=30)
     finally:

@@ -7,9 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import re
-import signal
 import stat
 import subprocess
 import sys
@@ -25,7 +23,6 @@ from skyproto.cli import _events, _saved, main
 from skyproto.cli._base import TRANSPORTS, CliContext
 from skyproto.cli._main import build_parser
 from skyproto.emulator import (
-    DEFAULT_ACCOUNT,
     DEFAULT_MEETING_ID,
     EmulatorServer,
     Fault,
@@ -33,78 +30,23 @@ from skyproto.emulator import (
 )
 from skyproto.emulator.pytest_plugin import EmulatorFactory
 
-from . import default_sigint
+from .cli_support import (
+    CONVERSATION_IDS,
+    EMAIL,
+    PASSWORD,
+    SKYPE_NAME,
+    Cli,
+    Result,
+    interrupt,
+    json_lines,
+    python_m,
+)
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = DEFAULT_ACCOUNT.password
-EMAIL = DEFAULT_ACCOUNT.user
-SKYPE_NAME = DEFAULT_ACCOUNT.skype_name
 JOIN_URL = f"https://join.skype.com/{DEFAULT_MEETING_ID}"
 LOGIN_ROUTES = {"soap", "edge", "profile", "register", "config", "endpoints"}
 LIVE_ROUTES = {"live_start", "live_page", "live_credentials", "live_confirm", "t_exchange"}
-CONVERSATION_IDS = [
-    "8:alice.smith",
-    "19:0f3c2a9d7e6b4c1a8f5e3d2c1b0a9f8e@thread.skype",
-    "8:live:bob_1",
-    "28:concierge",
-    "19:5e2b8c1d9a7f4e3b6c0d1a2f3e4b5c6d@thread.skype",
-]
-
-
-@attrs.frozen
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def last_error_line(self) -> str:
-        return self.err.splitlines()[-1]
-
-
-class Cli:
-    """Runs ``skyproto --hosts <the emulator's profile> ...`` in this process, in ``tmp_path``."""
-
-    def __init__(self, server: EmulatorServer, directory: Path) -> None:
-        self.server = server
-        self.directory = directory
-        self.hosts_file = directory / "hosts.json"
-        self.hosts_file.write_text(server.profile_json())
-        self.state = directory / _saved.DEFAULT_STATE_FILE
-
-    def __call__(self, *argv: str, transport: str = "requests", verbose: bool = False) -> Result:
-        out, err = io.StringIO(), io.StringIO()
-        options = ["--hosts", str(self.hosts_file), "--transport", transport]
-        if verbose:
-            options.append("--verbose")
-        code = main([*options, *argv], stdout=out, stderr=err)
-        return Result(code, out.getvalue(), err.getvalue())
-
-    def login(self, *extra: str, transport: str = "requests") -> Result:
-        result = self("login", "--user", EMAIL, *extra, transport=transport)
-        assert result.code == 0, result.err
-        return result
-
-
-@pytest.fixture
-def cli_for(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skype_emulator_factory: EmulatorFactory
-) -> Any:
-    """``cli_for(scenario)``: a :class:`Cli` over a new emulator with that scenario."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(_saved.PASSWORD_ENV, PASSWORD)
-
-    def make(scenario: Scenario | None = None) -> Cli:
-        return Cli(skype_emulator_factory(scenario or Scenario(hold=2)), tmp_path)
-
-    return make
-
-
-@pytest.fixture
-def cli(cli_for: Any) -> Cli:
-    result: Cli = cli_for()
-    return result
 
 
 def issued_secrets(server: EmulatorServer) -> set[str]:
@@ -130,10 +72,6 @@ def assert_no_secret(server: EmulatorServer, *texts: str) -> set[str]:
         for secret in secrets:
             assert secret not in text
     return secrets
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines()]
 
 
 # -- one transport per verb ---------------------------------------------------------------------
@@ -526,29 +464,6 @@ def test_the_events_policy_gives_up_within_a_minute() -> None:
     assert policy.max_retry_after <= 5
 
 
-def _python(*args: str, **options: Any) -> subprocess.Popen[str]:
-    """``python -m skyproto ARGS`` with pipes, SIGINT handled as usual even when the suite runs
-    where it is ignored, and no password in the environment."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop(_saved.PASSWORD_ENV, None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "skyproto", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=default_sigint,
-        **options,
-    )
-
-
-def _interrupt(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    """SIGINT the process; its exit code, the rest of its stdout and its stderr."""
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=15)
-    return process.returncode, out, err
-
-
 @pytest.mark.parametrize("verb", [("demo",), ("ping",), ("conversations",)], ids=" ".join)
 def test_sigint_in_any_verb_exits_0_with_one_line(cli_for: Any, verb: tuple[str, ...]) -> None:
     # A poll held for 30 s (demo) or an emulator that answers after 30 s (the others).
@@ -557,7 +472,7 @@ def test_sigint_in_any_verb_exits_0_with_one_line(cli_for: Any, verb: tuple[str,
     if verb != ("demo",):
         cli.server.scenario = attrs.evolve(cli.server.scenario, delay=30.0)
     seen = len(cli.server.requests)
-    process = _python("--hosts", str(cli.hosts_file), *verb, cwd=cli.directory)
+    process = python_m("--hosts", str(cli.hosts_file), *verb, cwd=cli.directory)
     watchdog = threading.Timer(45, process.kill)
     watchdog.start()
     try:
@@ -569,7 +484,7 @@ def test_sigint_in_any_verb_exits_0_with_one_line(cli_for: Any, verb: tuple[str,
             while len(cli.server.requests) == seen and process.poll() is None:
                 time.sleep(0.05)
         time.sleep(1.0)  # into the held poll, or the slow answer
-        code, _out, err = _interrupt(process)
+        code, _out, err = interrupt(process)
     finally:
         watchdog.cancel()
         process.kill()
@@ -584,33 +499,44 @@ def _read_then_close(process: subprocess.Popen[str], lines: int) -> list[str]:
     return read
 
 
+def _stderr_at_exit(process: subprocess.Popen[str]) -> str:
+    """All the process writes to stderr, once it has exited."""
+    assert process.stderr is not None
+    err = process.stderr.read()
+    process.wait(timeout=30)
+    return err
+
+
 def test_demo_into_a_pipe_closed_early_exits_quietly() -> None:
-    process = _python("demo")
+    process = python_m("demo")
     try:
         assert _read_then_close(process, 1)[0].startswith("skyproto demo:")
-        assert process.stderr is not None
-        err = process.stderr.read()
-        process.wait(timeout=30)
+        err = _stderr_at_exit(process)
     finally:
         process.kill()
     assert (process.returncode, err) == (0, "")
 
 
-@pytest.mark.parametrize("transport", ["requests", "httpx-async"])
-def test_events_into_a_pipe_closed_early_exits_quietly(cli_for: Any, transport: str) -> None:
+def _events_process(cli_for: Any, transport: str) -> tuple[Cli, subprocess.Popen[str]]:
+    """Log in to an emulator that holds its polls for 30 s, then run ``python -m skyproto
+    events`` over ``transport`` against it."""
     cli = cli_for(Scenario(hold=30))
     cli.login()
-    process = _python(
+    process = python_m(
         "--hosts", str(cli.hosts_file), "--transport", transport, "events", cwd=cli.directory
     )
+    return cli, process
+
+
+@pytest.mark.parametrize("transport", ["requests", "httpx-async"])
+def test_events_into_a_pipe_closed_early_exits_quietly(cli_for: Any, transport: str) -> None:
+    cli, process = _events_process(cli_for, transport)
     try:
         first = _read_then_close(process, 2)
         assert [json.loads(line)["id"] for line in first] == [1000, 1001]
         time.sleep(0.5)
         cli.server.queue_event("text")  # printed into the closed pipe
-        assert process.stderr is not None
-        err = process.stderr.read()
-        process.wait(timeout=30)
+        err = _stderr_at_exit(process)
     finally:
         process.kill()
     assert (process.returncode, err) == (0, "")
@@ -618,11 +544,7 @@ def test_events_into_a_pipe_closed_early_exits_quietly(cli_for: Any, transport: 
 
 @pytest.mark.parametrize("transport", ["requests", "httpx-async"])
 def test_sigint_stops_events_with_exit_code_0(cli_for: Any, transport: str) -> None:
-    cli = cli_for(Scenario(hold=30))
-    cli.login()
-    process = _python(
-        "--hosts", str(cli.hosts_file), "--transport", transport, "events", cwd=cli.directory
-    )
+    _cli, process = _events_process(cli_for, transport)
     watchdog = threading.Timer(30, process.kill)
     watchdog.start()
     try:
@@ -630,7 +552,7 @@ def test_sigint_stops_events_with_exit_code_0(cli_for: Any, transport: str) -> N
         lines = [process.stdout.readline() for _ in range(4)]  # the four queued events
         assert [json.loads(line)["id"] for line in lines] == [1000, 1001, 1002, 1003]
         time.sleep(0.3)  # into the held poll
-        code, out, err = _interrupt(process)
+        code, out, err = interrupt(process)
     finally:
         watchdog.cancel()
         process.kill()
@@ -774,7 +696,7 @@ def test_demo_in_process_shows_no_secret(monkeypatch: pytest.MonkeyPatch) -> Non
 )
 def test_python_dash_m_demo(argv: list[str]) -> None:
     started = time.monotonic()
-    process = _python(*argv)
+    process = python_m(*argv)
     out, err = process.communicate(timeout=60)
     assert (process.returncode, err) == (0, "")
     transport = argv[argv.index("--transport") + 1]

@@ -6,15 +6,12 @@ import http.client
 import io
 import json
 import os
-import queue
 import re
 import signal
 import ssl
 import subprocess
 import sys
-import threading
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,65 +25,11 @@ from skyproto.emulator import DEFAULT_ACCOUNT, EmulatorServer
 from skyproto.emulator.profile import SERVED_HOSTS
 from skyproto.mac256 import mac256
 
-from . import default_sigint
-
 pytestmark = pytest.mark.integration
 
-STARTUP_TIMEOUT = 10.0
 UNAUTHORISED = {
     "status": {"code": 40100, "text": "Authentication failed. Invalid or expired token."}
 }
-
-
-class Running:
-    """A ``python -m skyproto ... emulator ...`` process and the profile it printed."""
-
-    def __init__(self, proc: subprocess.Popen[str], profile: dict[str, Any]) -> None:
-        self.proc = proc
-        self.profile = profile
-
-    def stop(self, signum: int = signal.SIGTERM) -> tuple[int, str, str]:
-        """Send ``signum``; return the exit code and the rest of stdout and stderr."""
-        self.proc.send_signal(signum)
-        out, err = self.proc.communicate(timeout=10)
-        return self.proc.returncode, out, err
-
-
-def _first_line(proc: subprocess.Popen[str]) -> str:
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    stdout = proc.stdout
-    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=STARTUP_TIMEOUT)
-    except queue.Empty:
-        pytest.fail(f"no profile line within {STARTUP_TIMEOUT} s")
-
-
-@pytest.fixture
-def launch() -> Iterator[Any]:
-    """Start emulator processes; any still running after the test is killed."""
-    started: list[subprocess.Popen[str]] = []
-
-    def launch(*emulator_args: str, global_args: tuple[str, ...] = ()) -> Running:
-        command = [sys.executable, "-m", "skyproto", *global_args, "emulator", *emulator_args]
-        proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=default_sigint,
-        )
-        started.append(proc)
-        line = _first_line(proc)
-        assert line.endswith("\n")
-        return Running(proc, json.loads(line))
-
-    yield launch
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
 
 
 def _get_profile(url: str, ca_bundle: str | None) -> tuple[int, Any]:

@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -38,7 +38,7 @@ from skyproto import (
 from skyproto.emulator import EmulatorServer, Fault, Scenario
 from skyproto.emulator.event_stream import ACK_KINDS, EVENT_KINDS
 
-from .matrix_support import TRANSPORTS, Runner
+from .matrix_support import Runner
 
 pytestmark = pytest.mark.integration
 
@@ -62,18 +62,8 @@ DECODED: dict[str, type[Event]] = {
 
 
 @pytest.fixture
-def server(skype_emulator_factory: Any) -> Iterator[EmulatorServer]:
-    scenario = Scenario(hold=HOLD, events=(), events_per_poll=PER_POLL)
-    running: EmulatorServer = skype_emulator_factory(scenario)
-    yield running
-    assert running.errors == []
-
-
-@pytest.fixture(params=TRANSPORTS)
-def runner(request: pytest.FixtureRequest, server: EmulatorServer) -> Iterator[Runner]:
-    made = Runner(request.param)
-    yield made
-    made.close()
+def scenario() -> Scenario:
+    return Scenario(hold=HOLD, events=(), events_per_poll=PER_POLL)
 
 
 def connected(runner: Runner, server: EmulatorServer) -> Session:

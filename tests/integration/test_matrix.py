@@ -14,14 +14,12 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from skyproto import (
     Credentials,
-    HttpRequest,
     HttpResponse,
     LoginMethod,
     PagingState,
@@ -64,7 +62,7 @@ from skyproto.paging import CONVERSATION_PARAMS, conversations, exhaust, page, p
 from skyproto.registration import register
 from skyproto.tokens import GUEST_TOKEN_LIFETIME
 
-from .matrix_support import TRANSPORTS, Runner
+from .matrix_support import Runner, assert_arrived_as_sent, forget_log
 
 pytestmark = pytest.mark.integration
 
@@ -90,18 +88,8 @@ def knobs(**changes: Any) -> Scenario:
 
 
 @pytest.fixture
-def server(skype_emulator_factory: Any) -> Iterator[EmulatorServer]:
-    running: EmulatorServer = skype_emulator_factory(knobs())
-    yield running
-    assert running.errors == []
-
-
-@pytest.fixture(params=TRANSPORTS)
-def runner(request: pytest.FixtureRequest, server: EmulatorServer) -> Iterator[Runner]:
-    # Depends on ``server`` so that the transport is closed before the server stops.
-    made = Runner(request.param)
-    yield made
-    made.close()
+def scenario() -> Scenario:
+    return knobs()
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -117,24 +105,6 @@ def email_user(server: EmulatorServer) -> Credentials:
 
 def skype_name_user(server: EmulatorServer) -> Credentials:
     return Credentials(server.account.skype_name, server.account.password)
-
-
-def _without_framing(request: HttpRequest) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in request.headers if k.lower() not in ("host", "content-length")]
-
-
-def assert_arrived_as_sent(runner: Runner, server: EmulatorServer) -> None:
-    """Every request the client sent reached the emulator, in order and unchanged."""
-    received = [entry.request for entry in server.requests]
-    assert [(r.method, r.url, r.body) for r in received] == [
-        (r.method, r.url, r.body) for r in runner.sent
-    ]
-    assert [_without_framing(r) for r in received] == [_without_framing(r) for r in runner.sent]
-
-
-def forget_log(runner: Runner, server: EmulatorServer) -> None:
-    runner.sent.clear()
-    server.clear_requests()
 
 
 def logged_in(runner: Runner, server: EmulatorServer) -> SkypeToken:

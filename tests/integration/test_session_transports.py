@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -26,7 +25,7 @@ from skyproto import (
 )
 from skyproto.emulator import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, EmulatorServer, Fault, Scenario
 
-from .matrix_support import TRANSPORTS, Runner
+from .matrix_support import Runner
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +35,8 @@ REGISTER = ["register", "config", "endpoints"]
 
 
 @pytest.fixture
-def server(skype_emulator_factory: Any) -> Iterator[EmulatorServer]:
-    running: EmulatorServer = skype_emulator_factory(Scenario(hold=HOLD))
-    yield running
-    assert running.errors == []
-
-
-@pytest.fixture(params=TRANSPORTS)
-def runner(request: pytest.FixtureRequest, server: EmulatorServer) -> Iterator[Runner]:
-    made = Runner(request.param)
-    yield made
-    made.close()
+def scenario() -> Scenario:
+    return Scenario(hold=HOLD)
 
 
 def new_session(server: EmulatorServer, **options: Any) -> Session:

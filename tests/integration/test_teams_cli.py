@@ -21,14 +21,11 @@ import pytest
 from skyproto.cli import main
 from skyproto.emulator import EmulatorServer
 
-from . import test_emulator_cli
-from .matrix_support import TRANSPORTS
-from .test_cli_verbs import EMAIL, PASSWORD, Cli, Result, json_lines
-from .test_teams_matrix import CHATS, GROUP, knobs
+from .cli_support import EMAIL, PASSWORD, Cli, Result, json_lines, saved, teams_login
+from .matrix_support import CHATS, GROUP, TRANSPORTS
 
 pytestmark = pytest.mark.integration
 
-launch = test_emulator_cli.launch  # the ``skyproto emulator`` process fixture, shared
 PROMPT = re.compile(r"open (https://microsoft\.com/devicelogin) and enter the code ([A-Z]{8})$")
 DEVICE_LOGIN = ["teams_devicecode", "teams_token", "teams_token", "teams_authz"]
 IDENTITY_ROUTES = {"teams_devicecode", "teams_token", "teams_authz"}
@@ -50,26 +47,9 @@ def millis(stamp: str) -> str:
 
 
 @pytest.fixture
-def cli_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skype_emulator_factory: Any) -> Any:
-    """``cli_with(**knobs)``: a :class:`Cli` over a new emulator whose device codes are approved
-    on the first poll."""
-    monkeypatch.chdir(tmp_path)
-
-    def make(**changes: Any) -> Cli:
-        return Cli(skype_emulator_factory(knobs(**changes)), tmp_path)
-
-    return make
-
-
-@pytest.fixture
 def cli(cli_with: Any) -> Cli:
     made: Cli = cli_with()
     return made
-
-
-def saved(cli: Cli) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(cli.state.read_text())
-    return document
 
 
 def rewrite(cli: Cli, change: Any) -> None:
@@ -84,12 +64,6 @@ def refresh_tokens_sent(server: EmulatorServer) -> list[str]:
         if entry.route == "teams_token":
             sent.extend(v for k, v in entry.request.form() if k == "refresh_token")
     return sent
-
-
-def teams_login(cli: Cli, transport: str = "requests") -> Result:
-    result = cli("login", "--teams", transport=transport)
-    assert result.code == 0, result.err
-    return result
 
 
 # -- login --teams ---------------------------------------------------------------------------------

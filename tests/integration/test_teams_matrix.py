@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,33 +43,16 @@ from skyproto.chat import (
 )
 from skyproto.emulator import EmulatorServer, Fault, Scenario
 
-from .matrix_support import TRANSPORTS, Runner
-from .test_matrix import assert_arrived_as_sent, forget_log
+from .matrix_support import CHATS, GROUP, Runner, assert_arrived_as_sent, forget_log, teams_knobs
 
 pytestmark = pytest.mark.integration
 
-GROUP = "19:uni01_4f2a9c@thread.v2"
-CHATS = [GROUP, "8:live:.cid.a11ce", "19:0f3c2a9d7e6b4c1a8f5e3d2c1b0a9f8e@thread.skype"]
-CHATS.append("48:notifications")
 V1_LOGIN = ["teams_devicecode", "teams_token", "teams_token", "teams_authz"]
 
 
-def knobs(**changes: Any) -> Scenario:
-    return Scenario(device_interval=1, device_pending=0, **changes)
-
-
 @pytest.fixture
-def server(skype_emulator_factory: Any) -> Iterator[EmulatorServer]:
-    running: EmulatorServer = skype_emulator_factory(knobs())
-    yield running
-    assert running.errors == []
-
-
-@pytest.fixture(params=TRANSPORTS)
-def runner(request: pytest.FixtureRequest, server: EmulatorServer) -> Iterator[Runner]:
-    made = Runner(request.param)
-    yield made
-    made.close()
+def scenario() -> Scenario:
+    return teams_knobs()
 
 
 def session(server: EmulatorServer, prompts: list[DevicePrompt] | None = None) -> Session:
@@ -160,10 +142,10 @@ def test_401_re_mints_once_and_quota_is_a_rate_limit(
     s = session(server)
     runner.run(s.connect())
     forget_log(runner, server)
-    server.scenario = knobs(faults=(Fault("chat_send", 401),))
+    server.scenario = teams_knobs(faults=(Fault("chat_send", 401),))
     runner.run(send(s, GROUP, "after a 401"))
     assert server.routes() == ["chat_send", "teams_token", "teams_authz", "chat_send"]
-    server.scenario = knobs(chat_quota=1)
+    server.scenario = teams_knobs(chat_quota=1)
     runner.run(send(s, GROUP, "one"))
     with pytest.raises(SkypeRateLimitException) as caught:
         runner.run(send(s, GROUP, "two"))
@@ -177,7 +159,7 @@ def test_dead_refresh_token_needs_a_new_device_code(runner: Runner, server: Emul
     runner.run(s.connect())
     s._credentials = None
     s.state = attrs.evolve(s.state, skype_token=None)
-    server.scenario = knobs(refresh_dead=True)
+    server.scenario = teams_knobs(refresh_dead=True)
     forget_log(runner, server)
     with pytest.raises(DeviceLoginRequired, match="new device-code login"):
         runner.run(s.connect())

@@ -27,15 +27,11 @@ from skyproto.emulator import EmulatorServer
 from skyproto.emulator.scenario import TROUTER_STEPS, Scenario
 from skyproto.emulator.trouter import SOCKET_HOST
 
-from . import test_emulator_cli, test_teams_cli
+from .cli_support import Result, interrupt, json_lines, python_m, saved, teams_login
 from .matrix_support import TRANSPORTS
-from .test_cli_verbs import Result, _interrupt, _python, json_lines
-from .test_teams_cli import saved, teams_login
 
 pytestmark = pytest.mark.integration
 
-launch = test_emulator_cli.launch  # the ``skyproto emulator`` process fixture, shared
-cli_with = test_teams_cli.cli_with  # a Cli over a new emulator with Teams knobs, shared
 
 #: Pushes of every kind, a repeat, a gap with a missed message, one more message (which the
 #: catch-up after the gap may find before it is pushed), then presence again.
@@ -225,7 +221,7 @@ def test_verbose_redacts_every_token(cli_with: Any) -> None:
 def test_ctrl_c_exits_0(cli_with: Any) -> None:
     cli = cli_with()
     teams_login(cli)
-    process = _python("--hosts", str(cli.hosts_file), "events", cwd=cli.directory)
+    process = python_m("--hosts", str(cli.hosts_file), "events", cwd=cli.directory)
     watchdog = threading.Timer(45, process.kill)
     watchdog.start()
     try:
@@ -233,7 +229,7 @@ def test_ctrl_c_exits_0(cli_with: Any) -> None:
         while not any(e.what == "activity" for e in list(cli.server.trouter.log)):
             assert time.monotonic() < deadline, "the client never connected"
             time.sleep(0.05)
-        code, out, err = _interrupt(process)
+        code, out, err = interrupt(process)
     finally:
         watchdog.cancel()
     assert code == 0, err

@@ -200,6 +200,11 @@ def _event(event_id: int, ack: str) -> dict[str, Any]:
     }
 
 
+def _pages(*texts: str) -> st.SearchStrategy[bytes]:
+    """One of ``texts``, encoded."""
+    return st.one_of(*(st.just(text.encode()) for text in texts))
+
+
 def near_valid_bodies(req: HttpRequest) -> st.SearchStrategy[bytes]:
     """A body that the step ``req`` belongs to would accept, or nearly."""
     path = urllib.parse.urlsplit(req.url).path
@@ -209,36 +214,26 @@ def near_valid_bodies(req: HttpRequest) -> st.SearchStrategy[bytes]:
         expiries,
     )
     if path.endswith("/RST.srf"):
-        return st.one_of(
-            st.just(canned.soap_token_response(SECURITY_TOKEN, "a", "b").encode()),
-            st.just(canned.soap_fault("wsse:FailedAuthentication", "no").encode()),
+        return _pages(
+            canned.soap_token_response(SECURITY_TOKEN, "a", "b"),
+            canned.soap_fault("wsse:FailedAuthentication", "no"),
         )
     if path.endswith(("/rps/skypetoken", "/login/skypetoken")) or path.endswith("/members"):
         return token_json
     if path.endswith("/oauth/microsoft"):
-        return st.one_of(
-            st.just(
-                canned.live_sign_in_page(
-                    "https://login.live.com/ppsecure/post.srf", PPFT, "ctx"
-                ).encode()
-            ),
-            st.just(canned.live_error_page("it's wrong", PPFT, "ctx").encode()),
-            st.just(
-                canned.live_confirm_page(
-                    "https://login.skype.com/login/microsoft", T_VALUE
-                ).encode()
-            ),
+        return _pages(
+            canned.live_sign_in_page("https://login.live.com/ppsecure/post.srf", PPFT, "ctx"),
+            canned.live_error_page("it's wrong", PPFT, "ctx"),
+            canned.live_confirm_page("https://login.skype.com/login/microsoft", T_VALUE),
         )
     if path.endswith("/post.srf"):
-        return st.one_of(
-            st.just(
-                canned.live_opid_page(
-                    "https://login.live.com/ppsecure/post.srf?opid=ABC123", PPFT, "ctx"
-                ).encode()
+        return _pages(
+            canned.live_opid_page(
+                "https://login.live.com/ppsecure/post.srf?opid=ABC123", PPFT, "ctx"
             ),
-            st.just(canned.live_confirm_page("https://evil.example/t", T_VALUE).encode()),
-            st.just(canned.live_consent_page("https://evil.example/consent").encode()),
-            st.just(canned.live_two_factor_page(PPFT, "f***@example.com", "ctx").encode()),
+            canned.live_confirm_page("https://evil.example/t", T_VALUE),
+            canned.live_consent_page("https://evil.example/consent"),
+            canned.live_two_factor_page(PPFT, "f***@example.com", "ctx"),
         )
     if path.endswith("/login/microsoft"):
         return st.builds(
@@ -250,13 +245,9 @@ def near_valid_bodies(req: HttpRequest) -> st.SearchStrategy[bytes]:
             st.sampled_from(["86400", "-1", "x", "9" * 40]),
         )
     if path.endswith("/login"):
-        return st.one_of(
-            st.just(
-                canned.live_confirm_page(
-                    "https://login.skype.com/login/microsoft", T_VALUE
-                ).encode()
-            ),
-            st.just(canned.refresh_error_page("session's gone").encode()),
+        return _pages(
+            canned.live_confirm_page("https://login.skype.com/login/microsoft", T_VALUE),
+            canned.refresh_error_page("session's gone"),
         )
     if "/meetings/" in path:
         return st.sampled_from(["19:abc@thread.skype", "..", "", "19:a/../b"]).map(

@@ -401,8 +401,9 @@ def test_teams_login_refreshes_when_it_can() -> None:
     assert (auth.skype_id, refresh) == ("live:.cid.abc", ROTATED)
 
 
-def test_teams_login_falls_back_to_device_code_on_a_dead_refresh_token() -> None:
-    run = Run(
+def _refresh_dies_then_device_code() -> Run:
+    """Answers for a login whose refresh token is refused, then that signs in by device code."""
+    return Run(
         [
             oauth_error("invalid_grant"),
             device_answer(),
@@ -411,6 +412,10 @@ def test_teams_login_falls_back_to_device_code_on_a_dead_refresh_token() -> None
             personal_authz(),
         ]
     )
+
+
+def test_teams_login_falls_back_to_device_code_on_a_dead_refresh_token() -> None:
+    run = _refresh_dies_then_device_code()
     _auth, refresh = run(
         teams_login(HOSTS, refresh_token=REFRESH, device=DeviceCodeLogin(run.prompts.append))
     )
@@ -424,15 +429,7 @@ def test_teams_login_without_refresh_token_or_device_says_so() -> None:
 
 
 def test_tokens_go_only_to_their_hosts() -> None:
-    run = Run(
-        [
-            oauth_error("invalid_grant"),
-            device_answer(),
-            tokens(),
-            tokens(refresh=ROTATED),
-            personal_authz(),
-        ]
-    )
+    run = _refresh_dies_then_device_code()
     run(teams_login(HOSTS, refresh_token=REFRESH, device=DeviceCodeLogin(lambda _: None)))
     for sent in run.sent:
         carries = any(s.encode() in sent.body for s in (REFRESH, DEVICE_SECRET, ROTATED))
