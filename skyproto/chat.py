@@ -126,13 +126,19 @@ def message_params(count: int = 50) -> list[tuple[str, str]]:
     ]
 
 
+def _decimal(text: str, limit: int) -> bool:
+    """Whether ``text`` is 1 to ``limit`` ASCII digits (``str.isdigit`` alone also holds for
+    superscripts and other digits ``int`` refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= limit
+
+
 def _error_code(response: HttpResponse) -> int | None:
     try:
         data = response.json()
     except RemoteProtocolError:
         return None
     code = data.get("errorCode") if isinstance(data, dict) else None
-    if isinstance(code, str) and code.strip().isdigit() and len(code.strip()) <= 6:
+    if isinstance(code, str) and _decimal(code.strip(), 6):
         code = int(code.strip())
     return code if isinstance(code, int) and not isinstance(code, bool) else None
 
@@ -303,7 +309,7 @@ def _millis(value: Any) -> int | None:
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 16:
+    if isinstance(value, str) and _decimal(value.strip(), 16):
         value = int(value.strip())
     return value if isinstance(value, int) and 0 <= value < 10**16 else None
 

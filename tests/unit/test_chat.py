@@ -166,6 +166,13 @@ def test_quota_answers_are_rate_limits(answer: HttpResponse, retry_after: float 
     assert "SKYPE-TOKEN-SECRET" not in repr(caught.value)
 
 
+def test_a_non_decimal_error_code_is_not_a_quota_answer() -> None:
+    # str.isdigit() holds for superscripts, which int() refuses.
+    with pytest.raises(SkypeApiException) as caught:
+        run_listing([HttpResponse.build(403, json={"errorCode": "\u00b2"})])
+    assert not isinstance(caught.value, SkypeRateLimitException)
+
+
 def test_other_failures_are_api_errors() -> None:
     with pytest.raises(SkypeApiException) as caught:
         run_listing([HttpResponse.build(404, json={"errorCode": 404, "message": ""})])
@@ -249,7 +256,16 @@ def test_send_makes_a_numeric_client_message_id() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [{}, {"OriginalArrivalTime": "soon"}, {"OriginalArrivalTime": -1}, [], None]
+    "body",
+    [
+        {},
+        {"OriginalArrivalTime": "soon"},
+        {"OriginalArrivalTime": -1},
+        # str.isdigit() holds for superscripts, which int() refuses.
+        {"OriginalArrivalTime": "\u00b2"},
+        [],
+        None,
+    ],
 )
 def test_send_answers_without_an_arrival_time(body: Any) -> None:
     with pytest.raises(RemoteProtocolError):
