@@ -191,7 +191,10 @@ def _link(metadata: Mapping[str, Any], key: str, request_url: str) -> str | None
         return None
     if not isinstance(value, str):
         raise RemoteProtocolError(f"listing {key} is not a string")
-    return urllib.parse.urljoin(request_url, value)
+    try:
+        return urllib.parse.urljoin(request_url, value)
+    except ValueError:  # such as an unclosed IPv6 bracket
+        raise RemoteProtocolError(f"listing {key} is not a URL") from None
 
 
 def parse_chat_page(

@@ -185,6 +185,11 @@ def test_other_failures_are_api_errors() -> None:
         HttpResponse.build(200, json={"conversations": {}}),
         HttpResponse.build(200, json={"conversations": [], "_metadata": "x"}),
         HttpResponse.build(200, json={"conversations": [1], "_metadata": {"backwardLink": 5}}),
+        # urljoin() raises ValueError on an unclosed IPv6 bracket.
+        HttpResponse.build(
+            200, json={"conversations": [1], "_metadata": {"backwardLink": "https://["}}
+        ),
+        HttpResponse.build(200, json={"conversations": [1], "_metadata": {"syncState": "//[x]/"}}),
         HttpResponse.build(200, content=b"<html>", content_type="text/html"),
     ],
 )
