@@ -366,7 +366,9 @@ def request_device_code(
     if response.status != 200:
         code = _oauth_error(response)
         if code is not None:
-            raise SkypeAuthException(f"the identity service refused a device code ({code})")
+            raise SkypeAuthException(
+                f"the identity service refused a device code ({shorten(code, 60)})", response
+            )
         check_status(response, {200}, method="POST", url=url, now=current)
     return parse_device_code(response, version)
 

@@ -309,6 +309,13 @@ def test_device_code_refusal_names_the_error() -> None:
         login_v1(Run([oauth_error("unauthorized_client")]))
 
 
+def test_device_code_refusal_keeps_a_long_error_short() -> None:
+    # The error code is the service's text: it is shortened, as on every other refusal.
+    with pytest.raises(SkypeAuthException) as caught:
+        login_v1(Run([oauth_error("x" * 10_000)]))
+    assert len(caught.value.message) < 200
+
+
 # -- refresh -----------------------------------------------------------------------------------
 
 
