@@ -99,10 +99,9 @@ class OAuthVersion(enum.Enum):
     """Which device-code endpoints to use (docs/teams.md §A.2).
 
     ``V1`` (``common/oauth2/devicecode`` with a ``resource``) is what most personal clients send;
-    ``V2`` rests on a single source (docs/teams.md §8);
     its token is for another resource, so the chain refreshes it for the skypetoken scope before
     ``authz``. ``V2`` (``consumers/oauth2/v2.0/devicecode`` with a ``scope``) yields a token for
-    the skypetoken scope directly.
+    the skypetoken scope directly; it rests on a single source (docs/teams.md §8).
     """
 
     V1 = "v1"
