@@ -558,7 +558,8 @@ class TeamsService:
     ) -> HttpResponse:
         query = dict(request.query())
         size_text = query.get("pageSize") or "20"
-        if not size_text.isdigit() or not 0 < int(size_text) <= 200:
+        decimal = size_text.isascii() and size_text.isdigit() and len(size_text) <= 3
+        if not decimal or not 0 < int(size_text) <= 200:
             return _chat_error(400, 400, "pageSize must be between 1 and 200.")
         size = min(int(size_text), self._owner.scenario.chat_page_size)
         offset = 0

@@ -237,6 +237,21 @@ def test_foreign_backward_link_is_refused_before_it_is_sent(signed_in: tuple[Pee
     assert len(p.sent) == 1
 
 
+@pytest.mark.parametrize("size", ["\u00b2", "9" * 5000, "0", "201"])
+def test_a_bad_page_size_is_a_400(signed_in: tuple[Peer, Any], size: str) -> None:
+    # str.isdigit() holds for superscripts, and int() refuses 5000 digits: neither may crash.
+    p, token = signed_in
+    req = HttpRequest.build(
+        "GET",
+        conversations_url(AFD_BASE),
+        params=[("pageSize", size)],
+        headers=[("Authentication", f"skypetoken={token.token}")],
+    )
+    answer = p.send(req)
+    assert answer.status == 400
+    assert "pageSize" in answer.json()["message"]
+
+
 def test_old_skype_groups_need_the_product_header(signed_in: tuple[Peer, Any]) -> None:
     p, token = signed_in
     req = HttpRequest.build(
