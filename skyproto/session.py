@@ -47,7 +47,7 @@ from ._snapshot import (
     load_snapshot,
 )
 from .auth import LoginMethod, fetch_user_id, guest_login, login
-from .auth.teams import DeviceCodeLogin, DeviceLoginRequired, Region, teams_login
+from .auth.teams import DeviceCodeLogin, DeviceLoginRequired, Region, authz, teams_tokens
 from .errors import LocalProtocolError, SkypeApiException, SkypeTokenException, TransportError
 from .hosts import Hosts
 from .ids import Status
@@ -262,12 +262,19 @@ class Session:
         device = self._credentials if isinstance(self._credentials, DeviceCodeLogin) else None
         refresh = teams.refresh_token if teams is not None else None
         try:
-            auth, rotated = yield from teams_login(self.hosts, refresh_token=refresh, device=device)
+            tokens, refreshed = yield from teams_tokens(
+                self.hosts, refresh_token=refresh, device=device
+            )
         except DeviceLoginRequired:
             if teams is not None and teams.refresh_token is not None:
                 forgotten = attrs.evolve(teams, refresh_token=None)
                 self.state = attrs.evolve(self.state, teams=forgotten, skype_token=None)
             raise
+        rotated = tokens.refresh_token
+        if refreshed and teams is not None:
+            # The old refresh token is spent: keep its successor even if authz fails.
+            self.state = attrs.evolve(self.state, teams=attrs.evolve(teams, refresh_token=rotated))
+        auth = yield from authz(tokens.access_token, self.hosts)
         if self.state.user_id is not None and auth.skype_id != self.state.user_id:
             self.state = SessionState()  # a different account: nothing of the old one is reused
         kept = self.state.teams  # the same account keeps its Trouter endpoint id

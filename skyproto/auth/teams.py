@@ -494,28 +494,42 @@ def authz(access_token: str, hosts: Hosts) -> Flow[TeamsAuth]:
     return parse_authz(response, current, hosts=hosts)
 
 
+def teams_tokens(
+    hosts: Hosts,
+    *,
+    refresh_token: str | None = None,
+    device: DeviceCodeLogin | None = None,
+) -> Flow[tuple[OAuthTokens, bool]]:
+    """Flow: tokens for the skypetoken scope from ``refresh_token`` (when given), else by a
+    device-code login; and whether they came from ``refresh_token``.
+
+    A refresh token refused for good falls back to ``device`` when given, else the
+    :class:`DeviceLoginRequired` propagates. After a refresh the old refresh token is spent:
+    keep the answer's one before anything else can fail.
+    """
+    if refresh_token is not None:
+        try:
+            return (yield from refresh_access_token(refresh_token, hosts)), True
+        except DeviceLoginRequired:
+            if device is None:
+                raise
+    if device is None:
+        raise DeviceLoginRequired("no refresh token; a device-code login is needed")
+    return (yield from device_code_login(hosts, device)), False
+
+
 def teams_login(
     hosts: Hosts,
     *,
     refresh_token: str | None = None,
     device: DeviceCodeLogin | None = None,
 ) -> Flow[tuple[TeamsAuth, str | None]]:
-    """Flow: a Skype token from ``refresh_token`` (when given), else by a device-code login.
+    """Flow: :func:`teams_tokens`, then :func:`authz`.
 
     Returns the :class:`TeamsAuth` and the newest refresh token (keep it: they rotate). A
-    refresh token refused for good falls back to ``device`` when given, else the
-    :class:`DeviceLoginRequired` propagates.
+    caller that must keep the rotated refresh token even when ``authz`` fails runs the two
+    steps itself, as :class:`~skyproto.Session` does.
     """
-    tokens: OAuthTokens | None = None
-    if refresh_token is not None:
-        try:
-            tokens = yield from refresh_access_token(refresh_token, hosts)
-        except DeviceLoginRequired:
-            if device is None:
-                raise
-    if tokens is None:
-        if device is None:
-            raise DeviceLoginRequired("no refresh token; a device-code login is needed")
-        tokens = yield from device_code_login(hosts, device)
+    tokens, _ = yield from teams_tokens(hosts, refresh_token=refresh_token, device=device)
     auth = yield from authz(tokens.access_token, hosts)
     return auth, tokens.refresh_token

@@ -23,7 +23,9 @@ from test_session import AsyncPeer, make_peer
 from skyproto import (
     Hosts,
     HttpRequest,
+    HttpResponse,
     LocalProtocolError,
+    SkypeApiException,
     SkypeAuthException,
     SkypeRateLimitException,
     SkypeTokenException,
@@ -342,6 +344,22 @@ def test_concurrent_calls_share_one_re_mint() -> None:
     asyncio.run(both())
     assert p.routes.count("teams_token") == 1
     assert p.routes.count("teams_authz") == 1
+
+
+def test_a_failed_authz_keeps_the_rotated_refresh_token() -> None:
+    # The refresh spends the old token; the new one must survive an authz failure after it.
+    p = peer(device_pending=0)
+    session = teams_session(p)
+    session._credentials = None
+    p.clock.advance(86400)
+    p.on("teams_authz", HttpResponse.build(503, json={"errorCode": 503, "message": ""}))
+    with pytest.raises(SkypeApiException):
+        p.run(session.skype_token())
+    assert session.state.teams is not None
+    assert session.state.teams.refresh_token is not None
+    assert p.emulator.teams.live_refresh_tokens() == 1
+    p.run(session.skype_token())  # the kept one works
+    assert p.routes == ["teams_token", "teams_authz", "teams_token", "teams_authz"]
 
 
 def test_dead_refresh_token_is_forgotten() -> None:
