@@ -23,6 +23,8 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
+
 from .. import store
 from .._flow import now
 from ..auth.teams import DeviceCodeLogin, DeviceLoginRequired, DevicePrompt
@@ -87,7 +89,13 @@ def run_login(args: argparse.Namespace, ctx: CliContext) -> int:
             # Only what re-minting needs: the Skype token is minted afresh, once.
             state = SessionState(user_id=saved.user_id, paging=saved.paging, teams=saved.teams)
         session = Session(hosts, credentials=DeviceCodeLogin(_prompt(ctx)), state=state)
-        state = runner.run(session.connect())
+        try:
+            state = runner.run(session.connect())
+        except BaseException:
+            if saved is not None and _rotated(saved, session.state):
+                # The saved refresh token is spent: its successor goes to the file, or is lost.
+                save(args.state, attrs.evolve(saved, teams=session.state.teams))
+            raise
     save(args.state, state)
     if getattr(args, "json", False):
         ctx.out(json.dumps({"user_id": state.user_id, "state": args.state}))
@@ -107,11 +115,19 @@ def _chat_session(args: argparse.Namespace, ctx: CliContext, runner: FlowRunner)
     return Session(_hosts(ctx), state=session.state)
 
 
+def _rotated(before: SessionState, after: SessionState) -> bool:
+    """Whether ``after`` holds a new refresh token in place of the one ``before`` held."""
+    old = before.teams.refresh_token if before.teams is not None else None
+    new = after.teams.refresh_token if after.teams is not None else None
+    return old is not None and new not in (None, old)
+
+
 @contextlib.contextmanager
 def _resuming(args: argparse.Namespace, session: Session) -> Iterator[None]:
     """Run a verb on a saved session: save it back if it changed; a refresh token the identity
     service refused for good becomes a :class:`~skyproto.SkypeAuthException` that says what to
-    run, and is dropped from the file so that it is never sent again."""
+    run, and is dropped from the file so that it is never sent again. A refresh token rotated
+    before the verb failed (its predecessor is spent) is saved too."""
     before = session.state
     try:
         yield
@@ -122,6 +138,10 @@ def _resuming(args: argparse.Namespace, session: Session) -> Iterator[None]:
         raise SkypeAuthException(
             f"{exc.message}; run 'skyproto login --teams' to sign in again"
         ) from exc
+    except BaseException:
+        if _rotated(before, session.state):
+            save(args.state, session.state)
+        raise
     finally:
         save_if_changed(args.state, session, before)
 

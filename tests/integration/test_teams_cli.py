@@ -16,10 +16,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from skyproto.cli import main
-from skyproto.emulator import EmulatorServer
+from skyproto.emulator import EmulatorServer, Fault
 
 from .cli_support import EMAIL, PASSWORD, Cli, Result, json_lines, saved, teams_login
 from .matrix_support import CHATS, GROUP, TRANSPORTS
@@ -176,6 +177,27 @@ def test_a_dead_refresh_token_ends_a_verb_asking_for_login_teams(
     assert again.code == 1
     assert "skyproto login --teams" in again.last_error_line
     assert cli.server.routes() == []
+
+
+@pytest.mark.parametrize("argv", [["login", "--teams"], ["conversations"], ["send", GROUP, "x"]])
+def test_an_authz_failure_after_a_refresh_keeps_the_rotated_token_in_the_file(
+    cli: Cli, argv: list[str]
+) -> None:
+    teams_login(cli)
+    rewrite(cli, lambda d: d["skype_token"].update(expiry="2020-01-01T00:00:00+00:00"))
+    spent = saved(cli)["teams"]["refresh_token"]
+    emulator = cli.server.emulator
+    emulator.scenario = attrs.evolve(emulator.scenario, faults=(Fault("teams_authz", 503),))
+    cli.server.clear_requests()
+    failed = cli(*argv)
+    assert failed.code == 1
+    assert cli.server.routes() == ["teams_token", "teams_authz"]
+    # The refresh spent the old token: the file must hold its successor, which still works.
+    assert saved(cli)["teams"]["refresh_token"] not in (None, spent)
+    cli.server.clear_requests()
+    again = cli(*argv)
+    assert again.code == 0, again.err
+    assert cli.server.routes()[:2] == ["teams_token", "teams_authz"]
 
 
 # -- conversations, messages, send -----------------------------------------------------------------
