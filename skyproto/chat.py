@@ -39,7 +39,6 @@ from .errors import (
     UntrustedHostError,
 )
 from .hosts import Hosts
-from .ids import chat_from_url
 from .paging import DEFAULT_MAX_PAGES, Listing, Params, page_items
 from .tokens import SkypeToken
 
@@ -481,17 +480,6 @@ class ChatListing(Listing):
             session.state = attrs.evolve(state, paging=paging)
         self._next = _follow(page, target, self._seen)
         return page.items, self._next is None
-
-
-def conversation_id(item: Any) -> str | None:
-    """The id of a listed conversation (its ``id``, else the last segment of a link)."""
-    if not isinstance(item, dict):
-        return None
-    value = item.get("id")
-    if isinstance(value, str) and value:
-        return value
-    link = item.get("targetLink") or item.get("conversationLink")
-    return chat_from_url(link) if isinstance(link, str) else None
 
 
 def conversations_listing(session: Session, *, max_pages: int = DEFAULT_MAX_PAGES) -> ChatListing:
