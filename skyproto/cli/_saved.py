@@ -192,12 +192,12 @@ def hosts_note_path(path: str) -> str:
 def remember_hosts(path: str, ctx: CliContext) -> None:
     """Note beside the state at ``path`` which ``--hosts`` profile made it (none: no note)."""
     note = hosts_note_path(path)
-    if ctx.hosts_file is None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(note)
-        return
     try:
-        store.write_atomic(note, json.dumps({"hosts": ctx.hosts_file}).encode())
+        if ctx.hosts_file is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(note)
+        else:
+            store.write_atomic(note, json.dumps({"hosts": ctx.hosts_file}).encode())
     except OSError as exc:  # the session itself is saved: say so, and go on
         ctx.err(f"warning: cannot note the hosts profile beside the state: {exc.strerror or exc}")
 

@@ -183,6 +183,14 @@ def test_logging_in_without_hosts_forgets_the_note(cli: Cli, tmp_path: Path) -> 
     assert not note.exists()
 
 
+def test_a_note_that_cannot_be_removed_is_a_warning(tmp_path: Path) -> None:
+    state = str(tmp_path / "state.json")
+    Path(_saved.hosts_note_path(state)).mkdir()
+    stderr = io.StringIO()
+    _saved.remember_hosts(state, _base.CliContext(stderr=stderr))  # the session is saved
+    assert stderr.getvalue().startswith("warning: cannot note the hosts profile beside the state")
+
+
 def test_the_hosts_note_is_read_without_following_a_link_or_blocking(tmp_path: Path) -> None:
     state = str(tmp_path / "state.json")
     note = Path(_saved.hosts_note_path(state))
