@@ -113,7 +113,8 @@ _REDACTED = "<redacted>"
 _REDACTED_IN_URL = urllib.parse.quote(_REDACTED)
 
 _URL_PAIR = re.compile(r"(^|[?&;#])([^=&;#?]*)=([^&;#]*)")
-_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)([^/?#@]*)(@)")
+# User info runs to the authority's last "@", the user to its first ":" (as urlsplit reads them).
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#:]*+:)([^/?#]*)(@)")
 _FIELD_NAMES = "|".join(re.escape(name) for name in sorted(SECRET_FIELDS, key=len, reverse=True))
 # `name: value`, `"name": value` and `name=value` in scripts, JSON-like text and URLs in pages.
 _ASSIGNMENT = re.compile(rf"""(?<![\w$.-])(["']?)(?:{_FIELD_NAMES})\1\s*+[:=]\s*+""", re.IGNORECASE)

@@ -79,6 +79,7 @@ __all__ = [
     "load_state",
     "lock_state",
     "parse_skpy_token_file",
+    "read_file",
     "read_skpy_token_file",
     "save_state",
     "write_skpy_token_file",
@@ -337,7 +338,7 @@ def _save(path: StrPath, data: bytes, what: str, wait: float) -> None:
             ) from None
 
 
-def _read_file(path: StrPath, what: str) -> bytes:
+def read_file(path: StrPath, what: str) -> bytes:
     """The bytes of the regular file at ``path``, opened without blocking or following a link."""
     display = os.fspath(path)
     unreadable = SkypeTokenException(f"{what} {display!r} does not exist or is not readable")
@@ -397,7 +398,7 @@ def load_state(path: StrPath, *, now: dt.datetime, hosts: Hosts) -> SessionState
     Every problem, from a missing file or a FIFO to an expired Skype token, is a
     :class:`~skyproto.SkypeTokenException` (see :func:`skyproto.session.load_snapshot`).
     """
-    return load_snapshot(_read_file(path, "saved state file"), now=now, hosts=hosts)
+    return load_snapshot(read_file(path, "saved state file"), now=now, hosts=hosts)
 
 
 # -- SkPy's six-line token file -----------------------------------------------------------------
@@ -405,7 +406,7 @@ def load_state(path: StrPath, *, now: dt.datetime, hosts: Hosts) -> SessionState
 
 def read_skpy_token_file(path: StrPath, *, now: dt.datetime, hosts: Hosts) -> SessionState:
     """Read a SkPy token file from ``path``; see :func:`parse_skpy_token_file`."""
-    return parse_skpy_token_file(_read_file(path, "Token file"), now=now, hosts=hosts)
+    return parse_skpy_token_file(read_file(path, "Token file"), now=now, hosts=hosts)
 
 
 def write_skpy_token_file(path: StrPath, state: SessionState, *, wait: float = LOCK_WAIT) -> None:

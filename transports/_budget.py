@@ -11,7 +11,9 @@ login) then waits for a poll to end. So every transport keeps two budgets:
 A request first takes a slot in its budget, waiting at most ``pool_timeout`` seconds
 (:data:`DEFAULT_POOL_TIMEOUT`); then its own ``timeout`` starts, connect to last byte. No slot
 in time is a :class:`~skyproto.TransportTimeout` (``PoolTimeout``), which the core's retry and
-backoff policies handle like any other timeout. Waiters are served first come, first served.
+backoff policies handle like any other timeout. The async budgets hand a freed slot to the
+longest waiter; the sync ones (``threading`` semaphores) wake the longest waiter too, but a request
+arriving just then may take the slot first, so order is not guaranteed there, only the bound.
 
 The slots are counted here rather than left to the client library's pool, because that is the
 cheap place to queue: httpcore scans every queued request against every connection on each

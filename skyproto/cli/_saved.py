@@ -192,12 +192,12 @@ def hosts_note_path(path: str) -> str:
 def remember_hosts(path: str, ctx: CliContext) -> None:
     """Note beside the state at ``path`` which ``--hosts`` profile made it (none: no note)."""
     note = hosts_note_path(path)
-    if ctx.hosts_file is None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(note)
-        return
     try:
-        store.write_atomic(note, json.dumps({"hosts": ctx.hosts_file}).encode())
+        if ctx.hosts_file is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(note)
+        else:
+            store.write_atomic(note, json.dumps({"hosts": ctx.hosts_file}).encode())
     except OSError as exc:  # the session itself is saved: say so, and go on
         ctx.err(f"warning: cannot note the hosts profile beside the state: {exc.strerror or exc}")
 
@@ -205,10 +205,9 @@ def remember_hosts(path: str, ctx: CliContext) -> None:
 def _hosts_hint(path: str) -> str:
     """What to pass to resume the session at ``path``, from the note beside it."""
     generic = "pass the --hosts profile the session was made with"
-    try:
-        with open(hosts_note_path(path), "rb") as fh:
-            document = json.loads(fh.read(64 * 1024))
-    except (OSError, ValueError):
+    try:  # like the state: no link followed, no FIFO waited on, the size bounded
+        document = json.loads(store.read_file(hosts_note_path(path), "hosts note"))
+    except (SkypeTokenException, ValueError, RecursionError):
         return generic
     profile = document.get("hosts") if isinstance(document, dict) else None
     if not isinstance(profile, str) or not profile:

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,33 @@ def test_logging_in_without_hosts_forgets_the_note(cli: Cli, tmp_path: Path) -> 
     assert json.loads(note.read_text()) == {"hosts": str(cli.hosts_file)}
     _saved.remember_hosts(str(cli.state), _base.CliContext())
     assert not note.exists()
+
+
+def test_a_note_that_cannot_be_removed_is_a_warning(tmp_path: Path) -> None:
+    state = str(tmp_path / "state.json")
+    Path(_saved.hosts_note_path(state)).mkdir()
+    stderr = io.StringIO()
+    _saved.remember_hosts(state, _base.CliContext(stderr=stderr))  # the session is saved
+    assert stderr.getvalue().startswith("warning: cannot note the hosts profile beside the state")
+
+
+def test_the_hosts_note_is_read_without_following_a_link_or_blocking(tmp_path: Path) -> None:
+    state = str(tmp_path / "state.json")
+    note = Path(_saved.hosts_note_path(state))
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text('{"hosts": "/elsewhere/profile.json"}')
+    note.symlink_to(elsewhere)
+    generic = "pass the --hosts profile the session was made with"
+    assert _saved._hosts_hint(state) == generic
+    note.unlink()
+    os.mkfifo(note)  # a reader would wait for a writer for ever
+    hints: list[str] = []
+    reader = threading.Thread(target=lambda: hints.append(_saved._hosts_hint(state)), daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # let the blocked reader go before failing
+        os.close(os.open(note, os.O_WRONLY | os.O_NONBLOCK))
+    assert hints == [generic]
 
 
 # -- progress on a terminal -----------------------------------------------------------------------

@@ -392,6 +392,16 @@ def test_a_password_in_user_info_is_hidden_whatever_the_colons() -> None:
     assert redact_url("https://" + ":" * 5000) == "https://" + ":" * 5000
 
 
+def test_a_password_in_user_info_is_hidden_whatever_the_at_signs() -> None:
+    # URL parsers split user info from the host at its last "@", and the user from the password
+    # at its first ":"; an "@" on either side of that colon must not leave a piece shown.
+    assert redact_url("https://me:p@ss-word@host/p") == "https://me:%3Credacted%3E@host/p"
+    assert redact_url("https://me@x:pass-word@host/p") == "https://me@x:%3Credacted%3E@host/p"
+    assert redact_url("https://me@host:8080/p") == "https://me@host:8080/p"
+    assert redact_url("https://host/a:b@c") == "https://host/a:b@c"
+    assert redact_url("https://" + ":@" * 5000) == "https://:%3Credacted%3E@"
+
+
 def test_a_token_holding_a_lone_surrogate_is_hidden_without_a_crash() -> None:
     # JSON can escape a lone surrogate; the core's reader accepts it.
     body = b'{"skypetoken": "\\ud800Zq7-secret", "echo": "\\ud800Zq7-secret"}'
