@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import ssl
+import stat
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -330,13 +331,24 @@ class _OwningAsyncHttpxTransport:
 # -- context ---------------------------------------------------------------------------------------
 
 
+#: The largest hosts profile the command line reads (a profile is a few hundred bytes).
+MAX_HOSTS_FILE = 1024 * 1024
+
+
 def read_hosts_profile(path: str) -> tuple[Hosts, str | None]:
     """The :class:`Hosts` of the profile at ``path``, and the CA bundle it names, if any.
 
-    A relative ``ca_bundle`` is taken from the profile's own directory."""
+    A relative ``ca_bundle`` is taken from the profile's own directory. Only a regular file of
+    at most :data:`MAX_HOSTS_FILE` bytes is read (a link to one is followed), so a FIFO or a
+    device named by mistake is an error, not a wait for ever."""
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise LocalProtocolError(f"hosts file {path!r} is not a regular file")
+        if info.st_size > MAX_HOSTS_FILE:
+            raise LocalProtocolError(f"hosts file {path!r} is larger than {MAX_HOSTS_FILE} bytes")
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(MAX_HOSTS_FILE + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise LocalProtocolError(f"cannot read hosts file {path!r}: {reason}") from None

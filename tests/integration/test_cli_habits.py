@@ -154,6 +154,18 @@ def test_a_relative_ca_bundle_is_read_beside_the_profile(tmp_path: Path) -> None
     )
 
 
+def test_a_hosts_file_that_is_a_fifo_or_too_large_is_an_error_not_a_wait(tmp_path: Path) -> None:
+    fifo = tmp_path / "emu.fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (_base.MAX_HOSTS_FILE + 1))
+    for path, words in ((fifo, "not a regular file"), (big, "larger than")):
+        started = time.monotonic()
+        with pytest.raises(skyproto.LocalProtocolError, match=words):
+            _base.read_hosts_profile(str(path))
+        assert time.monotonic() - started < 5
+
+
 # -- without --hosts, the saved state's host is untrusted: say which --hosts --------------------
 
 
