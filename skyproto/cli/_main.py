@@ -143,7 +143,7 @@ def _usage_error(parser: argparse.ArgumentParser, verb: str, message: str) -> No
 
 
 #: Words of the transports' messages for a certificate that failed verification.
-_CERTIFICATE_WORDS = ("certificate", "CERTIFICATE_VERIFY_FAILED", "SSL")
+_CERTIFICATE_WORDS = ("certificate", "CERTIFICATE_VERIFY_FAILED", "CertVerification")
 
 
 def _with_hint(exc: SkypeException) -> str:

@@ -350,6 +350,19 @@ def test_other_transport_errors_name_no_ca_bundle(capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.usefixtures("with_fetch_verb")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_tls_spoken_to_a_plain_server_names_no_ca_bundle(
+    transport: str, http_base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An SSL error that is not a failed certificate check: another CA would not help.
+    url = http_base.replace("http://", "https://", 1) + "/plain"
+    assert main(["--transport", transport, "fetch", url]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("error: TransportError: ")
+    assert "--ca-bundle" not in last
+
+
+@pytest.mark.usefixtures("with_fetch_verb")
 def test_transport_error_over_main(capsys: pytest.CaptureFixture[str]) -> None:
     # Port 9 (discard) on loopback is closed in the test environment: the connection is refused.
     assert main(["--transport", "stdlib", "fetch", "http://127.0.0.1:9/x"]) == 1
