@@ -125,10 +125,10 @@ def _millis(item: Any) -> int | None:
     times in milliseconds), else its ``originalarrivaltime``; ``None`` when neither reads."""
     if isinstance(item, dict):
         ident = item.get("id")
-        if isinstance(ident, str) and ident.isdigit() and len(ident) < 19:
+        if isinstance(ident, str) and ident.isascii() and ident.isdigit() and len(ident) < 19:
             return int(ident)
         stamp = item.get("originalarrivaltime") or item.get("version")
-        if isinstance(stamp, str) and stamp.isdigit() and len(stamp) < 19:
+        if isinstance(stamp, str) and stamp.isascii() and stamp.isdigit() and len(stamp) < 19:
             return int(stamp)
         if isinstance(stamp, str) and len(stamp) < 64:
             try:

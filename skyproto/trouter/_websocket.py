@@ -136,7 +136,8 @@ def connect(
     """Sub-flow: open a stream to ``url``'s origin and upgrade it to a websocket.
 
     ``url`` is ``http`` or ``https``; its path and query are the request target. A refusal is
-    :class:`WebSocketRejected` carrying the status (and up to 4 KiB of the body).
+    :class:`WebSocketRejected` carrying the status and up to 4 KiB of the body (no more of the
+    body is read: a refusal that never ends cannot hold the upgrade open).
     """
     parts = urllib.parse.urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -179,7 +180,7 @@ def _upgrade(
                         raise _rejected(status, body, url)
                 elif isinstance(event, ws.RejectData) and status is not None:
                     body += event.data[: max(0, _REFUSAL_BODY - len(body))]
-                    if event.body_finished:
+                    if event.body_finished or len(body) >= _REFUSAL_BODY:
                         raise _rejected(status, body, url)
         except WsRemoteError:
             raise RemoteProtocolError("the websocket upgrade answer is malformed") from None

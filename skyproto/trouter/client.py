@@ -198,7 +198,7 @@ def parse_session(response: HttpResponse) -> TrouterSession:
     socketio, surl, ttl = body.get("socketio"), body.get("surl"), body.get("ttl")
     if socketio.__class__ is not str or surl.__class__ is not str:
         raise RemoteProtocolError("Trouter session answer lacks socketio or surl")
-    if ttl.__class__ is str and ttl.isdigit() and len(ttl) <= 12:
+    if ttl.__class__ is str and ttl.isascii() and ttl.isdigit() and len(ttl) <= 12:
         seconds = int(ttl)
     elif ttl.__class__ is int and 0 <= ttl < 10**12:
         seconds = ttl
@@ -266,9 +266,9 @@ def events_from_messages(messages: Sequence[Any]) -> list[Event]:
             wrapped.append(message)
             continue
         ident = message.get("id")
-        number = (
-            int(ident) if ident.__class__ is str and ident.isdigit() and len(ident) < 19 else ident
-        )
+        number = ident
+        if ident.__class__ is str and ident.isascii() and ident.isdigit() and len(ident) < 19:
+            number = int(ident)
         wrapped.append(
             {
                 "id": number,

@@ -73,6 +73,7 @@ def test_other_text_is_not_taken_for_a_handshake_answer() -> None:
         ({"originalarrivaltime": "2026-12-01T00:00:01"}, None),  # no offset: unknown
         ({"originalarrivaltime": "soon"}, None),
         ({"id": "9" * 30}, None),
+        ({"id": "\u00b2", "originalarrivaltime": "\u00b9"}, None),  # digits int() refuses
         ([], None),
         (None, None),
     ],

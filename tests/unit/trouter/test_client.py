@@ -307,6 +307,7 @@ def test_server_chosen_urls_must_be_trusted_before_anything_goes_there() -> None
         {"socketio": 1, "surl": "x", "ttl": "1"},
         {"socketio": "https://a.skype.com/", "surl": "x", "ttl": 1.5},
         {"socketio": "https://a.skype.com/", "surl": "x", "ttl": "-1"},
+        {"socketio": "https://a.skype.com/", "surl": "x", "ttl": "\u00b2"},  # a digit int() refuses
         {"socketio": "https://a.skype.com/", "surl": "x", "ttl": "1", "connectparams": []},
         {"socketio": "https://a.skype.com/", "surl": "x", "ttl": "1", "connectparams": {"a": []}},
     ],
@@ -474,5 +475,7 @@ def test_listed_messages_become_the_events_a_push_carries() -> None:
     assert isinstance(from_listing, NewMessageEvent)
     assert from_listing.message == pushed.message  # type: ignore[attr-defined]
     assert dedupe_key(from_listing) == dedupe_key(pushed)
-    odd = events_from_messages([[], {"id": "x"}, {"id": "12", "originalarrivaltime": "nope"}])
-    assert [type(e).__name__ for e in odd] == ["UnknownEvent"] * 3
+    odd = events_from_messages(
+        [[], {"id": "x"}, {"id": "12", "originalarrivaltime": "nope"}, {"id": "\u00b2"}]
+    )
+    assert [type(e).__name__ for e in odd] == ["UnknownEvent"] * 4

@@ -101,6 +101,49 @@ def test_a_refused_upgrade_carries_the_status(status: int, body: bytes) -> None:
     assert server.closed
 
 
+def test_a_refusal_is_reported_once_its_kept_body_is_read() -> None:
+    # A refusal whose body never ends must not keep the upgrade reading: what is kept of the
+    # body (4 KiB) is all that is waited for.
+    server = Server(accept=False, reject_status=503, body=b"x" * 3000)
+    server.conn.send = _unfinished(server.conn.send)  # type: ignore[method-assign]
+    with pytest.raises(WebSocketRejected) as info:
+        run(connect(URL, [], timeout=5, max_message=1000), _Endless(server))
+    assert info.value.status == 503
+    assert info.value.response is not None
+    assert len(info.value.response.body) == 4096
+    assert server.closed
+
+
+def _unfinished(send: Any) -> Any:
+    def wrapped(event: ws.Event) -> bytes:
+        if isinstance(event, ws.RejectData):
+            event = ws.RejectData(event.data, body_finished=False)
+        data: bytes = send(event)
+        return data
+
+    return wrapped
+
+
+class _Endless:
+    """The server, but the refusal's body keeps coming (3000 bytes a read, for 100 reads, then
+    nothing: time enough to tell a client that waits for its end)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.reads = 0
+
+    def answer(self, effect: Any) -> Any:
+        if isinstance(effect, ReceiveBytes):
+            self.reads += 1
+        if self.reads > 100:
+            return self.server.answer(effect) if not isinstance(effect, ReceiveBytes) else TIMED_OUT
+        if isinstance(effect, ReceiveBytes) and not self.server.out and self.server.request:
+            self.server.out += self.server.conn.send(
+                ws.RejectData(b"x" * 3000, body_finished=False)
+            )
+        return self.server.answer(effect)
+
+
 def test_text_control_frames_and_close() -> None:
     server = Server()
     socket = open_socket(server)
