@@ -492,7 +492,9 @@ class TrouterClient:
         return max(ttl - self.policy.session_leeway, ttl / 2)
 
     def _allocate(self) -> Flow[TrouterSession]:
-        url = self.hosts.url(self.session_url)
+        url = self.hosts.require_trusted(
+            self.hosts.url(self.session_url), "the Trouter session URL"
+        )
         req = build_request(
             "POST",
             url,
@@ -549,9 +551,12 @@ class TrouterClient:
 
     def _register(self, conn: _Connection) -> Flow[None]:
         ttl = self.policy.registration_ttl
+        registrar = self.hosts.require_trusted(
+            self.hosts.url(self.registrar_url), "the Trouter registrar"
+        )
         req = build_request(
             "POST",
-            self.hosts.url(self.registrar_url),
+            registrar,
             auth=(AuthKind.SKYPE_TOKEN, self._token),
             json=registration_body(self.endpoint_id, conn.session.surl, ttl, self.client_version),
             timeout=self.policy.request_timeout,

@@ -300,6 +300,24 @@ def test_server_chosen_urls_must_be_trusted_before_anything_goes_there() -> None
     )
 
 
+@pytest.mark.parametrize("option", ["session_url", "registrar_url"])
+def test_a_configured_session_or_registrar_url_must_be_trusted_too(option: str) -> None:
+    sent: list[HttpRequest] = []
+
+    def record(req: HttpRequest, now: dt.datetime) -> HttpResponse | None:
+        sent.append(req)
+        return None
+
+    evil = {"session_url": "https://evil.example/v4/a", "registrar_url": "https://evil.example/r"}
+    client = TrouterClient(
+        TOKEN, EPID, lambda e: None, hosts=Hosts(), rng=random.Random(1), **{option: evil[option]}
+    )
+    driver = PeerDriver(client.run(), TrouterPeer(), T0, other=record)
+    with pytest.raises(UntrustedHostError):
+        driver.settle()
+    assert all("evil.example" not in req.url for req in sent)
+
+
 @pytest.mark.parametrize(
     "body",
     [
