@@ -1463,7 +1463,10 @@ class Emulator:
         size_text = query.get("pageSize")
         size = self._scenario.page_size
         if size_text is not None:
-            if not size_text.isdigit() or not 0 < int(size_text) <= _MAX_PAGE_SIZE:
+            if (
+                not (size_text.isascii() and size_text.isdigit())
+                or not 0 < int(size_text) <= _MAX_PAGE_SIZE
+            ):
                 return _error(400, 400, f"pageSize must be between 1 and {_MAX_PAGE_SIZE}.")
             size = int(size_text)
         state = query.get("syncState")
@@ -1606,7 +1609,7 @@ class Emulator:
         client_id = body.get("clientmessageid")
         if not isinstance(content, str) or kind not in ("Text", "RichText", "RichText/Html"):
             return _error(400, 400, "content and messagetype are required.")
-        if not isinstance(client_id, str) or not client_id.isdigit():
+        if not isinstance(client_id, str) or not (client_id.isascii() and client_id.isdigit()):
             return _error(400, 400, "clientmessageid must be a numeric string.")
         sent = self._sent.setdefault(chat, [])
         for *_, stamp, known in sent:

@@ -667,7 +667,7 @@ class TeamsService:
         client_id = body.get("clientmessageid")
         if not isinstance(content, str) or kind not in ("Text", "RichText/Html", "RichText"):
             return _chat_error(400, 400, "content and messagetype are required.")
-        if not isinstance(client_id, str) or not client_id.isdigit():
+        if not isinstance(client_id, str) or not (client_id.isascii() and client_id.isdigit()):
             return _chat_error(400, 400, "clientmessageid must be a numeric string.")
         messages = found[1]
         for message in messages:  # a repeated send is recognised, not posted twice

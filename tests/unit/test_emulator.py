@@ -1291,6 +1291,8 @@ def test_listing_rejects_unknown_sync_state_and_bad_page_size() -> None:
     s = session(emu)
     assert call(emu, s, "GET", "/users/ME/conversations?syncState=nope").status == 400
     assert call(emu, s, "GET", "/users/ME/conversations?pageSize=0").status == 400
+    # A digit int() refuses ("²") is a bad size too, not an emulator error.
+    assert call(emu, s, "GET", "/users/ME/conversations?pageSize=%C2%B2").status == 400
     other = session(Emulator(seed=99))
     body = call(emu, s, "GET", "/users/ME/conversations").json()
     assert call(emu, other, "GET", body["_metadata"]["syncState"]).status == 401
