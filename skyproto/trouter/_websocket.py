@@ -25,7 +25,7 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteError
 from .._flow import Flow, TimedOut, close_stream, open_stream, receive_bytes, send_bytes
 from .._http import HttpResponse
 from ..calls import display_url
-from ..errors import RemoteProtocolError, SkypeApiException
+from ..errors import LocalProtocolError, RemoteProtocolError, SkypeApiException
 
 __all__ = ["WebSocket", "WebSocketRejected"]
 
@@ -142,7 +142,13 @@ def connect(
     parts = urllib.parse.urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     conn = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
-    lines = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    try:
+        lines = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    except UnicodeEncodeError:
+        # Never the value in the message: it is a token.
+        raise LocalProtocolError(
+            "a websocket header holds a character outside Latin-1; it cannot be sent"
+        ) from None
     request = ws.Request(host=parts.netloc, target=target, extra_headers=lines)
     stream = yield from open_stream(url, timeout)
     try:

@@ -10,7 +10,7 @@ import wsproto.events as ws
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skyproto import RemoteProtocolError, Stepper
+from skyproto import LocalProtocolError, RemoteProtocolError, Stepper
 from skyproto._flow import TIMED_OUT, CloseStream, OpenStream, ReceiveBytes, SendBytes
 from skyproto.trouter._websocket import WebSocket, WebSocketRejected, connect
 
@@ -84,6 +84,14 @@ def test_upgrade_sends_the_target_host_and_headers() -> None:
     assert server.request.host == "trouter.example:443"
     assert (b"x-skypetoken", b"tok") in [(k.lower(), v) for k, v in server.request.extra_headers]
     assert not socket.closed
+
+
+def test_a_header_outside_latin_1_is_a_skyproto_error_naming_no_value() -> None:
+    token = "tok-\u20ac-secret"
+    flow = connect(URL, [("X-Skypetoken", token)], timeout=5, max_message=1024)
+    with pytest.raises(LocalProtocolError) as caught:
+        Stepper(flow)  # starting the flow is the act under test: nothing is opened
+    assert "secret" not in str(caught.value)
 
 
 @pytest.mark.parametrize(("status", "body"), [(401, b""), (404, b"gone"), (500, b"x" * 10_000)])
