@@ -140,7 +140,10 @@ class CookieJar:
             self._store_one(url, header, now)
 
     def _store_one(self, url: str, header: str, now: dt.datetime) -> None:
-        host = (urllib.parse.urlsplit(url).hostname or "").lower()
+        try:
+            host = (urllib.parse.urlsplit(url).hostname or "").lower()
+        except ValueError:
+            return  # no host to keep the cookie for
         pair, *attributes = header.split(";")
         name, sep, value = pair.partition("=")
         name, value = name.strip(), value.strip()
@@ -172,9 +175,13 @@ class CookieJar:
             self._cookies[key3] = _Cookie(name, value, domain, host_only, path, secure)
 
     def cookies_for(self, url: str) -> dict[str, str]:
-        """The cookies to send with a request for ``url``, by name (first stored wins)."""
-        parts = urllib.parse.urlsplit(url)
-        host = (parts.hostname or "").lower()
+        """The cookies to send with a request for ``url``, by name (first stored wins); none for
+        a URL that does not parse (``https://[``)."""
+        try:
+            parts = urllib.parse.urlsplit(url)
+            host = (parts.hostname or "").lower()
+        except ValueError:
+            return {}
         path = parts.path or "/"
         out: dict[str, str] = {}
         for cookie in self._cookies.values():

@@ -997,3 +997,11 @@ def test_requests_match_the_reference_client(shortcut: str) -> None:
     drive(live_login(CREDS, hosts=Hosts()), script, sent=ours)
     theirs = skpy_requests(lambda conn: conn.liveLogin(CREDS.user, CREDS.password), script)
     assert_same_wire(ours, theirs[: len(ours)])
+
+
+def test_a_url_that_does_not_parse_has_no_cookies_and_keeps_none() -> None:
+    # urlsplit raises ValueError on "https://[": the jar answers, it does not crash.
+    jar = jar_with("https://login.live.com/", "MSPRequ=a; Domain=live.com")
+    assert jar.cookies_for("https://[") == {}
+    jar.store("https://[", HttpResponse.build(200, headers=[("Set-Cookie", "x=1")]), NOW)
+    assert jar.cookies_for("https://login.live.com/") == {"MSPRequ": "a"}
