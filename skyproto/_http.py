@@ -16,7 +16,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import h11
@@ -75,8 +75,13 @@ def _normalise_headers(headers: HeaderInput) -> Headers:
                 name.__class__ is str
                 and value.__class__ is str
                 and name
-                and _LINE_BREAK_OR_NUL(name) is None
-                and _LINE_BREAK_OR_NUL(value) is None
+                # Three substring tests cost a tenth of one regular-expression search.
+                and "\r" not in name
+                and "\n" not in name
+                and "\x00" not in name
+                and "\r" not in value
+                and "\n" not in value
+                and "\x00" not in value
             ):
                 out.append(item)
                 continue
@@ -260,6 +265,22 @@ def _wire_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes
     return out
 
 
+_M = TypeVar("_M")
+
+
+def _trusted(cls: type[_M], **fields: Any) -> _M:
+    """An instance of the frozen attrs class ``cls`` holding ``fields`` as they are.
+
+    Only for values already in the form the converters give (header lines checked by
+    :func:`_normalise_headers`, or by h11, and ``bytes`` bodies): it skips the converters, which
+    would only check them again, on the path every request and response takes.
+    """
+    instance = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(instance, name, value)
+    return instance
+
+
 def _h11_event(make: Any, what: str) -> Any:
     # h11 puts offending header values in its messages; they may be credentials. A method that
     # is not ASCII, or a target holding a lone surrogate, fails to encode instead.
@@ -309,7 +330,7 @@ class HttpRequest:
         ``content`` adds none. ``cookies`` go into one ``Cookie`` header, after the pairs of a
         ``Cookie`` header given in ``headers``.
         """
-        if sum(x is not None for x in (json, form, content)) > 1:
+        if (json is not None) + (form is not None) + (content is not None) > 1:
             raise LocalProtocolError("give at most one of json, form and content")
         _split_target(url)
         if params is not None:
@@ -331,7 +352,16 @@ class HttpRequest:
             pairs = cookie_header(cookies)
             if pairs is not None:
                 hdrs = _add_cookie_pairs(hdrs, pairs)
-        return cls(method.upper(), url, tuple(hdrs), body, timeout, long_poll=long_poll)
+        # Every line in ``hdrs`` has been checked, so the constructor's check is skipped.
+        return _trusted(
+            cls,
+            method=method.upper(),
+            url=url,
+            headers=tuple(hdrs),
+            body=_to_bytes(body),
+            timeout=timeout,
+            long_poll=long_poll,
+        )
 
     @property
     def host(self) -> str:
@@ -514,7 +544,9 @@ class HttpResponse:
         headers = tuple(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()
         )
-        return cls(event.status_code, headers, body, url)
+        # h11 has checked every line (no CR, LF or NUL can be in one), so the constructor's
+        # check is skipped.
+        return _trusted(cls, status=event.status_code, headers=headers, body=body, url=url)
 
     def __repr__(self) -> str:
         return (

@@ -15,7 +15,7 @@ decoding) and turns every client failure into :class:`~skyproto.TransportError`
 body. The drivers throw that error into the flow, which may retry; they always close the flow.
 Importing a transport whose client library is missing raises an ``ImportError`` naming the extra.
 A transport of your own can reuse :func:`wire_head` and :func:`wire_headers` (the exact lines to
-send), :func:`transport_error` (a redacted :class:`~skyproto.TransportError` for a failure),
+send; :class:`WireHeads` remembers them, in the client's own form, for heads sent again), :func:`transport_error` (a redacted :class:`~skyproto.TransportError` for a failure),
 :class:`BoundedBody` (the exchange's deadline, and the body collected under a size limit),
 :func:`check_limits` (to check the ``default_timeout`` and ``max_body_size`` given to its
 constructor; :func:`check_seconds` and :func:`check_body_size` check one each), and
@@ -53,6 +53,7 @@ from ._drive import (
     AsyncTransport,
     BoundedBody,
     SyncTransport,
+    WireHeads,
     aiterate_pages,
     check_body_size,
     check_limits,
@@ -77,6 +78,7 @@ __all__ = [
     "Budgets",
     "SocketStream",
     "SyncTransport",
+    "WireHeads",
     "aiterate_pages",
     "check_body_size",
     "check_connections",

@@ -36,10 +36,11 @@ import asyncio
 import datetime as dt
 import inspect
 import re
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import h11
 
@@ -68,6 +69,7 @@ __all__ = [
     "AsyncTransport",
     "BoundedBody",
     "SyncTransport",
+    "WireHeads",
     "aiterate_pages",
     "iterate_pages",
     "run_async",
@@ -132,7 +134,7 @@ def run_sync(
                     outcome = transport.send(effect)
                 except TransportError as exc:
                     failure = exc
-                if inspect.isawaitable(outcome):
+                if outcome.__class__ is not HttpResponse and inspect.isawaitable(outcome):
                     _discard(outcome)
                     raise LocalProtocolError("run_sync needs a sync transport; use run_async")
             elif isinstance(effect, Sleep):
@@ -383,6 +385,63 @@ def wire_head(request: HttpRequest) -> h11.Request:
     """
     head, _ = request.to_h11()
     return head
+
+
+#: Heads a :class:`WireHeads` keeps before it forgets the oldest.
+WIRE_HEADS_SIZE = 64
+
+
+class WireHeads(Generic[T]):
+    """A transport's memory of the heads it sent, each kept in the form its client takes.
+
+    A bot sends the same few heads again and again: every ping and every poll of a session is
+    the same request line and the same header lines until its token changes. Working a head out
+    (:func:`wire_head`: h11 checks every line) and then into the client's own form costs more
+    than everything else the core adds to an exchange on loopback, so a transport does it once
+    per distinct head. :meth:`get` gives ``prepare(request, wire_head(request))``, worked out the
+    first time a head is seen and remembered under what decides it: the method, the URL, the
+    header lines and the body's length (which decides ``Content-Length``).
+
+    What ``prepare`` returns is shared by every request with that head, so it must not be
+    changed by whoever uses it. At most ``size`` heads are kept, the oldest forgotten first;
+    they hold the tokens their lines carry, so a transport calls :meth:`clear` when it closes.
+    Safe to share between threads: a head two threads work out at once is worked out twice and
+    kept once.
+    """
+
+    __slots__ = ("_heads", "_lock", "_prepare", "_size")
+
+    def __init__(
+        self, prepare: Callable[[HttpRequest, h11.Request], T], size: int = WIRE_HEADS_SIZE
+    ) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise LocalProtocolError(f"size must be a positive whole number, not {size!r}")
+        self._prepare = prepare
+        self._size = size
+        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...], int], T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, request: HttpRequest) -> T:
+        """``request``'s head in the transport's form; :class:`LocalProtocolError` as
+        :func:`wire_head` raises it."""
+        key = (request.method, request.url, request.headers, len(request.body))
+        heads = self._heads
+        prepared = heads.get(key)
+        if prepared is None:
+            prepared = self._prepare(request, wire_head(request))
+            with self._lock:  # only a miss takes it: iterating needs the dict left alone
+                while len(heads) >= self._size:
+                    del heads[next(iter(heads))]
+                heads[key] = prepared
+        return prepared
+
+    def __len__(self) -> int:
+        return len(self._heads)
+
+    def clear(self) -> None:
+        """Forget every head."""
+        with self._lock:
+            self._heads.clear()
 
 
 def wire_headers(head: h11.Request) -> list[tuple[str, str]]:

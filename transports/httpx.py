@@ -44,6 +44,8 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+import h11
+
 try:
     import anyio
     import httpx
@@ -62,12 +64,12 @@ from skyproto.transports import (
     BoundedBody,
     Budgets,
     SocketStream,
+    WireHeads,
     check_connections,
     check_limits,
     check_seconds,
     pool_timeout_error,
     transport_error,
-    wire_head,
     wire_headers,
 )
 
@@ -193,14 +195,25 @@ def _client_ssl_context(client: httpx.Client | httpx.AsyncClient) -> ssl.SSLCont
     return context if isinstance(context, ssl.SSLContext) else None
 
 
-def _to_httpx(request: HttpRequest, bounded: BoundedBody) -> httpx.Request:
-    head = wire_head(request)
+def _prepared_head(
+    request: HttpRequest, head: h11.Request
+) -> tuple[httpx.URL, list[tuple[str, str]]]:
+    """The URL, its target exactly as the core wrote it, and the exact lines to send."""
     parts = urllib.parse.urlsplit(request.url)
     url = _origin(f"{parts.scheme}://{parts.netloc}").copy_with(raw_path=head.target)
+    return url, wire_headers(head)
+
+
+def _to_httpx(
+    request: HttpRequest,
+    bounded: BoundedBody,
+    heads: WireHeads[tuple[httpx.URL, list[tuple[str, str]]]],
+) -> httpx.Request:
+    url, lines = heads.get(request)
     return httpx.Request(
         request.method,
         url,
-        headers=wire_headers(head),
+        headers=lines,
         content=request.body or None,
         extensions={"timeout": httpx.Timeout(bounded.left()).as_dict()},
     )
@@ -242,6 +255,7 @@ class HttpxTransport:
         self._pools = _Pools(httpx.Client, client, poll_client, self.budgets)
         self.client = self._pools.client
         self.poll_client = self._pools.poll_client
+        self._heads: WireHeads[tuple[httpx.URL, list[tuple[str, str]]]] = WireHeads(_prepared_head)
 
     def send(self, request: HttpRequest) -> HttpResponse:
         with self.budgets.slot(request):
@@ -254,7 +268,7 @@ class HttpxTransport:
 
     def _send(self, request: HttpRequest, client: httpx.Client) -> HttpResponse:
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
-        outgoing = _to_httpx(request, bounded)
+        outgoing = _to_httpx(request, bounded, self._heads)
         try:
             response = client.send(outgoing, stream=True, auth=None, follow_redirects=False)
             try:
@@ -275,7 +289,8 @@ class HttpxTransport:
         return SocketStream.open(url, timeout, _client_ssl_context(self.client))
 
     def close(self) -> None:
-        """Close the clients this transport created."""
+        """Close the clients this transport created, and forget the heads sent."""
+        self._heads.clear()
         for client in self._pools.owned:
             client.close()
 
@@ -312,6 +327,7 @@ class AsyncHttpxTransport:
         self._pools = _Pools(httpx.AsyncClient, client, poll_client, self.budgets)
         self.client = self._pools.client
         self.poll_client = self._pools.poll_client
+        self._heads: WireHeads[tuple[httpx.URL, list[tuple[str, str]]]] = WireHeads(_prepared_head)
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         with await self.budgets.acquire(request):
@@ -324,7 +340,7 @@ class AsyncHttpxTransport:
 
     async def _send(self, request: HttpRequest, client: httpx.AsyncClient) -> HttpResponse:
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
-        outgoing = _to_httpx(request, bounded)
+        outgoing = _to_httpx(request, bounded, self._heads)
         try:
             with anyio.fail_after(bounded.left()):
                 response = await client.send(
@@ -347,7 +363,8 @@ class AsyncHttpxTransport:
         return await AsyncioStream.open(url, timeout, _client_ssl_context(self.client))
 
     async def aclose(self) -> None:
-        """Close the clients this transport created."""
+        """Close the clients this transport created, and forget the heads sent."""
+        self._heads.clear()
         for client in self._pools.owned:
             await client.aclose()
 

@@ -32,6 +32,8 @@ import socket
 import urllib.parse
 from collections.abc import Iterable, Iterator
 
+import h11
+
 try:
     import requests
     import urllib3
@@ -52,10 +54,10 @@ from skyproto.transports import (
     BoundedBody,
     Budgets,
     SocketStream,
+    WireHeads,
     check_limits,
     ssl_context_for_verify,
     transport_error,
-    wire_head,
     wire_headers,
 )
 
@@ -96,6 +98,7 @@ class RequestsTransport:
         self.poll_session = poll_session if poll_session is not None else session
         if poll_session is None and self._owned:
             self.poll_session = self._new_session(poll_connections)
+        self._heads: WireHeads[tuple[str, list[tuple[str, str]]]] = WireHeads(_prepared_head)
 
     def _new_session(self, connections: int) -> requests.Session:
         session = requests.Session()
@@ -111,20 +114,10 @@ class RequestsTransport:
             return self._send(request)
 
     def _send(self, request: HttpRequest) -> HttpResponse:
-        head = wire_head(request)
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
         prepared = requests.PreparedRequest()
         prepared.method = request.method
-        parts = urllib.parse.urlsplit(request.url)
-        prepared.url = f"{parts.scheme}://{parts.netloc}{head.target.decode('ascii')}"
-        # The exact lines, plus markers that stop urllib3 adding User-Agent or Accept-Encoding.
-        lines = wire_headers(head)
-        present = {name.lower() for name, _ in lines}
-        lines += [
-            (name, SKIP_HEADER)
-            for name in ("User-Agent", "Accept-Encoding")
-            if name.lower() not in present
-        ]
+        prepared.url, lines = self._heads.get(request)
         prepared.headers = _ExactHeaders(lines)  # type: ignore[assignment]
         prepared.body = request.body or None
         session = self.poll_session if request.long_poll else self.session
@@ -165,7 +158,8 @@ class RequestsTransport:
         return SocketStream.open(url, timeout, ssl_context_for_verify(self.session.verify))
 
     def close(self) -> None:
-        """Close the sessions this transport created."""
+        """Close the sessions this transport created, and forget the heads sent."""
+        self._heads.clear()
         for session in self._owned:
             session.close()
 
@@ -174,6 +168,21 @@ class RequestsTransport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _prepared_head(request: HttpRequest, head: h11.Request) -> tuple[str, list[tuple[str, str]]]:
+    """The URL and the exact lines to send, with markers that stop urllib3 adding
+    ``User-Agent`` or ``Accept-Encoding``."""
+    parts = urllib.parse.urlsplit(request.url)
+    url = f"{parts.scheme}://{parts.netloc}{head.target.decode('ascii')}"
+    lines = wire_headers(head)
+    present = {name.lower() for name, _ in lines}
+    lines += [
+        (name, SKIP_HEADER)
+        for name in ("User-Agent", "Accept-Encoding")
+        if name.lower() not in present
+    ]
+    return url, lines
 
 
 def _shorten_reads(raw: urllib3.BaseHTTPResponse, seconds: float) -> None:

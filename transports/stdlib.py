@@ -28,9 +28,9 @@ from skyproto.transports import (
     BoundedBody,
     Budgets,
     SocketStream,
+    WireHeads,
     check_limits,
     transport_error,
-    wire_head,
 )
 
 from skyproto import HttpRequest, HttpResponse
@@ -62,21 +62,19 @@ class StdlibTransport:
         self.ssl_context = ssl_context if ssl_context is not None else ssl.create_default_context()
         self.budgets = Budgets(connections, poll_connections, pool_timeout)
         self.default_timeout, self.max_body_size = check_limits(default_timeout, max_body_size)
+        self._heads: WireHeads[_Head] = WireHeads(_prepared_head)
 
     def send(self, request: HttpRequest) -> HttpResponse:
         with self.budgets.slot(request):
             return self._send(request)
 
     def _send(self, request: HttpRequest) -> HttpResponse:
-        head = wire_head(request)
+        head, tls, host, port = self._heads.get(request)
         bounded = BoundedBody(request, self.default_timeout, self.max_body_size)
-        parts = urllib.parse.urlsplit(request.url)
-        host = parts.hostname or ""
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
             sock = socket.create_connection((host, port), timeout=bounded.left())
             try:
-                if parts.scheme == "https":
+                if tls:
                     sock.settimeout(bounded.left())
                     sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
                 return _exchange(sock, head, request, bounded)
@@ -92,13 +90,28 @@ class StdlibTransport:
         return SocketStream.open(url, timeout, self.ssl_context)
 
     def close(self) -> None:
-        """Nothing to release: every connection is closed after its request."""
+        """Forget the heads sent (every connection is closed after its request)."""
+        self._heads.clear()
 
     def __enter__(self) -> StdlibTransport:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: A request's head, whether it goes over TLS, and the host and port it goes to.
+_Head = tuple[h11.Request, bool, str, int]
+
+
+def _prepared_head(request: HttpRequest, head: h11.Request) -> _Head:
+    parts = urllib.parse.urlsplit(request.url)
+    tls = parts.scheme == "https"
+    try:
+        port = parts.port or (443 if tls else 80)
+    except ValueError as exc:
+        raise transport_error(request, exc) from exc
+    return head, tls, parts.hostname or "", port
 
 
 def _exchange(

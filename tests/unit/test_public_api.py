@@ -157,6 +157,7 @@ SUBPACKAGES = {
         "DEFAULT_TIMEOUT",
         "SocketStream",
         "SyncTransport",
+        "WireHeads",
         "aiterate_pages",
         "check_body_size",
         "check_connections",
