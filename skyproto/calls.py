@@ -107,7 +107,7 @@ def auth_header(kind: AuthKind, token: str) -> tuple[str, str]:
     """The header that carries ``token`` for ``kind``."""
     if kind is AuthKind.AUTHORIZE:
         return ("Authorization", f"skype_token {token}")
-    return (kind.value, token)
+    return (kind._value_, token)  # the plain attribute: .value is a slower descriptor
 
 
 def check_seconds(value: Any, what: str) -> float:
@@ -162,7 +162,9 @@ def build_request(
     if headers is not None:
         given.extend(headers.items() if isinstance(headers, Mapping) else headers)
     extra: list[tuple[str, str | None]] = []
-    if not any(isinstance(name, str) and name.lower() == "user-agent" for name, _ in given):
+    if not given or not any(
+        isinstance(name, str) and name.lower() == "user-agent" for name, _ in given
+    ):
         extra.append(("User-Agent", user_agent))
     if auth is not None:
         extra.append(auth_header(*auth))

@@ -6,7 +6,8 @@ polls and ``connections`` other requests are in flight at once, each request wai
 ``pool_timeout`` seconds for a slot of its budget.
 
 Limits: the request's ``timeout`` (``default_timeout`` when it is ``None``) bounds the whole
-exchange, connect, TLS handshake, send and every read, each wait shortened to what is left; only
+exchange, connect, TLS handshake, send and every read, each wait shortened to what is left
+(give or take 10 ms, to spare a system call on every read); only
 the name lookup (``getaddrinfo``, which takes no timeout) is outside it. A response body over
 ``max_body_size`` bytes is a :class:`~skyproto.TransportError`, raised as soon as a
 ``Content-Length`` declares it or the bytes received pass it.
@@ -75,7 +76,7 @@ class StdlibTransport:
             sock = socket.create_connection((host, port), timeout=bounded.left())
             try:
                 if tls:
-                    sock.settimeout(bounded.left())
+                    _shorten(sock, bounded)
                     sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
                 return _exchange(sock, head, request, bounded)
             finally:
@@ -122,13 +123,13 @@ def _exchange(
     if request.body:
         out += conn.send(h11.Data(data=request.body)) or b""
     out += conn.send(h11.EndOfMessage()) or b""
-    sock.settimeout(bounded.left())
+    _shorten(sock, bounded)
     sock.sendall(out)
     response: h11.Response | None = None
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            sock.settimeout(bounded.left())
+            _shorten(sock, bounded)
             conn.receive_data(sock.recv(_CHUNK))
         elif isinstance(event, h11.Response):
             response = event
@@ -141,6 +142,22 @@ def _exchange(
             raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} from the server")
 
 
+#: How far past the deadline a wait may end (seconds): setting a socket's timeout is a system
+#: call, so it is shortened only when the one it has would overrun by more than this.
+_SLACK = 0.01
+
+
+def _shorten(sock: socket.socket, bounded: BoundedBody) -> None:
+    """Make the socket's next wait end by the exchange's deadline (within :data:`_SLACK`)."""
+    left = bounded.left()
+    current = sock.gettimeout()
+    if current is None or current - left > _SLACK:
+        sock.settimeout(left)
+
+
 def _content_length(event: h11.Response) -> str | None:
-    values = [v.decode("latin-1") for k, v in event.headers if k == b"content-length"]
+    # The raw list, not the Headers sequence: that one makes a tuple per line in Python.
+    values = [
+        v.decode("latin-1") for k, v in event.headers.raw_items() if k.lower() == b"content-length"
+    ]
     return ", ".join(values) if values else None

@@ -150,6 +150,26 @@ async def test_request_arrives_byte_for_byte(server: H11Server, client: Client) 
     assert response.header("content-type") == "application/json"
 
 
+async def test_a_head_sent_again_goes_out_the_same_and_is_forgotten_on_close(
+    server: H11Server, kind: str
+) -> None:
+    """The transports remember the heads they send (``WireHeads``): the same head again, and a
+    body of another length, go out exactly as the first time would; closing forgets them, since
+    they hold tokens."""
+    server.handler = lambda _: Reply(204, [], b"")
+    made = make(kind)
+    url = server.url + "/v1/users/ME/endpoints/SELF/active"
+    headers = (("RegistrationToken", "registrationToken=abc"), ("Content-Type", "application/json"))
+    for body in (b'{"timeout": 12}', b'{"timeout": 12}', b'{"timeout": 123}'):
+        await made.send(HttpRequest("POST", url, headers, body, timeout=5))
+    assert len(made.transport._heads) == 2
+    await made.close()
+    assert len(made.transport._heads) == 0
+    lengths = [("Content-Length", "15"), ("Content-Length", "15"), ("Content-Length", "16")]
+    for got, length in zip(server.received, lengths, strict=True):
+        assert got.headers == (host(server), *headers, length)
+
+
 @pytest.mark.parametrize("method", ["GET", "DELETE", "HEAD", "OPTIONS"])
 async def test_bodiless_request_carries_only_host_and_our_headers(
     server: H11Server, client: Client, method: str

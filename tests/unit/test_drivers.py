@@ -10,14 +10,16 @@ import datetime as dt
 import gc
 import inspect
 import math
+import threading
 import warnings
 from collections.abc import Generator
 from typing import Any
 
+import h11
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from skyproto.transports import check_limits, run_async, run_sync
+from skyproto.transports import WireHeads, check_limits, run_async, run_sync, wire_head
 from skyproto.transports._drive import utc_now
 
 from skyproto import (
@@ -578,3 +580,89 @@ def test_check_limits_gives_the_pair_or_names_the_first_bad_one() -> None:
         check_limits(float("nan"), 0)
     with pytest.raises(LocalProtocolError, match="max_body_size"):
         check_limits(2, True)
+
+
+def _counting_heads(size: int = 3) -> tuple[WireHeads[h11.Request], list[str]]:
+    made: list[str] = []
+
+    def prepare(request: HttpRequest, head: h11.Request) -> h11.Request:
+        made.append(request.url)
+        return head
+
+    return WireHeads(prepare, size), made
+
+
+def test_wire_heads_work_a_head_out_once_and_give_the_same_one_again() -> None:
+    heads, made = _counting_heads()
+    first = heads.get(HttpRequest("POST", "https://x.skype.com/a", (("A", "1"),), b"{}"))
+    again = heads.get(HttpRequest("POST", "https://x.skype.com/a", (("A", "1"),), b"[]"))
+    assert again is first
+    assert made == ["https://x.skype.com/a"]
+    assert first == wire_head(HttpRequest("POST", "https://x.skype.com/a", (("A", "1"),), b"{}"))
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        HttpRequest("PUT", "https://x.skype.com/a", (("A", "1"),), b"{}"),
+        HttpRequest("POST", "https://x.skype.com/b", (("A", "1"),), b"{}"),
+        HttpRequest("POST", "https://x.skype.com/a", (("A", "2"),), b"{}"),
+        HttpRequest("POST", "https://x.skype.com/a", (("a", "1"),), b"{}"),
+        HttpRequest("POST", "https://x.skype.com/a", (("A", "1"),), b"{ }"),  # Content-Length
+    ],
+)
+def test_wire_heads_tell_apart_whatever_changes_the_head(other: HttpRequest) -> None:
+    heads, _ = _counting_heads()
+    base = heads.get(HttpRequest("POST", "https://x.skype.com/a", (("A", "1"),), b"{}"))
+    got = heads.get(other)
+    assert got is not base
+    assert got == wire_head(other)
+
+
+def test_wire_heads_are_bounded_forget_the_oldest_and_clear() -> None:
+    heads, made = _counting_heads(size=3)
+    urls = [f"https://x.skype.com/{n}" for n in range(5)]
+    for url in urls:
+        heads.get(HttpRequest("GET", url))
+    assert len(heads) == 3
+    heads.get(HttpRequest("GET", urls[-1]))  # kept
+    heads.get(HttpRequest("GET", urls[0]))  # forgotten, worked out again
+    assert made == [*urls, urls[0]]
+    assert len(heads) == 3
+    heads.clear()
+    assert len(heads) == 0
+
+
+def test_wire_heads_refuse_what_wire_head_refuses_and_keep_nothing() -> None:
+    heads, made = _counting_heads()
+    bad = HttpRequest("GET", "https://x.skype.com/a", (("Bad Name", "1"),))
+    with pytest.raises(LocalProtocolError):
+        heads.get(bad)
+    assert made == []
+    assert len(heads) == 0
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.5])
+def test_wire_heads_size_is_a_positive_whole_number(size: Any) -> None:
+    with pytest.raises(LocalProtocolError, match="size"):
+        WireHeads(lambda request, head: head, size)
+
+
+def test_wire_heads_shared_by_threads_stay_bounded() -> None:
+    heads, _ = _counting_heads(size=8)
+    requests = [HttpRequest("GET", f"https://x.skype.com/{n}") for n in range(64)]
+
+    def work(offset: int) -> None:
+        for n in range(2000):
+            request = requests[(n * 7 + offset) % len(requests)]
+            assert (
+                heads.get(request).target
+                == request.url.removeprefix("https://x.skype.com").encode()
+            )
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(heads) <= 8

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
+import h11
 import pytest
 from h11_server import answer, serve, wire_bytes
 
@@ -61,6 +63,44 @@ def test_json_body_with_a_given_content_type_is_not_duplicated() -> None:
 def test_json_body_that_json_cannot_carry_is_refused(value: Any) -> None:
     with pytest.raises(LocalProtocolError, match="cannot encode the JSON body"):
         HttpRequest.build("POST", "https://api.skype.com/x", json={"v": value})
+
+
+def test_json_body_that_holds_itself_is_refused_and_the_encoder_still_works() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(LocalProtocolError, match="cannot encode the JSON body"):
+        dump_json({"v": loop})
+    # The encoder is built once and shared: a failure part-way leaves nothing behind.
+    assert dump_json({"v": [1, 2.5, None, True, "é"]}) == b'{"v": [1, 2.5, null, true, "\\u00e9"]}'
+
+
+def test_requests_and_responses_built_on_the_fast_path_equal_constructed_ones() -> None:
+    """``build`` and ``from_h11`` skip the converters; what they give must be what the
+    constructor gives, every field set."""
+    built = HttpRequest.build(
+        "post", "https://x.skype.com/a", headers={"A": "1"}, json={}, timeout=3.0, long_poll=True
+    )
+    made = HttpRequest(
+        "POST",
+        "https://x.skype.com/a",
+        (("A", "1"), ("Content-Type", "application/json")),
+        b"{}",
+        3.0,
+        long_poll=True,
+    )
+    assert built == made
+    assert [getattr(built, a.name) for a in attrs.fields(HttpRequest)] == [
+        getattr(made, a.name) for a in attrs.fields(HttpRequest)
+    ]
+    event = h11.Response(status_code=201, headers=[(b"X-A", b"1"), (b"Content-Length", b"2")])
+    got = HttpResponse.from_h11(event, b"{}", url="https://x.skype.com/a")
+    want = HttpResponse(
+        201, (("X-A", "1"), ("Content-Length", "2")), b"{}", "https://x.skype.com/a"
+    )
+    assert got == want
+    assert [getattr(got, a.name) for a in attrs.fields(HttpResponse)] == [
+        getattr(want, a.name) for a in attrs.fields(HttpResponse)
+    ]
 
 
 def test_form_body_order_kept_none_dropped_values_encoded() -> None:
