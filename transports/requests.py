@@ -19,18 +19,25 @@ at most what was left when the head began. A response body over ``max_body_size`
 bytes received pass it. A timeout an adapter of yours would set is not used: there is always
 one of ours.
 
-Connection budgets (docs/transports.md): long polls go through ``poll_session`` and everything
-else through ``session``, each request first taking a slot of its budget (``poll_connections``
-and ``connections`` in flight at most, waiting up to ``pool_timeout`` seconds for one). The
-sessions this transport creates mount adapters whose pools keep exactly that many connections
-per host. A ``session`` you pass in serves both budgets unless you pass a ``poll_session`` too.
+Connection budgets (docs/transports.md): each request first takes a slot of its budget
+(``poll_connections`` long polls and ``connections`` other requests in flight at most, waiting up
+to ``pool_timeout`` seconds for one). The slots bound the connections; urllib3's pool is a stack
+of idle connections with no cost per connection, so, unlike httpx's, it needs no separate pool
+for long polls: the session this transport creates serves both budgets, and a poll goes out on
+the connection the login just used, as a browser's would. Its pools keep up to
+``connections + poll_connections`` idle connections per host, and, never blocking, are not
+filled with a placeholder per slot first (urllib3 does that for pools that block, and 2,080 of
+them cost 4 ms per host to make and as much to drain). A ``session`` you pass in serves both
+budgets too, unless you pass a ``poll_session`` for the polls.
 """
 
 from __future__ import annotations
 
+import queue
 import socket
 import urllib.parse
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import h11
 
@@ -93,17 +100,15 @@ class RequestsTransport:
         self.budgets = Budgets(connections, poll_connections, pool_timeout)
         self._owned: list[requests.Session] = []
         if session is None:
-            session = self._new_session(connections)
+            session = self._new_session(self.budgets.connections + self.budgets.poll_connections)
         self.session = session
         self.poll_session = poll_session if poll_session is not None else session
-        if poll_session is None and self._owned:
-            self.poll_session = self._new_session(poll_connections)
         self._heads: WireHeads[tuple[str, list[tuple[str, str]]]] = WireHeads(_prepared_head)
 
     def _new_session(self, connections: int) -> requests.Session:
         session = requests.Session()
-        # The budget's semaphore bounds the connections in use; the pool keeps them all alive.
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=connections)
+        # The budgets bound the connections in use; the pools keep them all alive.
+        adapter = _UnfilledAdapter(pool_maxsize=connections)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self._owned.append(session)
@@ -183,6 +188,39 @@ def _prepared_head(request: HttpRequest, head: h11.Request) -> tuple[str, list[t
         if name.lower() not in present
     ]
     return url, lines
+
+
+class _UnfilledQueue(queue.LifoQueue[Any]):
+    """A pool's stack of idle connections, without the ``None`` placeholders.
+
+    urllib3 puts one ``None`` per slot into a new pool so that a blocking ``get`` waits for a
+    slot. Our pools never block (``block=False``, requests' default): an empty stack means
+    "open a new connection", so the placeholders are only cost.
+    """
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is not None:
+            super().put(item, block, timeout)
+
+
+class _UnfilledHTTPPool(urllib3.HTTPConnectionPool):
+    QueueCls = _UnfilledQueue
+
+
+class _UnfilledHTTPSPool(urllib3.HTTPSConnectionPool):
+    QueueCls = _UnfilledQueue
+
+
+class _UnfilledAdapter(requests.adapters.HTTPAdapter):
+    """An adapter whose pools (proxies aside) are the unfilled, never-blocking kind."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["block"] = False
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _UnfilledHTTPPool,
+            "https": _UnfilledHTTPSPool,
+        }
 
 
 def _shorten_reads(raw: urllib3.BaseHTTPResponse, seconds: float) -> None:

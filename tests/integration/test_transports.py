@@ -170,6 +170,24 @@ async def test_a_head_sent_again_goes_out_the_same_and_is_forgotten_on_close(
         assert got.headers == (host(server), *headers, length)
 
 
+def test_requests_sends_polls_and_short_calls_on_one_session_and_reuses_the_connection(
+    server: H11Server,
+) -> None:
+    """urllib3's pool costs nothing per connection, so one session serves both budgets: the poll
+    goes out on the connection the call before it used, and a new pool holds no placeholder per
+    slot (2,080 of them cost milliseconds per host to make and to drain)."""
+    server.handler = lambda _: Reply(200, [], b"{}")
+    with RequestsTransport() as transport:
+        assert transport.poll_session is transport.session
+        run_sync(request_flow(HttpRequest("POST", server.url + "/a", timeout=5)), transport)
+        poll = HttpRequest("POST", server.url + "/poll", timeout=5, long_poll=True)
+        run_sync(request_flow(poll), transport)
+        pool = transport.session.get_adapter(server.url).poolmanager.connection_from_url(server.url)
+        assert pool.pool is not None
+        assert pool.pool.qsize() == 1  # the one idle connection, and no placeholders
+    assert [got.connection for got in server.received] == [0, 0]
+
+
 @pytest.mark.parametrize("method", ["GET", "DELETE", "HEAD", "OPTIONS"])
 async def test_bodiless_request_carries_only_host_and_our_headers(
     server: H11Server, client: Client, method: str
