@@ -182,9 +182,12 @@ def test_requests_sends_polls_and_short_calls_on_one_session_and_reuses_the_conn
         run_sync(request_flow(HttpRequest("POST", server.url + "/a", timeout=5)), transport)
         poll = HttpRequest("POST", server.url + "/poll", timeout=5, long_poll=True)
         run_sync(request_flow(poll), transport)
-        pool = transport.session.get_adapter(server.url).poolmanager.connection_from_url(server.url)
-        assert pool.pool is not None
-        assert pool.pool.qsize() == 1  # the one idle connection, and no placeholders
+        manager = transport.session.get_adapter(server.url).poolmanager
+        # urllib3's container refuses plain iteration; keys() is its way.
+        pools = [manager.pools[key] for key in manager.pools.keys()]  # noqa: SIM118
+        assert len(pools) == 1
+        assert pools[0].pool is not None
+        assert pools[0].pool.qsize() == 1  # the one idle connection, and no placeholders
     assert [got.connection for got in server.received] == [0, 0]
 
 
