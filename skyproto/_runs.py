@@ -40,6 +40,12 @@ def count(_instance: object, attribute: attrs.Attribute[int], value: int) -> Non
         raise LocalProtocolError(f"{attribute.name} must be a whole number of at least 1")
 
 
+def flag(_instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    """An ``attrs`` validator: ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise LocalProtocolError(f"{attribute.name} must be True or False")
+
+
 class Seen:
     """A bounded set of delivered keys, oldest forgotten first.
 

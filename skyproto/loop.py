@@ -11,7 +11,8 @@ Each cycle (docs/protocol.md §5.6, §5.7, §7.5, §7.6, with the recoveries the
    again; each at most once per cycle). Every poll is prepared on the registration it goes to:
    a registration the loop has not subscribed yet (the first, and any new one, whoever made it)
    is subscribed first, and a keep-alive ping is sent first when it is due (at the start, after
-   each subscription, and every :attr:`LoopPolicy.ping_interval` seconds).
+   each subscription unless :attr:`LoopPolicy.ping_on_subscribe` is off, and every
+   :attr:`LoopPolicy.ping_interval` seconds).
 3. Decode the batch and hand each event to the handler through a :class:`~skyproto.Deliver`
    effect. Only after the handler returned is the event remembered as delivered and then
    acknowledged. An event already delivered (same id, even after a new subscription or
@@ -72,7 +73,7 @@ import attrs
 from . import endpoint as _endpoint
 from ._flow import Flow, deliver, now, sleep
 from ._http import HttpResponse
-from ._runs import Seen, backoff, count, failed_again, positive, until_deadline
+from ._runs import Seen, backoff, count, failed_again, flag, positive, until_deadline
 from .endpoint import POLL_TIMEOUT_MARGIN, EndpointGoneError
 from .errors import (
     LocalProtocolError,
@@ -101,6 +102,11 @@ class LoopPolicy:
     ping_interval: float = attrs.field(default=60.0, validator=positive)
     #: The ``timeout`` each ping asks for.
     ping_timeout: int = attrs.field(default=12, validator=count)
+    #: Whether a ping goes out right after each subscription, before the first poll on it.
+    #: ``False`` leaves the first ping for ``ping_interval`` after the subscription: the
+    #: endpoint was just configured and subscribed, and the reference client never pings at
+    #: all, so a fleet of sessions starting at once sends one request fewer each.
+    ping_on_subscribe: bool = attrs.field(default=True, validator=flag)
     #: First backoff delay, doubled after each failure in a row ...
     backoff_initial: float = attrs.field(default=1.0, validator=positive)
     #: ... up to this cap. Each delay is drawn from [cap / 2, cap].
@@ -392,12 +398,15 @@ class EventLoop:
 
     def _poll_once(self, reg: Registration, deadline: dt.datetime | None) -> Flow[HttpResponse]:
         """Subscribe ``reg`` if it is new to the loop, ping if due, then poll it."""
-        if self._subscribed is not reg:
+        subscribed = self._subscribed is not reg
+        if subscribed:
             yield from _endpoint.subscribe(reg, "SELF")
             self.stats.subscribes += 1
             self._subscribed = reg
             self._last_ping = None
         current = yield from now()
+        if subscribed and not self.policy.ping_on_subscribe:
+            self._last_ping = current
         due = self._last_ping is None or (
             (current - self._last_ping).total_seconds() >= self.policy.ping_interval
         )

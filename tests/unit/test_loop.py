@@ -1157,6 +1157,27 @@ def test_ping_exactly_at_the_interval() -> None:
     assert [p.body for p in peer.sent_to("ping")] == [b'{"timeout": 30}'] * 2
 
 
+def test_without_ping_on_subscribe_the_first_ping_waits_an_interval_from_each_subscription() -> (
+    None
+):
+    peer = LoopPeer()
+    peer.on("poll", *[Took(25, batch())] * 4, error(404), *[Took(25, batch())] * 3)
+    policy = LoopPolicy(ping_interval=60, ping_on_subscribe=False)
+    stats = peer.run(peer.event_loop(policy))
+    assert peer.traffic() == [
+        *["subscribe", "poll", "poll", "poll"],
+        *["ping", "poll", "poll"],  # 75 s after the subscription
+        *["subscribe", "poll", "poll", "poll"],  # the 404 asked for a new one
+        *["ping", "poll"],
+    ]
+    assert stats.pings == 2
+
+
+def test_ping_on_subscribe_is_a_bool() -> None:
+    with pytest.raises(LocalProtocolError, match="ping_on_subscribe must be True or False"):
+        LoopPolicy(ping_on_subscribe=1)  # type: ignore[arg-type]
+
+
 def test_sleeping_counts_towards_the_ping_interval() -> None:
     peer = LoopPeer()
     peer.on("poll", error(429, headers=[("Retry-After", "61")]), batch())
@@ -1298,6 +1319,7 @@ def test_policy_defaults() -> None:
         "hold": 30.0,
         "ping_interval": 60.0,
         "ping_timeout": 12,
+        "ping_on_subscribe": True,
         "backoff_initial": 1.0,
         "backoff_max": 60.0,
         "max_failures": 8,
