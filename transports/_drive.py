@@ -403,7 +403,9 @@ class WireHeads(Generic[T]):
     header lines and the body's length (which decides ``Content-Length``).
 
     What ``prepare`` returns is shared by every request with that head, so it must not be
-    changed by whoever uses it. At most ``size`` heads are kept, the oldest forgotten first;
+    changed by whoever uses it. At most ``size`` heads are kept, the oldest forgotten first (a
+    transport shared by more sessions than that mostly misses, and a miss costs what a head
+    always cost plus one dict entry);
     they hold the tokens their lines carry, so a transport calls :meth:`clear` when it closes.
     Safe to share between threads: a head two threads work out at once is worked out twice and
     kept once.
