@@ -54,7 +54,7 @@ TROUTER_DOMAINS = ("trouter.teams.microsoft.com", "trouter.skype.com")
 PROFILES = ("skype", "teams")
 
 #: The members a profile object (the form ``skyproto emulator`` prints) may hold beside ``hosts``.
-PROFILE_MEMBERS = ("hosts", "ca_bundle", "account")
+PROFILE_MEMBERS = ("hosts", "ca_bundle", "account", "accounts")
 #: The regional messaging hosts (``db3-client-s.gateway.messenger.live.com``) live under this.
 MESSENGER_DOMAIN = "gateway.messenger.live.com"
 

@@ -18,7 +18,7 @@ def _configure_emulator(parser: argparse.ArgumentParser) -> None:
         "emulator_args",
         nargs="*",
         metavar="ARG",
-        help="[--host 127.0.0.1] [--port N] [--scenario KEY=VALUE ...] [--tls] [--seed N] [-v]",
+        help="[--host 127.0.0.1] [--port N] [--scenario KEY=VALUE ...] [--tls] [--seed N] [--accounts N] [-v]",
     )
 
 

@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .core import Emulator
-from .profile import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, Account
+from .profile import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, Account, numbered_accounts
 from .scenario import Fault, Scenario
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ __all__ = [
     "Fault",
     "LoggedRequest",
     "Scenario",
+    "numbered_accounts",
     "serve",
 ]
 

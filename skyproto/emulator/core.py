@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-An :class:`Emulator` is a state machine over one account (plus the guests that join its public
-conversation). It never opens a socket or reads a clock: the time of every request is passed in,
+An :class:`Emulator` is a state machine over its accounts (a main one, any others, and the guests
+that join its public conversation), each a user with its own tokens, endpoints and presence. It never opens a socket or reads a clock: the time of every request is passed in,
 and the loopback server (:mod:`skyproto.emulator.server`) is what puts it on the wire. The same
 object can therefore answer the flows directly, as a fake transport, in tests.
 
@@ -46,7 +46,7 @@ import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -70,6 +70,7 @@ from .profile import (
     REDIRECT_MESSENGER_HOST,
     SERVED_HOSTS,
     Account,
+    check_accounts,
 )
 from .scenario import ROUTES, Scenario
 from .teams import TEAMS_ROUTE_TABLE, TeamsService
@@ -191,6 +192,8 @@ class _User:
     display_name: str
     guest: bool = False
     presence: str = "Online"
+    #: The user's live endpoints by id, oldest first: a listing reads these, not every endpoint.
+    endpoints: dict[str, _Endpoint] = attrs.Factory(dict)
 
 
 @attrs.define
@@ -428,7 +431,10 @@ class Emulator:
     """The Skype services of docs/protocol.md, as a pure function of requests and time.
 
     ``hosts`` is the profile whose bases the emulator answers on and writes into the URLs it
-    emits (default: the real URLs). ``seed`` makes every generated token and id reproducible.
+    emits (default: the real URLs). ``account`` is the main account (what :attr:`account` is and
+    what the inspection methods default to); ``accounts`` are more, each logging in with its own
+    name and password as its own user. No login name may name two accounts (else
+    LocalProtocolError). ``seed makes every generated token and id reproducible.
     ``meetings`` maps public join ids to thread ids. ``log_size`` bounds :attr:`acknowledged`.
 
     Not thread-safe: the server serialises calls.
@@ -440,6 +446,7 @@ class Emulator:
         hosts: Hosts | None = None,
         scenario: Scenario | None = None,
         account: Account | None = None,
+        accounts: Sequence[Account] = (),
         seed: int | None = None,
         meetings: Mapping[str, str] | None = None,
         log_size: int = LOG_SIZE,
@@ -447,6 +454,10 @@ class Emulator:
         self._hosts = hosts if hosts is not None else Hosts()
         self._scenario = scenario if scenario is not None else Scenario()
         self._account = account if account is not None else DEFAULT_ACCOUNT
+        everyone = check_accounts(self._account, accounts)
+        #: Every account by Skype name (its user id), and by each login name it accepts.
+        self._accounts: dict[str, Account] = {a.skype_name: a for a in everyone}
+        self._by_email: dict[str, Account] = {a.user.lower(): a for a in everyone}
         # Test data, not secrets: a seedable generator keeps runs reproducible.
         self._rng = random.Random(secrets.randbits(64) if seed is None else seed)  # noqa: S311
         self._meetings: dict[str, str] = dict(
@@ -456,7 +467,7 @@ class Emulator:
         )
         self._bases = self._build_bases()
         self._users: dict[str, _User] = {
-            self._account.skype_name: _User(self._account.skype_name, self._account.display_name)
+            a.skype_name: _User(a.skype_name, a.display_name) for a in everyone
         }
         self._skype_tokens: dict[str, _Grant] = {}
         self._security_tokens: dict[str, _Grant] = {}
@@ -488,7 +499,13 @@ class Emulator:
 
     @property
     def account(self) -> Account:
+        """The main account."""
         return self._account
+
+    @property
+    def accounts(self) -> tuple[Account, ...]:
+        """Every account: the main one first, then the others in the order given."""
+        return tuple(self._accounts.values())
 
     @property
     def teams(self) -> TeamsService:
@@ -524,21 +541,21 @@ class Emulator:
         return tuple(self._acknowledged)
 
     def endpoint_ids(self, user_id: str | None = None) -> tuple[str, ...]:
-        """Ids (``{uuid}``) of the live endpoints of ``user_id`` (default: the account)."""
-        user = user_id if user_id is not None else self._account.skype_name
-        return tuple(e.endpoint_id for e in self._endpoints.values() if e.user_id == user)
+        """Ids (``{uuid}``) of the live endpoints of ``user_id`` (default: the main account)."""
+        user = self._users.get(user_id if user_id is not None else self._account.skype_name)
+        return tuple(user.endpoints) if user is not None else ()
 
     def subscribed(self, endpoint_id: str) -> bool:
         endpoint = self._endpoints.get(endpoint_id)
         return endpoint is not None and endpoint.subscribed
 
     def presence(self, user_id: str | None = None) -> str | None:
-        """The presence status last set by ``user_id`` (default: the account)."""
+        """The presence status last set by ``user_id`` (default: the main account)."""
         user = self._users.get(user_id if user_id is not None else self._account.skype_name)
         return user.presence if user is not None else None
 
     def horizon(self, chat_id: str, user_id: str | None = None) -> str | None:
-        """The consumption horizon last set on ``chat_id``."""
+        """The consumption horizon last set on ``chat_id`` (default user: the main account)."""
         user = user_id if user_id is not None else self._account.skype_name
         return self._horizons.get((user, chat_id))
 
@@ -549,6 +566,8 @@ class Emulator:
     def forget_endpoints(self) -> None:
         """Drop every endpoint, as the service does when they lapse: calls on them answer 729."""
         self._endpoints.clear()
+        for user in self._users.values():
+            user.endpoints.clear()
 
     def messenger_base(self, host: str = DEFAULT_MESSENGER_HOST) -> str:
         """The messaging base ``H`` for a messaging host, as clients see it."""
@@ -752,13 +771,21 @@ class Emulator:
             return None
         return grant.user_id
 
-    def _password_ok(self, login: str, given: str, *, hashed: bool = False) -> bool:
-        """Whether ``given`` is the account's password (``hashed``: its API password hash)."""
-        if self._scenario.wrong_password or not self._account.knows(login):
-            return False
-        password = self._account.password
+    def _account_named(self, login: str) -> Account | None:
+        """The account ``login`` names (:meth:`Account.knows`), if any: two dict look-ups."""
+        return self._accounts.get(login) or self._by_email.get(login.lower())
+
+    def _sign_in(self, login: str, given: str, *, hashed: bool = False) -> Account | None:
+        """The account ``login`` names, if ``given`` is its password (``hashed``: its API
+        password hash); else ``None``."""
+        account = self._account_named(login)
+        if self._scenario.wrong_password or account is None:
+            return None
+        password = account.password
         expected = password_hash(login, password) if hashed else password
-        return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+        if not secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+            return None
+        return account
 
     def _url(self, host: str, path: str) -> str:
         return self._hosts.url(f"https://{host}{path}")
@@ -809,13 +836,14 @@ class Emulator:
             or policy.get("URI") != "MBI_SSL"
         ):
             return _soap(pages.soap_fault("wst:InvalidRequest", "Invalid request."))
-        if not self._password_ok(user.text or "", password.text or ""):
+        account = self._sign_in(user.text or "", password.text or "")
+        if account is None:
             return _soap(pages.soap_fault("wsse:FailedAuthentication", "Authentication Failure"))
         token = f"t=EwA{self._b64(240)}&p="
         _remember(
             self._security_tokens,
             token,
-            _Grant(self._account.skype_name, now + _SECURITY_TOKEN_LIFETIME),
+            _Grant(account.skype_name, now + _SECURITY_TOKEN_LIFETIME),
         )
         return _soap(
             pages.soap_token_response(
@@ -837,7 +865,7 @@ class Emulator:
                 "skypetoken": token,
                 "expiresIn": lifetime,
                 "skypeid": grant.user_id,
-                "signinname": self._account.user,
+                "signinname": self._accounts[grant.user_id].user,
             },
         )
 
@@ -848,7 +876,7 @@ class Emulator:
         login = body.get("username")
         if not isinstance(login, str):
             return _json(400, {"error": {"code": "InvalidRequest", "message": "username"}})
-        exists = self._account.knows(login)
+        exists = self._account_named(login) is not None
         return _json(
             200,
             {
@@ -971,16 +999,17 @@ class Emulator:
         ppft, session = found
         if form.get("loginoptions") != "3" or "login" not in form or "passwd" not in form:
             return _html(400, pages.plain_page("Bad request", "Missing sign-in fields."))
-        if not self._password_ok(form["login"], form["passwd"]):
+        account = self._sign_in(form["login"], form["passwd"])
+        if account is None:
             page = pages.live_error_page(pages.BAD_PASSWORD_MESSAGE, ppft, session.context)
             return _html(200, page)
         if self._scenario.two_factor:
-            masked = self._account.masked_email()
+            masked = account.masked_email()
             return _html(200, pages.live_two_factor_page(ppft, masked, session.context))
         if self._scenario.consent:
             return _html(200, pages.live_consent_page(_CONSENT_ACTION))
         opid = self._chars(_OPID_ALPHABET, 16)
-        session.user_id = self._account.skype_name
+        session.user_id = account.skype_name
         session.opid = opid
         return _html(200, pages.live_opid_page(self._post_srf_url(opid), ppft, session.context))
 
@@ -1064,9 +1093,10 @@ class Emulator:
             or body.get("scopes") != "client"
         ):
             return _status_object(40000, "Invalid request: username, passwordHash and scopes.")
-        if not self._password_ok(login, given, hashed=True):
+        account = self._sign_in(login, given, hashed=True)
+        if account is None:
             return _status_object(40120, "Authentication failed. Bad username or password.")
-        token, lifetime = self._issue_skype_token(self._account.skype_name, now)
+        token, lifetime = self._issue_skype_token(account.skype_name, now)
         return _json(200, {"skypetoken": token, "expiresIn": lifetime})
 
     def _on_profile(self, request: HttpRequest, routed: _Routed, now: dt.datetime) -> HttpResponse:
@@ -1078,6 +1108,7 @@ class Emulator:
         if user_id is None:
             return _status_object(40100, "Authentication failed. Invalid or expired token.", 401)
         user = self._users[user_id]
+        account = self._accounts.get(user_id)  # None for a guest
         first, _, last = user.display_name.partition(" ")
         return _json(
             200,
@@ -1087,7 +1118,7 @@ class Emulator:
                 "birthday": None,
                 "city": None,
                 "country": "gb",
-                "emails": [] if user.guest else [self._account.user],
+                "emails": [account.user] if account is not None else [],
                 "firstname": first,
                 "gender": None,
                 "homepage": None,
@@ -1215,7 +1246,9 @@ class Emulator:
         expires = _epoch(now) + scenario.registration_lifetime
         expiry = dt.datetime.fromtimestamp(expires, dt.UTC)
         _remember(self._reg_tokens, value, _RegGrant(user_id, endpoint_id, expiry))
-        self._endpoints[endpoint_id] = _Endpoint(endpoint_id, user_id, routed.base)
+        endpoint = _Endpoint(endpoint_id, user_id, routed.base)
+        self._endpoints[endpoint_id] = endpoint
+        self._users[user_id].endpoints[endpoint_id] = endpoint
         headers = [
             ("Location", f"{routed.base}/users/ME/endpoints/{_wire_id(endpoint_id)}"),
             (
@@ -1431,9 +1464,7 @@ class Emulator:
             "status": user.presence,
         }
         if _fields(request.query()).get("view") == "expanded":
-            doc["endpointPresenceDocs"] = [
-                self._endpoint_doc(e) for e in self._endpoints.values() if e.user_id == user.user_id
-            ]
+            doc["endpointPresenceDocs"] = [self._endpoint_doc(e) for e in user.endpoints.values()]
         return _json(200, doc)
 
     def _on_consumption(

@@ -51,7 +51,7 @@ import tempfile
 import threading
 import types
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -62,7 +62,15 @@ from .._redact import describe
 from ..errors import LocalProtocolError
 from ..hosts import Hosts
 from .core import LOG_SIZE, Emulator, check_log_size
-from .profile import DEFAULT_ACCOUNT, SERVED_HOSTS, Account, hosts_for, profile
+from .profile import (
+    DEFAULT_ACCOUNT,
+    SERVED_HOSTS,
+    Account,
+    check_accounts,
+    hosts_for,
+    numbered_accounts,
+    profile,
+)
 from .scenario import ROUTES, Scenario, parse_scenario
 from .trouter import TrouterPeer
 
@@ -144,7 +152,9 @@ class EmulatorServer:
     ports; in TLS mode a non-zero ``port`` is the first of consecutive ports, one per host.
     ``clock`` returns the aware UTC time the emulator sees (tests may move it forward).
     ``log_size`` bounds :attr:`requests` (and the emulator's ``acknowledged``): only the latest
-    ``log_size`` entries are kept.
+    ``log_size`` entries are kept. ``account`` is the main account and ``accounts`` more of them
+    (see :class:`~skyproto.emulator.Emulator`); a login name shared by two raises
+    LocalProtocolError here.
     """
 
     def __init__(
@@ -155,6 +165,7 @@ class EmulatorServer:
         port: int = 0,
         tls: bool = False,
         account: Account | None = None,
+        accounts: Sequence[Account] = (),
         seed: int | None = None,
         meetings: Mapping[str, str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
@@ -169,6 +180,7 @@ class EmulatorServer:
         self._port = port
         self._tls = tls
         self._account = account if account is not None else DEFAULT_ACCOUNT
+        self._accounts = check_accounts(self._account, accounts)[1:]
         self._seed = seed
         self._meetings = meetings
         self._clock = clock if clock is not None else _utc_now
@@ -207,6 +219,7 @@ class EmulatorServer:
                 hosts=hosts_for(bases),
                 scenario=self._scenario,
                 account=self._account,
+                accounts=self._accounts,
                 seed=self._seed,
                 meetings=self._meetings,
                 log_size=self._log_size,
@@ -282,7 +295,13 @@ class EmulatorServer:
 
     @property
     def account(self) -> Account:
+        """The main account."""
         return self._account
+
+    @property
+    def accounts(self) -> tuple[Account, ...]:
+        """The accounts beside the main one, in the order given."""
+        return self._accounts
 
     @property
     def ca_bundle(self) -> str | None:
@@ -298,8 +317,10 @@ class EmulatorServer:
         return ssl.create_default_context(cafile=self.ca_bundle)
 
     def profile(self) -> dict[str, Any]:
-        """``{"hosts": {real host: base}, "ca_bundle": path or None, "account": {...}}``."""
-        return profile(self.hosts, self.ca_bundle, self._account)
+        """``{"hosts": {real host: base}, "ca_bundle": path or None, "account": {...},
+        "accounts": N}``: N is how many :func:`~skyproto.emulator.profile.numbered_accounts`
+        the other accounts are (0 when there are none)."""
+        return profile(self.hosts, self.ca_bundle, self._account, self._accounts)
 
     def profile_json(self) -> str:
         """:meth:`profile` as one line of JSON, as ``skyproto emulator`` prints it."""
@@ -755,9 +776,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="skyproto emulator",
         description=(
             "Run the loopback Skype emulator. Prints one line of JSON (the profile: hosts, "
-            "ca_bundle, account) and serves until SIGINT or SIGTERM. "
+            "ca_bundle, account, accounts) and serves until SIGINT or SIGTERM. "
             f"Default account: user {account.user} (or {account.skype_name}), "
-            f"password {account.password}."
+            f"password {account.password}. With --accounts N it also serves accounts number "
+            "0 to N-1: user{i}@example.com (or live:user{i}), password user{i}-emulator-pass."
         ),
         epilog=(
             "Scenario keys: host_redirect, endless_redirect, foreign_location, "
@@ -789,6 +811,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for tokens and ids")
     parser.add_argument(
+        "--accounts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also serve N numbered accounts (user0@example.com ... ; default 0)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="log each request (redacted) to stderr"
     )
     return parser
@@ -800,7 +829,7 @@ def _log_request(entry: LoggedRequest) -> None:
 
 
 def serve(argv: list[str] | None = None) -> int:
-    """``skyproto emulator [--host H] [--port N] [--scenario K=V ...] [--tls]``.
+    """``skyproto emulator [--host H] [--port N] [--scenario K=V ...] [--tls] [--accounts N]``.
 
     Prints the profile as one JSON line, then serves until SIGINT or SIGTERM; returns 0 after
     a clean shutdown, 2 for bad arguments and 1 when the server cannot start.
@@ -817,6 +846,7 @@ def serve(argv: list[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             tls=args.tls,
+            accounts=numbered_accounts(args.accounts),
             seed=args.seed,
             on_request=_log_request if args.verbose else None,
         )

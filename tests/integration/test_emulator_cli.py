@@ -21,8 +21,9 @@ from skyproto import Hosts
 from skyproto.cli import main
 from skyproto.cli._base import CliContext
 from skyproto.cli._main import build_parser
-from skyproto.emulator import DEFAULT_ACCOUNT, EmulatorServer
+from skyproto.emulator import DEFAULT_ACCOUNT, EmulatorServer, numbered_accounts
 from skyproto.emulator.profile import SERVED_HOSTS
+from skyproto.ids import password_hash
 from skyproto.mac256 import mac256
 
 pytestmark = pytest.mark.integration
@@ -34,6 +35,18 @@ UNAUTHORISED = {
 
 def _get_profile(url: str, ca_bundle: str | None) -> tuple[int, Any]:
     """One real exchange: ``GET`` the user profile without a token."""
+    return _exchange("GET", url, ca_bundle)
+
+
+def _exchange(
+    method: str,
+    url: str,
+    ca_bundle: str | None,
+    *,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """One real exchange (``body``, if any, sent as JSON): the status and the JSON answer."""
     parts = urllib.parse.urlsplit(url)
     conn: http.client.HTTPConnection
     if parts.scheme == "https":
@@ -44,7 +57,9 @@ def _get_profile(url: str, ca_bundle: str | None) -> tuple[int, Any]:
     else:
         conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
-        conn.request("GET", parts.path)
+        data = None if body is None else json.dumps(body).encode()
+        sent = {**(headers or {}), **({"Content-Type": "application/json"} if data else {})}
+        conn.request(method, parts.path, body=data, headers=sent)
         response = conn.getresponse()
         return response.status, json.loads(response.read())
     finally:
@@ -62,7 +77,7 @@ def test_plain_emulator_prints_its_profile_serves_and_exits_0_on_sigterm(launch:
     running = launch("--port", "0", global_args=("--verbose",))
     profile = running.profile
 
-    assert list(profile) == ["hosts", "ca_bundle", "account"]
+    assert list(profile) == ["hosts", "ca_bundle", "account", "accounts"]
     assert list(profile["hosts"]) == list(SERVED_HOSTS)
     origin = urllib.parse.urlsplit(profile["hosts"]["api.skype.com"])
     assert origin.port is not None
@@ -71,7 +86,7 @@ def test_plain_emulator_prints_its_profile_serves_and_exits_0_on_sigterm(launch:
         host: f"http://127.0.0.1:{origin.port}/{host}" for host in SERVED_HOSTS
     }
     assert profile["ca_bundle"] is None
-    assert profile["account"] == _account()
+    assert (profile["account"], profile["accounts"]) == (_account(), 0)
 
     hosts = Hosts.from_json(profile)
     url = hosts.url("https://api.skype.com/users/self/profile")
@@ -88,7 +103,7 @@ def test_tls_emulator_gives_each_host_a_port_and_a_ca_bundle(launch: Any) -> Non
     running = launch("--port", "0", "--tls", "--scenario", "hold=1")
     profile = running.profile
 
-    assert list(profile) == ["hosts", "ca_bundle", "account"]
+    assert list(profile) == ["hosts", "ca_bundle", "account", "accounts"]
     assert list(profile["hosts"]) == list(SERVED_HOSTS)
     ports = set()
     for base in profile["hosts"].values():
@@ -99,13 +114,37 @@ def test_tls_emulator_gives_each_host_a_port_and_a_ca_bundle(launch: Any) -> Non
     ca_bundle = profile["ca_bundle"]
     assert isinstance(ca_bundle, str)
     assert Path(ca_bundle).read_text(encoding="ascii").startswith("-----BEGIN CERTIFICATE-----")
-    assert profile["account"] == _account()
+    assert (profile["account"], profile["accounts"]) == (_account(), 0)
 
     url = f"{profile['hosts']['api.skype.com']}/users/self/profile"
     assert _get_profile(url, ca_bundle) == (401, UNAUTHORISED)
 
     assert running.stop() == (0, "", "")
     assert not os.path.exists(ca_bundle)  # the certificates go with the server
+
+
+def test_accounts_option_serves_numbered_accounts_a_client_rebuilds_from_the_profile(
+    launch: Any,
+) -> None:
+    running = launch("--accounts", "3")
+    profile = running.profile
+    assert (profile["account"], profile["accounts"]) == (_account(), 3)
+    hosts = Hosts.from_json(profile)
+    last = numbered_accounts(profile["accounts"])[-1]
+    login = {
+        "username": last.skype_name,
+        "passwordHash": password_hash(last.skype_name, last.password),
+        "scopes": "client",
+    }
+    status, answer = _exchange(
+        "POST", hosts.url("https://api.skype.com/login/skypetoken"), None, body=login
+    )
+    assert status == 200
+    url = hosts.url("https://api.skype.com/users/self/profile")
+    token = {"X-SkypeToken": answer["skypetoken"]}
+    status, me = _exchange("GET", url, None, headers=token)
+    assert (status, me["username"], me["emails"]) == (200, "live:user2", ["user2@example.com"])
+    assert running.stop() == (0, "", "")
 
 
 def test_several_emulators_run_at_once_and_ctrl_c_stops_one(launch: Any) -> None:
@@ -134,7 +173,8 @@ def test_help_names_the_default_account() -> None:
     text = " ".join(result.stdout.split())  # argparse wraps lines
     assert f"Default account: user {DEFAULT_ACCOUNT.user}" in text
     assert DEFAULT_ACCOUNT.password in text
-    for option in ("--host", "--port", "--scenario", "--tls"):
+    assert "user{i}@example.com" in text
+    for option in ("--host", "--port", "--scenario", "--tls", "--accounts"):
         assert option in text
     assert result.stderr == ""
 
@@ -146,6 +186,7 @@ def test_help_names_the_default_account() -> None:
         (["--port", "eighty"], "argument --port: invalid int value: 'eighty'"),
         (["--scenario", "nope=1"], "unknown scenario key 'nope'"),
         (["--host", "192.0.2.1"], "loopback addresses only"),
+        (["--accounts", "-1"], "the number of accounts is a whole number from 0 to 100000"),
     ],
 )
 def test_bad_arguments_exit_2(args: list[str], message: str) -> None:

@@ -190,7 +190,8 @@ def emulator_threads() -> list[threading.Thread]:
 def test_plain_profile_uses_one_port_with_a_prefix_per_host() -> None:
     with EmulatorServer() as server:
         profile = json.loads(server.profile_json())
-        assert list(profile) == ["hosts", "ca_bundle", "account"]
+        assert list(profile) == ["hosts", "ca_bundle", "account", "accounts"]
+        assert profile["accounts"] == 0
         port = urllib.parse.urlsplit(profile["hosts"]["login.live.com"]).port
         assert profile["hosts"] == {h: f"http://127.0.0.1:{port}/{h}" for h in SERVED_HOSTS}
         assert profile["ca_bundle"] is None
@@ -523,7 +524,7 @@ def test_serve_prints_the_profile_and_exits_cleanly_on_sigterm() -> None:
             assert proc.stdout is not None
             line = proc.stdout.readline()
             profile = json.loads(line)
-            assert list(profile) == ["hosts", "ca_bundle", "account"]
+            assert list(profile) == ["hosts", "ca_bundle", "account", "accounts"]
             assert profile["account"]["user"] == DEFAULT_ACCOUNT.user
             hosts = Hosts.from_json(line)
             url = hosts.url("https://api.skype.com/users/self/profile")

@@ -23,7 +23,16 @@ from skyproto import (
     SkypeApiException,
     SkypeToken,
 )
-from skyproto.emulator import DEFAULT_ACCOUNT, DEFAULT_MEETING_ID, EmulatorServer, Fault, Scenario
+from skyproto.emulator import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_MEETING_ID,
+    Account,
+    EmulatorServer,
+    Fault,
+    Scenario,
+    numbered_accounts,
+)
+from skyproto.emulator.pytest_plugin import EmulatorFactory
 
 from .matrix_support import Runner
 
@@ -39,8 +48,9 @@ def scenario() -> Scenario:
     return Scenario(hold=HOLD)
 
 
-def new_session(server: EmulatorServer, **options: Any) -> Session:
-    account = server.account
+def new_session(server: EmulatorServer, account: Account | None = None, **options: Any) -> Session:
+    """A session of ``account`` (default: the server's main account)."""
+    account = account if account is not None else server.account
     return Session(server.hosts, credentials=Credentials(account.user, account.password), **options)
 
 
@@ -62,6 +72,26 @@ def test_connect_logs_in_registers_and_lists_endpoints(
     assert state.endpoints == (state.registration.endpoint_id,)
     with server.lock:
         assert server.emulator.endpoint_ids() == (state.registration.endpoint_id,)
+
+
+def test_sessions_of_two_accounts_each_list_only_their_own_endpoint(
+    runner: Runner, skype_emulator_factory: EmulatorFactory
+) -> None:
+    (other,) = numbered_accounts(1)
+    server = skype_emulator_factory(Scenario(hold=HOLD), accounts=[other])
+    fred, bot = new_session(server), new_session(server, other)
+    fred_state = runner.run(fred.connect())
+    bot_state = runner.run(bot.connect())
+    assert (fred_state.user_id, bot_state.user_id) == (DEFAULT_ACCOUNT.skype_name, "live:user0")
+    assert fred_state.registration is not None
+    assert bot_state.registration is not None
+    fred_id, bot_id = fred_state.registration.endpoint_id, bot_state.registration.endpoint_id
+    assert (fred_state.endpoints, bot_state.endpoints) == ((fred_id,), (bot_id,))
+    assert runner.run(fred.list_endpoints()) == [fred_id]
+    assert runner.run(bot.list_endpoints()) == [bot_id]
+    with server.lock:
+        assert server.emulator.endpoint_ids("live:user0") == (bot_id,)
+    assert server.errors == []
 
 
 def test_401_logs_in_and_registers_once_then_retries(

@@ -25,11 +25,20 @@ from skyproto.emulator import (
     DEFAULT_MEETING_ID,
     Account,
     Emulator,
+    EmulatorServer,
     Fault,
     Scenario,
+    numbered_accounts,
 )
 from skyproto.emulator.event_stream import ACK_KINDS, DEFAULT_EVENTS, EVENT_KINDS, render_event
-from skyproto.emulator.profile import FOREIGN_BASE, FOREIGN_LOCATION, SERVED_HOSTS, profile
+from skyproto.emulator.profile import (
+    FOREIGN_BASE,
+    FOREIGN_LOCATION,
+    MAX_NUMBERED_ACCOUNTS,
+    SERVED_HOSTS,
+    numbered_account,
+    profile,
+)
 from skyproto.emulator.scenario import ROUTES, parse_fault, parse_scenario, routes_named
 from skyproto.ids import password_hash
 from skyproto.mac256 import lock_and_key, mac256
@@ -152,8 +161,8 @@ def edge(emu: Emulator, security_token: str, now: dt.datetime = NOW) -> HttpResp
     return emu.handle(req("POST", "https://edge.skype.com/rps/v1/rps/skypetoken", form=form), now)
 
 
-def skype_token(emu: Emulator) -> str:
-    token: str = edge(emu, soap_login(emu)).json()["skypetoken"]
+def skype_token(emu: Emulator, account: Account = ACCOUNT) -> str:
+    token: str = edge(emu, soap_login(emu, account.user, account.password)).json()["skypetoken"]
     return token
 
 
@@ -195,8 +204,9 @@ class Session:
         return self.endpoint.replace("{", "%7B").replace("}", "%7D")
 
 
-def session(emu: Emulator, base: str = H) -> Session:
-    token = skype_token(emu)
+def session(emu: Emulator, base: str = H, *, token: str | None = None) -> Session:
+    """A registered endpoint, with ``token`` (default: a new one for the main account)."""
+    token = token if token is not None else skype_token(emu)
     response = register(emu, token, base)
     assert response.status == 201, response.text
     match = SET_REG_TOKEN.fullmatch(response.header("set-registrationtoken") or "")
@@ -447,9 +457,9 @@ def t_exchange(emu: Emulator, t_value: str) -> HttpResponse:
     return emu.handle(req("POST", url, form=form), NOW)
 
 
-def live_t(emu: Emulator) -> str:
+def live_t(emu: Emulator, account: Account = ACCOUNT) -> str:
     ppft, cookies = live_start(emu)
-    second = post_srf(emu, credentials(ppft), cookies)
+    second = post_srf(emu, credentials(ppft, account.skype_name, account.password), cookies)
     opid = OPID.search(second.text)
     assert opid is not None
     third = post_srf(emu, confirm(opid.group(1), ppft), cookies)
@@ -1337,6 +1347,170 @@ def test_thread_properties() -> None:
     assert call(emu, s, "GET", "/threads/19:none@thread.skype").status == 404
 
 
+# -- several accounts ---------------------------------------------------------------------------
+
+LOGINS = ("soap", "live", "api")
+
+
+def login_token(emu: Emulator, account: Account, how: str, password: str | None = None) -> str:
+    """A Skype token for ``account`` through the ``how`` login, or "" when it is refused."""
+    password = account.password if password is None else password
+    if how == "soap":
+        body = soap_envelope(account.user, password)
+        response = emu.handle(req("POST", "https://login.live.com/RST.srf", content=body), NOW)
+        security = soap_parts(response).get("BinarySecurityToken")
+        return str(edge(emu, security).json()["skypetoken"]) if security else ""
+    if how == "live":
+        ppft, cookies = live_start(emu)
+        second = post_srf(emu, credentials(ppft, account.skype_name, password), cookies)
+        opid = OPID.search(second.text)
+        if opid is None:
+            assert live_error(second.text) is not None
+            return ""
+        third = post_srf(emu, confirm(opid.group(1), ppft), cookies)
+        t_match = T_VALUE.search(third.text)
+        assert t_match is not None
+        found = SKYPETOKEN.search(t_exchange(emu, t_match.group(1)).text)
+        assert found is not None
+        return found.group(1)
+    body = {
+        "username": account.user,
+        "passwordHash": password_hash(account.user, password),
+        "scopes": "client",
+    }
+    answer = emu.handle(req("POST", "https://api.skype.com/login/skypetoken", json=body), NOW)
+    return str(answer.json().get("skypetoken", ""))
+
+
+def listed(emu: Emulator, s: Session) -> list[str]:
+    """The endpoints (wire ids) the expanded presence listing names for ``s``'s user."""
+    url = "/users/ME/presenceDocs/messagingService?view=expanded"
+    docs = call(emu, s, "GET", url).json()["endpointPresenceDocs"]
+    return [d["link"].split("/")[7] for d in docs]
+
+
+def self_profile(emu: Emulator, token: str) -> Any:
+    url = "https://api.skype.com/users/self/profile"
+    return emu.handle(req("GET", url, headers=[("X-SkypeToken", token)]), NOW).json()
+
+
+@pytest.mark.parametrize("how", LOGINS)
+def test_accounts_side_by_side_see_only_their_own_endpoints_and_profile(how: str) -> None:
+    others = numbered_accounts(2)
+    emu = make(accounts=others)
+    assert emu.account == ACCOUNT
+    assert emu.accounts == (ACCOUNT, *others)
+    fred_token, bot_token = login_token(emu, ACCOUNT, how), login_token(emu, others[1], how)
+    fred = session(emu, token=fred_token)
+    bot = session(emu, token=bot_token)
+    again = session(emu, token=login_token(emu, others[1], how))
+    assert listed(emu, fred) == [fred.wire_endpoint]
+    assert listed(emu, bot) == listed(emu, again) == [bot.wire_endpoint, again.wire_endpoint]
+    assert emu.endpoint_ids() == (fred.endpoint,)
+    assert emu.endpoint_ids("live:user1") == (bot.endpoint, again.endpoint)
+    assert emu.endpoint_ids("live:user0") == ()
+    link = call(emu, bot, "GET", "/users/ME/presenceDocs/messagingService").json()["selfLink"]
+    assert link == f"{H}/users/8:live:user1/presenceDocs/messagingService"
+    # An endpoint of another account is as unknown as a lapsed one.
+    path = f"/users/ME/endpoints/{bot.wire_endpoint}/active"
+    assert error_code(call(emu, fred, "POST", path, json={"timeout": 1})) == 729
+    mine, theirs = self_profile(emu, fred_token), self_profile(emu, bot_token)
+    assert (mine["username"], mine["emails"]) == ("live:fred", ["fred@example.com"])
+    assert (theirs["username"], theirs["emails"]) == ("live:user1", ["user1@example.com"])
+    assert (theirs["firstname"], theirs["lastname"]) == ("User", "1")
+    call(emu, bot, "PUT", "/users/ME/presenceDocs/messagingService", json={"status": "Busy"})
+    assert (emu.presence(), emu.presence("live:user1")) == ("Online", "Busy")
+    emu.forget_endpoints()
+    assert emu.endpoint_ids("live:user1") == ()
+    fresh = session(emu, token=bot_token)
+    assert listed(emu, fresh) == [fresh.wire_endpoint]
+
+
+def test_another_account_signs_in_with_either_name_and_the_edge_names_it() -> None:
+    other = numbered_account(4)
+    emu = make(accounts=[other])
+    for login in (other.user, other.skype_name, other.user.upper()):
+        answer = edge(emu, soap_login(emu, login, other.password)).json()
+        assert (answer["skypeid"], answer["signinname"]) == ("live:user4", "user4@example.com")
+    url = "https://login.live.com/GetCredentialType.srf"
+    for login, exists in ((other.skype_name, 0), (other.user, 0), ("user5@example.com", 1)):
+        body = emu.handle(req("POST", url, json={"username": login}), NOW).json()
+        assert body["IfExistsResult"] == exists
+    masked = make(Scenario(two_factor=True), accounts=[other])
+    ppft, cookies = live_start(masked)
+    page = post_srf(masked, credentials(ppft, other.skype_name, other.password), cookies)
+    assert "us*****@example.com" in page.text
+
+
+@pytest.mark.parametrize("how", LOGINS)
+def test_each_account_needs_its_own_password(how: str) -> None:
+    other = numbered_account(0)
+    emu = make(accounts=[other])
+    assert login_token(emu, other, how, password=ACCOUNT.password) == ""
+    assert login_token(emu, ACCOUNT, how, password=other.password) == ""
+    assert login_token(emu, other, how) != ""
+    knob = make(Scenario(wrong_password=True), accounts=[other])
+    assert login_token(knob, other, how) == ""
+
+
+@pytest.mark.parametrize(
+    "others",
+    [
+        [ACCOUNT],
+        [Account(user="FRED@Example.com", skype_name="live:other")],
+        [Account(user="other@example.com", skype_name="live:fred")],
+        [numbered_account(0), numbered_account(0)],
+        [numbered_account(1), Account(user="x@example.com", skype_name="live:user1")],
+        # A Skype name may not be another account's e-mail: a login would name both.
+        [Account(user="a@example.com", skype_name="b@example.com"), Account(user="B@example.com")],
+    ],
+)
+def test_accounts_sharing_a_login_name_are_refused(others: list[Account]) -> None:
+    with pytest.raises(LocalProtocolError, match="share the login name") as raised:
+        Emulator(accounts=others)
+    assert "pass" not in str(raised.value)
+    with pytest.raises(ValueError, match="share the login name"):
+        EmulatorServer(accounts=others)
+
+
+def test_accounts_must_be_accounts() -> None:
+    with pytest.raises(LocalProtocolError, match="expected an Account"):
+        Emulator(accounts=["user0@example.com"])  # type: ignore[list-item]
+
+
+def test_numbered_accounts_are_the_same_in_every_process() -> None:
+    three = numbered_accounts(3)
+    assert three == numbered_accounts(3)
+    assert numbered_accounts(0) == ()
+    assert three[2] == numbered_account(2)
+    assert [(a.user, a.skype_name) for a in three] == [
+        ("user0@example.com", "live:user0"),
+        ("user1@example.com", "live:user1"),
+        ("user2@example.com", "live:user2"),
+    ]
+    assert len({a.password for a in three}) == 3
+    assert all(a.password not in repr(a) for a in three)
+    for bad in (-1, True, "3", 1.5, MAX_NUMBERED_ACCOUNTS + 1):
+        with pytest.raises(LocalProtocolError):
+            numbered_accounts(bad)  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError):
+        numbered_account(-1)
+
+
+def test_the_profile_counts_the_numbered_accounts() -> None:
+    def counted(accounts: tuple[Account, ...]) -> int:
+        count: int = profile(PLAIN_HOSTS, None, ACCOUNT, accounts)["accounts"]
+        return count
+
+    assert counted(numbered_accounts(3)) == 3
+    assert counted(()) == 0
+    # Only accounts 0.. in order can be rebuilt from a count.
+    assert counted((numbered_account(1),)) == 0
+    assert counted((*numbered_accounts(2), Account(user="z@example.com", skype_name="z"))) == 2
+    server = EmulatorServer(accounts=numbered_accounts(2))
+    assert (server.account, server.accounts) == (ACCOUNT, numbered_accounts(2))
+
+
 # -- faults and malformed bodies ----------------------------------------------------------------
 
 
@@ -1665,5 +1839,9 @@ def test_profile_object() -> None:
         "hosts": {h: f"{PREFIX}/{h}" for h in SERVED_HOSTS},
         "ca_bundle": None,
         "account": {"user": "fred@example.com", "password": "skype-emulator-pass"},
+        "accounts": 0,
     }
     assert Hosts.from_json(profile(PLAIN_HOSTS, None, ACCOUNT)) == PLAIN_HOSTS
+    assert Hosts.from_json(profile(PLAIN_HOSTS, None, ACCOUNT, numbered_accounts(2))) == (
+        PLAIN_HOSTS
+    )

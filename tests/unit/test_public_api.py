@@ -133,6 +133,7 @@ SUBPACKAGES = {
         "Fault",
         "LoggedRequest",
         "Scenario",
+        "numbered_accounts",
         "serve",
     ],
     "skyproto.emulator.testing": [
