@@ -2,7 +2,10 @@
 
 N sessions share one :class:`~skyproto.transports.httpx.AsyncHttpxTransport` (as configured by
 default) in one client process; the emulator serves them from another process. Each session
-connects (SOAP login, registration, endpoint config and listing), then runs the event loop for
+signs in as an account of its own (the emulator serves N numbered accounts, as N bots would be
+N accounts: with one shared account every session's endpoint listing would carry every other
+session's endpoint, and the run would cost N squared), connects (SOAP login, registration,
+endpoint config and listing), then runs the event loop for
 :data:`POLLS` answered polls: it subscribes, pings, and polls; the server holds every poll until
 it queues the next event, every :data:`INTERVAL` seconds, for every subscribed endpoint; each
 poll returns at most one event (a session that fell behind finds its next one waiting), which
@@ -58,15 +61,16 @@ _ROOT = Path(__file__).resolve().parent.parent
 # -- the server process ----------------------------------------------------------------------
 
 
-def serve(interval: float, tls: bool) -> int:
-    """Run the emulator, print its profile, queue a ``text`` event every ``interval`` seconds
-    until standard input closes, then print the server's CPU seconds."""
-    from skyproto.emulator import EmulatorServer, Scenario
+def serve(interval: float, tls: bool, accounts: int) -> int:
+    """Run the emulator with ``accounts`` numbered accounts, print its profile, queue a ``text``
+    event every ``interval`` seconds until standard input closes, then print the server's CPU
+    seconds."""
+    from skyproto.emulator import EmulatorServer, Scenario, numbered_accounts
 
     # One event per poll: a session that fell behind catches up one poll (and one ack) at a
     # time, so every session does the same work however long the run takes.
     scenario = Scenario(hold=max(30.0, 3 * interval), events=(), events_per_poll=1)
-    with EmulatorServer(scenario, tls=tls) as server:
+    with EmulatorServer(scenario, tls=tls, accounts=numbered_accounts(accounts)) as server:
         print(server.profile_json(), flush=True)
         stop = threading.Event()
 
@@ -107,23 +111,25 @@ async def _skyproto_clients(sessions: int, profile: dict[str, Any]) -> dict[str,
     from skyproto.transports.httpx import AsyncHttpxTransport
 
     from skyproto import Credentials, EventLoop, LoopPolicy, Session
-    from skyproto.emulator.profile import hosts_for
+    from skyproto.emulator.profile import hosts_for, numbered_accounts
 
     hosts = hosts_for(profile["hosts"])
-    account = profile["account"]
+    bots = numbered_accounts(profile["accounts"])
     errors: Counter[str] = Counter()
     counts = Counter[str]()
     connected_at: list[float] = []
     # The default budgets hold DEFAULT_POLL_CONNECTIONS polls; more sessions need a bigger one.
-    from skyproto.transports._budget import DEFAULT_POLL_CONNECTIONS
+    from skyproto.transports import DEFAULT_POLL_CONNECTIONS
 
-    options = {"poll_connections": sessions} if sessions > DEFAULT_POLL_CONNECTIONS else {}
+    options: dict[str, Any] = (
+        {"poll_connections": sessions} if sessions > DEFAULT_POLL_CONNECTIONS else {}
+    )
     async with AsyncHttpxTransport(**options) as transport:
         baseline = _peak_rss_mb()
         started = time.perf_counter()
 
-        async def one() -> None:
-            session = Session(hosts, credentials=Credentials(account["user"], account["password"]))
+        async def one(bot: Any) -> None:
+            session = Session(hosts, credentials=Credentials(bot.user, bot.password))
             try:
                 await run_async(session.connect(), transport)
                 connected_at.append(time.perf_counter() - started)
@@ -136,7 +142,7 @@ async def _skyproto_clients(sessions: int, profile: dict[str, Any]) -> dict[str,
                 errors[_error_name(exc)] += 1
 
         cpu = _cpu_s()
-        await asyncio.gather(*(one() for _ in range(sessions)))
+        await asyncio.gather(*(one(bot) for bot in bots[:sessions]))
         wall = time.perf_counter() - started
         cpu = _cpu_s() - cpu
     return _result(sessions, wall, connected_at, baseline, errors, counts, cpu, options)
@@ -146,16 +152,16 @@ def _skpy_clients(sessions: int, profile: dict[str, Any]) -> dict[str, Any]:
     import skpy
     from skpy.conn import SkypeConnection
 
-    from skyproto.emulator.profile import hosts_for
+    from skyproto.emulator.profile import hosts_for, numbered_accounts
 
     hosts = hosts_for(profile["hosts"])
+    bots = numbered_accounts(profile["accounts"])
     for name in sorted(vars(SkypeConnection)):
         real = getattr(SkypeConnection, name)
         if name.startswith("API_") and isinstance(real, str):
             setattr(SkypeConnection, name, hosts.url(real))
     os.environ["REQUESTS_CA_BUNDLE"] = profile["ca_bundle"]
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"
-    account = profile["account"]
     errors: Counter[str] = Counter()
     counts = Counter[str]()
     connected_at: list[float] = []
@@ -163,9 +169,9 @@ def _skpy_clients(sessions: int, profile: dict[str, Any]) -> dict[str, Any]:
     baseline = _peak_rss_mb()
     started = time.perf_counter()
 
-    def one() -> None:
+    def one(bot: Any) -> None:
         try:
-            sk = skpy.Skype(account["user"], account["password"])
+            sk = skpy.Skype(bot.user, bot.password)
             with lock:
                 connected_at.append(time.perf_counter() - started)
             endpoint = sk.conn.endpoints["main"]
@@ -183,7 +189,7 @@ def _skpy_clients(sessions: int, profile: dict[str, Any]) -> dict[str, Any]:
                 errors[_error_name(exc)] += 1
 
     cpu = _cpu_s()
-    threads = [threading.Thread(target=one, daemon=True) for _ in range(sessions)]
+    threads = [threading.Thread(target=one, args=(bot,), daemon=True) for bot in bots[:sessions]]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -238,7 +244,7 @@ def run(kind: str, sessions: int, interval: float) -> dict[str, Any]:
     """One measurement: a fresh server process and a client process with ``sessions``."""
     tls = kind == "skpy"
     server = subprocess.Popen(
-        [sys.executable, "-m", __spec__.name, "--serve", str(interval)]
+        [sys.executable, "-m", __spec__.name, "--serve", str(interval), str(sessions)]
         + (["--tls"] if tls else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -328,6 +334,51 @@ def _rows(ours: dict[str, Any], theirs: dict[str, Any] | None, smoke: bool) -> l
     return rows
 
 
+#: Per-session cost at any N may be at most this many times the cost at the smallest N.
+GOAL_GROWTH = 1.5
+
+
+def _per_session(result: dict[str, Any]) -> dict[str, float] | None:
+    if "failed" in result or not result.get("sessions"):
+        return None
+    return {
+        "cpu": result["client_cpu_s"] * 1e3 / result["sessions"],
+        "memory": result["per_session_kb"],
+    }
+
+
+def _growth_rows(
+    results: list[dict[str, Any]], theirs: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Client CPU and memory per session at each N, against the same at the smallest N: cost
+    that grows linearly with N keeps the ratio near 1."""
+    measured = [(r["sessions"], cost) for r in results if (cost := _per_session(r)) is not None]
+    if not measured:
+        return []
+    base = measured[0][1]
+    rows = []
+    for n, cost in measured:
+        other = _per_session(theirs[n]) if n in theirs else None
+        for key, label, unit in (
+            ("cpu", "client CPU per session", "ms"),
+            ("memory", "memory per session", "KB"),
+        ):
+            rows.append(
+                row(
+                    f"concurrency {n} sessions: {label}",
+                    skyproto=round(cost[key], 2),
+                    reference=None if other is None else round(other[key], 2),
+                    ratio=round(cost[key] / base[key], 3) if base[key] > 0 else None,
+                    goal=f"<= {GOAL_GROWTH:g}",
+                    unit=unit,
+                    reference_name=f"SkPy 0.11, a thread per session, {n} sessions",
+                    statistic="one run; memory is (peak RSS - RSS before the sessions) / N",
+                    ratio_is=f"per-session cost at N / at N = {measured[0][0]}",
+                )
+            )
+    return rows
+
+
 def main(
     smoke: bool = False,
     sessions: Sequence[int] | None = None,
@@ -342,10 +393,13 @@ def main(
         theirs[n] = run("skpy", n, interval)
         print(_line(theirs[n]), flush=True)
     rows: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     for n in ours_ns:
         ours = run("skyproto", n, interval)
         print(_line(ours), flush=True)
         rows += _rows(ours, theirs.get(n), smoke)
+        results.append(ours)
+    rows += _growth_rows(results, theirs)
     if smoke:
         for row in rows:
             assert "failed" not in row, row
@@ -367,7 +421,9 @@ def _line(result: dict[str, Any]) -> str:
 
 def _cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.concurrency_bench")
-    parser.add_argument("--serve", type=float, metavar="INTERVAL", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve", nargs=2, metavar=("INTERVAL", "ACCOUNTS"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--tls", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--client", nargs=3, metavar=("KIND", "N", "PROFILE"), help=argparse.SUPPRESS
@@ -377,7 +433,8 @@ def _cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--skpy", type=int, nargs="*", help="SkPy session counts")
     args = parser.parse_args(argv)
     if args.serve is not None:
-        return serve(args.serve, args.tls)
+        interval, accounts = args.serve
+        return serve(float(interval), args.tls, int(accounts))
     if args.client is not None:
         kind, n, profile = args.client
         return client(kind, int(n), json.loads(profile))

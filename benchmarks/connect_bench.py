@@ -112,7 +112,7 @@ def main(smoke: bool = False) -> list[dict[str, Any]]:
 
 
 def _rows(ours: float, pinging: float, theirs: float | None, repeats: int) -> list[dict[str, Any]]:
-    common = {
+    common: dict[str, Any] = {
         "reference": None if theirs is None else theirs * 1e3,
         "unit": "ms/cycle",
         "reference_name": "SkPy 0.11 with requests",
