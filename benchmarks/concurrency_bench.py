@@ -15,8 +15,9 @@ seconds, the floor of the wall time.
 Measured per N: wall time (first connect to last poll), the time until every session was
 connected, the client process's peak RSS (``resource.getrusage`` in the client subprocess) and
 its growth per session, and errors by kind. Beside it, the reference client, SkPy 0.11, with one
-thread per session (its way: each ``Skype`` has its own ``requests`` session), against the same
-emulator in TLS mode (SkPy only speaks ``https``), getting and acknowledging events the same way.
+thread per session (its way: each ``Skype`` has its own ``requests`` session), getting and
+acknowledging events the same way. Both sides talk TLS to the emulator, since SkPy only speaks
+``https``.
 
 Goals at N = :data:`GOAL_SESSIONS`: no error, a client peak RSS of at most
 :data:`GOAL_RSS_MB` MB, and a wall time within :data:`GOAL_WALL_FACTOR` times the hold time.
@@ -242,10 +243,8 @@ def client(kind: str, sessions: int, profile: dict[str, Any]) -> int:
 
 def run(kind: str, sessions: int, interval: float) -> dict[str, Any]:
     """One measurement: a fresh server process and a client process with ``sessions``."""
-    tls = kind == "skpy"
     server = subprocess.Popen(
-        [sys.executable, "-m", __spec__.name, "--serve", str(interval), str(sessions)]
-        + (["--tls"] if tls else []),
+        [sys.executable, "-m", __spec__.name, "--serve", str(interval), str(sessions), "--tls"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -255,7 +254,9 @@ def run(kind: str, sessions: int, interval: float) -> dict[str, Any]:
     assert server.stdout is not None
     try:
         profile = server.stdout.readline()
-        json.loads(profile)
+        # httpx trusts the emulator's CA through SSL_CERT_FILE (SkPy's requests through
+        # REQUESTS_CA_BUNDLE, set in its client).
+        env = {**os.environ, "SSL_CERT_FILE": json.loads(profile)["ca_bundle"]}
         try:
             done = subprocess.run(
                 [sys.executable, "-m", __spec__.name, "--client", kind, str(sessions), profile],
@@ -264,6 +265,7 @@ def run(kind: str, sessions: int, interval: float) -> dict[str, Any]:
                 timeout=CLIENT_LIMIT,
                 check=False,
                 cwd=_ROOT,
+                env=env,
             )
             if done.returncode != 0 or not done.stdout.strip():
                 last = (done.stderr.strip().splitlines() or ["no output"])[-1]
