@@ -37,11 +37,26 @@ EVENTS_PER_POLL = 1000
 VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "events.json"
 
 
+class VirtualClock:
+    """Time that passes only when the loop sleeps: the loop keeps its minimum poll interval
+    (a second) between the thousand polls without the run waiting them out."""
+
+    def __init__(self) -> None:
+        self._now = dt.datetime.now(dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self._now += dt.timedelta(seconds=seconds)
+
+
 class FreshEvents:
     """A sync transport: the emulator core for every call, except polls, which get new events."""
 
-    def __init__(self, per_poll: int) -> None:
+    def __init__(self, per_poll: int, clock: VirtualClock) -> None:
         self.emulator = Emulator(scenario=Scenario(events=()), seed=1)
+        self.clock = clock
         self.per_poll = per_poll
         self.next_id = 1
         cases = json.loads(VECTORS.read_text(encoding="utf-8"))["cases"]
@@ -52,7 +67,7 @@ class FreshEvents:
 
     def send(self, request: HttpRequest) -> HttpResponse:
         if self.emulator.route(request) != "poll":
-            return self.emulator.handle(request, dt.datetime.now(dt.UTC))
+            return self.emulator.handle(request, self.clock.now())
         first, self.next_id = self.next_id, self.next_id + self.per_poll
         events = b",".join(
             b'%s"id": %d%s' % (self.head, event_id, self.tail)
@@ -76,19 +91,20 @@ def main(smoke: bool = False) -> list[dict[str, Any]]:
     total = 2000 if smoke else EVENTS
     per_poll = 100 if smoke else EVENTS_PER_POLL
     early = 2 * window
-    transport = FreshEvents(per_poll)
+    clock = VirtualClock()
+    transport = FreshEvents(per_poll, clock)
     session = Session(
         transport.emulator.hosts,
         credentials=Credentials(DEFAULT_ACCOUNT.user, DEFAULT_ACCOUNT.password),
     )
-    run_sync(session.connect(), transport)
+    run_sync(session.connect(), transport, clock=clock.now, sleep=clock.sleep)
     tracemalloc.start()
     try:
         base = traced_now()
         loop = EventLoop(session, lambda event: None, policy=LoopPolicy(dedupe_window=window))
-        run_sync(loop.run(max_events=early), transport)
+        run_sync(loop.run(max_events=early), transport, clock=clock.now, sleep=clock.sleep)
         after_window = traced_now() - base
-        run_sync(loop.run(max_events=total - early), transport)
+        run_sync(loop.run(max_events=total - early), transport, clock=clock.now, sleep=clock.sleep)
         after_all = traced_now() - base
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
