@@ -361,9 +361,14 @@ def _growth_rows(
     rows = []
     for n, cost in measured:
         other = _per_session(theirs[n]) if n in theirs else None
-        for key, label, unit in (
-            ("cpu", "client CPU per session", "ms"),
-            ("memory", "memory per session", "KB"),
+        for key, label, unit, statistic in (
+            ("cpu", "client CPU per session", "ms", "one run; the client's CPU time / N"),
+            (
+                "memory",
+                "memory per session",
+                "KB",
+                "one run; (peak RSS - RSS before the sessions) / N",
+            ),
         ):
             rows.append(
                 row(
@@ -373,8 +378,12 @@ def _growth_rows(
                     ratio=round(cost[key] / base[key], 3) if base[key] > 0 else None,
                     goal=f"<= {GOAL_GROWTH:g}",
                     unit=unit,
-                    reference_name=f"SkPy 0.11, a thread per session, {n} sessions",
-                    statistic="one run; memory is (peak RSS - RSS before the sessions) / N",
+                    reference_name=(
+                        "none"
+                        if other is None
+                        else f"SkPy 0.11, a thread per session, {n} sessions"
+                    ),
+                    statistic=statistic,
                     ratio_is=f"per-session cost at N / at N = {measured[0][0]}",
                 )
             )
