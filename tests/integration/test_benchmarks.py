@@ -142,3 +142,23 @@ def test_the_readme_section_is_replaced_in_place(
     assert "old" not in text
     assert "Measured 2026-01-02" in text
     assert "| fake | 1 | 2 (nothing) |" in text
+
+
+@pytest.mark.integration
+def test_the_phase_profile_runs_and_names_every_phase_of_both_sides() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.phases", "--requests", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    bare, ours = done.stdout.strip().splitlines()
+    assert bare.startswith("bare h11")
+    assert ours.startswith("skyproto")
+    for phase in ("connect", "build", "send", "wait", "read", "close"):
+        assert f"{phase} " in bare
+        assert f"{phase} " in ours
+    assert "flow " in ours
