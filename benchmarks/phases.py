@@ -24,20 +24,28 @@ import time
 from collections.abc import Callable
 
 import h11
-from skyproto.transports import BoundedBody, run_sync
-from skyproto.transports.requests import RequestsTransport
+from skyproto.transports import BoundedBody
 from skyproto.transports.stdlib import StdlibTransport
 
-from skyproto import Credentials, Hosts, HttpRequest, HttpResponse, Session
+from skyproto import HttpRequest, HttpResponse
 from skyproto.endpoint import ping
 from skyproto.registration import Registration
 
 from ._common import emulator_process
-from .transport_bench import ping_request
+from .transport_bench import ping_request, registered
 
 _clock = time.perf_counter_ns
 BARE_PHASES = ("connect", "build", "send", "wait", "read", "close")
 OUR_PHASES = ("flow", "connect", "build", "send", "wait", "read", "close + flow")
+
+
+def _request_bytes(head: h11.Request, body: bytes) -> tuple[h11.Connection, bytes]:
+    """A client connection, and the bytes that send ``head`` and ``body`` on it."""
+    conn = h11.Connection(our_role=h11.CLIENT)
+    out = conn.send(head) or b""
+    out += conn.send(h11.Data(data=body)) or b""
+    out += conn.send(h11.EndOfMessage()) or b""
+    return conn, out
 
 
 def bare_exchange(request: HttpRequest, address: tuple[str, int]) -> Callable[[], list[int]]:
@@ -50,10 +58,7 @@ def bare_exchange(request: HttpRequest, address: tuple[str, int]) -> Callable[[]
         t0 = _clock()
         sock = socket.create_connection(address, timeout=10)
         t1 = _clock()
-        conn = h11.Connection(our_role=h11.CLIENT)
-        out = conn.send(h11.Request(method=method, target=target, headers=lines)) or b""
-        out += conn.send(h11.Data(data=body)) or b""
-        out += conn.send(h11.EndOfMessage()) or b""
+        conn, out = _request_bytes(h11.Request(method=method, target=target, headers=lines), body)
         t2 = _clock()
         sock.sendall(out)
         t3 = _clock()
@@ -88,10 +93,7 @@ def our_exchange(transport: StdlibTransport, reg: Registration) -> Callable[[], 
         bounded = BoundedBody(request, transport.default_timeout, transport.max_body_size)
         sock = socket.create_connection((host, port), timeout=bounded.left())
         t2 = _clock()
-        conn = h11.Connection(our_role=h11.CLIENT)
-        out = conn.send(head) or b""
-        out += conn.send(h11.Data(data=request.body)) or b""
-        out += conn.send(h11.EndOfMessage()) or b""
+        conn, out = _request_bytes(head, request.body)
         t3 = _clock()
         sock.sendall(out)
         t4 = _clock()
@@ -127,13 +129,7 @@ def our_exchange(transport: StdlibTransport, reg: Registration) -> Callable[[], 
 
 def main(requests: int = 2000) -> None:
     with emulator_process("hold=1") as profile:
-        hosts = Hosts.from_json(profile)
-        account = profile["account"]
-        session = Session(hosts, credentials=Credentials(account["user"], account["password"]))
-        with RequestsTransport() as setup:
-            run_sync(session.connect(), setup)
-        reg = session.registration
-        assert reg is not None
+        reg = registered(profile)
         transport = StdlibTransport()
         request = ping_request(reg)
         _head, _tls, host, port = transport._heads.get(request)

@@ -43,6 +43,18 @@ REQUESTS_PER_SAMPLE = 5
 SAMPLES = 300
 
 
+def registered(profile: dict[str, Any]) -> Registration:
+    """The registration of a session of the emulator's main account, connected over requests."""
+    hosts = Hosts.from_json(profile)
+    account = profile["account"]
+    session = Session(hosts, credentials=Credentials(account["user"], account["password"]))
+    with RequestsTransport() as transport:
+        run_sync(session.connect(), transport)
+    reg = session.registration
+    assert reg is not None
+    return reg
+
+
 def ping_request(reg: Registration) -> HttpRequest:
     """The request the core builds for a ping, for the bare clients to send as it is."""
     step = Stepper(ping(reg))
@@ -132,13 +144,7 @@ def main(smoke: bool = False) -> list[dict[str, Any]]:
     count, samples = (2, 2) if smoke else (REQUESTS_PER_SAMPLE, SAMPLES)
     rows: list[dict[str, Any]] = []
     with emulator_process("hold=1") as profile:
-        hosts = Hosts.from_json(profile)
-        account = profile["account"]
-        session = Session(hosts, credentials=Credentials(account["user"], account["password"]))
-        with RequestsTransport() as transport:
-            run_sync(session.connect(), transport)
-        reg = session.registration
-        assert reg is not None
+        reg = registered(profile)
         request = ping_request(reg)
         url, headers, body = request.url, dict(request.headers), request.body
 
