@@ -398,14 +398,14 @@ class EventLoop:
 
     def _poll_once(self, reg: Registration, deadline: dt.datetime | None) -> Flow[HttpResponse]:
         """Subscribe ``reg`` if it is new to the loop, ping if due, then poll it."""
-        subscribed = self._subscribed is not reg
-        if subscribed:
+        fresh = self._subscribed is not reg
+        if fresh:
             yield from _endpoint.subscribe(reg, "SELF")
             self.stats.subscribes += 1
             self._subscribed = reg
             self._last_ping = None
         current = yield from now()
-        if subscribed and not self.policy.ping_on_subscribe:
+        if fresh and not self.policy.ping_on_subscribe:
             self._last_ping = current
         due = self._last_ping is None or (
             (current - self._last_ping).total_seconds() >= self.policy.ping_interval

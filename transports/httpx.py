@@ -195,19 +195,21 @@ def _client_ssl_context(client: httpx.Client | httpx.AsyncClient) -> ssl.SSLCont
     return context if isinstance(context, ssl.SSLContext) else None
 
 
-def _prepared_head(
-    request: HttpRequest, head: h11.Request
-) -> tuple[httpx.URL, list[tuple[str, str]]]:
+#: A request's URL (its target exactly as the core wrote it) and the exact lines to send.
+_Head = tuple[httpx.URL, tuple[tuple[str, str], ...]]
+
+
+def _prepared_head(request: HttpRequest, head: h11.Request) -> _Head:
     """The URL, its target exactly as the core wrote it, and the exact lines to send."""
     parts = urllib.parse.urlsplit(request.url)
     url = _origin(f"{parts.scheme}://{parts.netloc}").copy_with(raw_path=head.target)
-    return url, wire_headers(head)
+    return url, tuple(wire_headers(head))  # shared by every request with this head
 
 
 def _to_httpx(
     request: HttpRequest,
     bounded: BoundedBody,
-    heads: WireHeads[tuple[httpx.URL, list[tuple[str, str]]]],
+    heads: WireHeads[_Head],
 ) -> httpx.Request:
     url, lines = heads.get(request)
     return httpx.Request(
@@ -255,7 +257,7 @@ class HttpxTransport:
         self._pools = _Pools(httpx.Client, client, poll_client, self.budgets)
         self.client = self._pools.client
         self.poll_client = self._pools.poll_client
-        self._heads: WireHeads[tuple[httpx.URL, list[tuple[str, str]]]] = WireHeads(_prepared_head)
+        self._heads: WireHeads[_Head] = WireHeads(_prepared_head)
 
     def send(self, request: HttpRequest) -> HttpResponse:
         with self.budgets.slot(request):
@@ -327,7 +329,7 @@ class AsyncHttpxTransport:
         self._pools = _Pools(httpx.AsyncClient, client, poll_client, self.budgets)
         self.client = self._pools.client
         self.poll_client = self._pools.poll_client
-        self._heads: WireHeads[tuple[httpx.URL, list[tuple[str, str]]]] = WireHeads(_prepared_head)
+        self._heads: WireHeads[_Head] = WireHeads(_prepared_head)
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         with await self.budgets.acquire(request):

@@ -103,7 +103,7 @@ class RequestsTransport:
             session = self._new_session(self.budgets.connections + self.budgets.poll_connections)
         self.session = session
         self.poll_session = poll_session if poll_session is not None else session
-        self._heads: WireHeads[tuple[str, list[tuple[str, str]]]] = WireHeads(_prepared_head)
+        self._heads: WireHeads[tuple[str, tuple[tuple[str, str], ...]]] = WireHeads(_prepared_head)
 
     def _new_session(self, connections: int) -> requests.Session:
         session = requests.Session()
@@ -175,7 +175,9 @@ class RequestsTransport:
         self.close()
 
 
-def _prepared_head(request: HttpRequest, head: h11.Request) -> tuple[str, list[tuple[str, str]]]:
+def _prepared_head(
+    request: HttpRequest, head: h11.Request
+) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The URL and the exact lines to send, with markers that stop urllib3 adding
     ``User-Agent`` or ``Accept-Encoding``."""
     parts = urllib.parse.urlsplit(request.url)
@@ -187,7 +189,7 @@ def _prepared_head(request: HttpRequest, head: h11.Request) -> tuple[str, list[t
         for name in ("User-Agent", "Accept-Encoding")
         if name.lower() not in present
     ]
-    return url, lines
+    return url, tuple(lines)  # shared by every request with this head: kept immutable
 
 
 class _UnfilledQueue(queue.LifoQueue[Any]):
